@@ -1,0 +1,73 @@
+//! Project automation: `cargo xtask <command>`.
+//!
+//! - `regenerate-schemas [--check]`: write `schemas/` from the Rust types, or fail when the
+//!   committed files are stale.
+//! - `bench`: run the benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("regenerate-schemas") => regenerate_schemas(args[1..].iter().any(|a| a == "--check")),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <regenerate-schemas [--check] | bench [cargo bench args]>"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+fn regenerate_schemas(check: bool) -> Result<()> {
+    let dir = root().join("schemas");
+    let mut stale = Vec::new();
+    for file in reelthyme_schema::schema_files() {
+        let path = dir.join(file.name);
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current == file.contents {
+            continue;
+        }
+        if check {
+            stale.push(file.name);
+        } else {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, &file.contents)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote schemas/{}", file.name);
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "stale schema files: {}; run `cargo xtask regenerate-schemas`",
+            stale.join(", ")
+        );
+    }
+    if check {
+        println!("schemas/ is up to date");
+    }
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root())
+        .args(["bench", "--workspace"])
+        .args(args)
+        .status()?;
+    if !status.success() {
+        bail!("cargo bench failed");
+    }
+    Ok(())
+}
