@@ -346,11 +346,10 @@ fn flatten_audio(audio: Value, beta: &mut Map<String, Value>, with_input: bool) 
                     beta_key: &str,
                     beta: &mut Map<String, Value>,
                     convert: fn(Value) -> Value| {
-        if let Some(Value::Object(side)) = audio.get_mut(side) {
-            if let Some(value) = side.remove(key) {
+        if let Some(Value::Object(side)) = audio.get_mut(side)
+            && let Some(value) = side.remove(key) {
                 beta.insert(beta_key.to_owned(), convert(value));
             }
-        }
     };
     let keep = |v| v;
     take("output", "voice", "voice", beta, keep);

@@ -171,8 +171,8 @@ fn check_value(value: Value, options: CheckOptions, outcome: &mut Outcome) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    if let Some(declared) = declared_type {
-        if declared != outcome.type_name {
+    if let Some(declared) = declared_type
+        && declared != outcome.type_name {
             outcome.failures.push(failure(
                 Stage::Row,
                 format!(
@@ -181,7 +181,6 @@ fn check_value(value: Value, options: CheckOptions, outcome: &mut Outcome) {
                 ),
             ));
         }
-    }
     let direction = match outcome
         .direction
         .or_else(|| infer_direction(&outcome.type_name, outcome.dialect))
@@ -271,14 +270,13 @@ fn finish(
             message: error.to_string(),
         });
     }
-    if let (true, Some(back)) = (roundtrip, reserialised) {
-        if !json_equal(original, &back) {
+    if let (true, Some(back)) = (roundtrip, reserialised)
+        && !json_equal(original, &back) {
             outcome.failures.push(failure(
                 Stage::Roundtrip,
                 format!("re-serialised as {back}"),
             ));
         }
-    }
 }
 
 fn infer_direction(type_name: &str, dialect: Dialect) -> Option<Direction> {

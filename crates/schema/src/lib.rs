@@ -88,3 +88,74 @@ pub use validate::{
 pub fn validate(event: &ClientEvent) -> Result<(), ValidationErrors> {
     validate_client(event)
 }
+
+#[cfg(test)]
+mod roundtrip {
+    //! serialize → parse → serialize is the identity, for generated events of every variant.
+
+    use std::collections::BTreeSet;
+    use std::fmt::Debug;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+
+    /// Runs `cases` generated values through both parsers (the fast text path and serde's
+    /// generic one) and returns the `type`s seen.
+    fn check_identity<T>(cases: u32, from_json: fn(&str) -> Result<T, serde_json::Error>, name: fn(&T) -> String) -> BTreeSet<String>
+    where
+        T: Arbitrary + Serialize + DeserializeOwned + Debug,
+    {
+        let seen = std::cell::RefCell::new(BTreeSet::new());
+        let mut runner = TestRunner::new(Config { cases, ..Config::default() });
+        runner
+            .run(&any::<T>(), |event| {
+                let first = serde_json::to_string(&event).unwrap();
+                let fast = from_json(&first).map_err(|e| TestCaseError::fail(format!("{e}: {first}")))?;
+                prop_assert_eq!(&serde_json::to_string(&fast).unwrap(), &first);
+                let generic: T = serde_json::from_str(&first).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(&serde_json::to_string(&generic).unwrap(), &first);
+                seen.borrow_mut().insert(name(&event));
+                Ok(())
+            })
+            .unwrap();
+        seen.into_inner()
+    }
+
+    /// The derived strategies of these wide enums are deep types; unoptimised builds need
+    /// more stack than a test thread's default to build them.
+    fn with_big_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        std::thread::Builder::new().stack_size(256 << 20).spawn(f).unwrap().join().unwrap()
+    }
+
+    #[test]
+    fn client_events_round_trip() {
+        let seen = with_big_stack(|| check_identity::<ClientEvent>(512, ClientEvent::from_json, |e| e.type_name().to_owned()));
+        for tag in ClientEvent::TYPES {
+            assert!(seen.contains(*tag), "no {tag} generated");
+        }
+    }
+
+    #[test]
+    fn server_events_round_trip() {
+        let seen = with_big_stack(|| check_identity::<ServerEvent>(1024, ServerEvent::from_json, |e| e.type_name().to_owned()));
+        for tag in ServerEvent::TYPES {
+            assert!(seen.contains(*tag), "no {tag} generated");
+        }
+    }
+
+    #[test]
+    fn generated_client_events_match_their_own_schema_shape() {
+        // Every generated event serialises to something the schema recognises as the same
+        // type: the schema's `type` const and the enum's tag agree.
+        let schema = schemas::client_events();
+        let defs = schema["$defs"].as_object().unwrap();
+        for tag in ClientEvent::TYPES {
+            let name = format!("ClientEvent{}", tagged::camel_case(tag));
+            assert_eq!(defs[&name]["properties"]["type"]["const"], *tag);
+        }
+    }
+}

@@ -135,6 +135,9 @@ macro_rules! tagged_union {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq)]
         #[non_exhaustive]
+        // Session and response variants are a few hundred bytes; boxing them would make
+        // every user match through a `Box` to save memcpy on rare events.
+        #[allow(clippy::large_enum_variant)]
         pub enum $name {
             $( $(#[$vmeta])* $variant($ty), )*
             /// A `type` this version of the library does not know, kept whole as received.
