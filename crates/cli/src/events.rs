@@ -47,7 +47,13 @@ pub(crate) enum DialectArg {
 
 pub(crate) fn run(command: EventsCommand) -> Result<ExitCode> {
     match command {
-        EventsCommand::Check { direction, dialect, roundtrip, drift, file } => {
+        EventsCommand::Check {
+            direction,
+            dialect,
+            roundtrip,
+            drift,
+            file,
+        } => {
             let options = CheckOptions {
                 direction: direction.map(|d| match d {
                     DirectionArg::Client => Direction::Client,
@@ -63,11 +69,16 @@ pub(crate) fn run(command: EventsCommand) -> Result<ExitCode> {
             let input: Box<dyn Read> = match file.as_deref() {
                 None => Box::new(std::io::stdin()),
                 Some(path) if path.as_os_str() == "-" => Box::new(std::io::stdin()),
-                Some(path) => {
-                    Box::new(std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?)
-                }
+                Some(path) => Box::new(
+                    std::fs::File::open(path)
+                        .with_context(|| format!("cannot open {}", path.display()))?,
+                ),
             };
-            check(BufReader::new(input), options, &mut std::io::stdout().lock())
+            check(
+                BufReader::new(input),
+                options,
+                &mut std::io::stdout().lock(),
+            )
         }
     }
 }
@@ -80,9 +91,19 @@ fn check(input: impl BufRead, options: CheckOptions, out: &mut impl Write) -> Re
             continue;
         }
         let outcome = check_line(&line, options);
-        let direction = outcome.direction.map_or_else(|| "?".to_owned(), |d| d.to_string());
-        let label = format!("line {}: {} ({direction}", index + 1, display_type(&outcome.type_name));
-        let dialect = if outcome.dialect == Dialect::Beta { ", beta)" } else { ")" };
+        let direction = outcome
+            .direction
+            .map_or_else(|| "?".to_owned(), |d| d.to_string());
+        let label = format!(
+            "line {}: {} ({direction}",
+            index + 1,
+            display_type(&outcome.type_name)
+        );
+        let dialect = if outcome.dialect == Dialect::Beta {
+            ", beta)"
+        } else {
+            ")"
+        };
         for drift in &outcome.drift {
             writeln!(out, "{label}{dialect}: drift: {drift}")?;
         }
@@ -96,11 +117,19 @@ fn check(input: impl BufRead, options: CheckOptions, out: &mut impl Write) -> Re
         }
     }
     writeln!(out, "{passed} passed, {failed} failed")?;
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn display_type(type_name: &str) -> String {
-    if type_name.is_empty() { "<no type>".to_owned() } else { format!("{type_name:?}").trim_matches('"').to_owned() }
+    if type_name.is_empty() {
+        "<no type>".to_owned()
+    } else {
+        format!("{type_name:?}").trim_matches('"').to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -109,7 +138,15 @@ mod tests {
 
     fn run_check(input: &str, roundtrip: bool) -> (ExitCode, String) {
         let mut out = Vec::new();
-        let code = check(input.as_bytes(), CheckOptions { roundtrip, ..CheckOptions::default() }, &mut out).unwrap();
+        let code = check(
+            input.as_bytes(),
+            CheckOptions {
+                roundtrip,
+                ..CheckOptions::default()
+            },
+            &mut out,
+        )
+        .unwrap();
         (code, String::from_utf8(out).unwrap())
     }
 
@@ -124,14 +161,23 @@ mod tests {
         let (code, out) = run_check(input, true);
         assert_eq!(code, ExitCode::FAILURE);
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines[0].starts_with("line 3: <no type> (?): json: "), "{out}");
-        assert!(lines[1].starts_with("line 4: session.update (client): validate: /session: "), "{out}");
+        assert!(
+            lines[0].starts_with("line 3: <no type> (?): json: "),
+            "{out}"
+        );
+        assert!(
+            lines[1].starts_with("line 4: session.update (client): validate: /session: "),
+            "{out}"
+        );
         assert_eq!(lines.last(), Some(&"1 passed, 2 failed"));
     }
 
     #[test]
     fn all_good_input_exits_zero() {
         let (code, out) = run_check("{\"type\":\"response.create\"}\n", true);
-        assert_eq!((code, out.as_str()), (ExitCode::SUCCESS, "1 passed, 0 failed\n"));
+        assert_eq!(
+            (code, out.as_str()),
+            (ExitCode::SUCCESS, "1 passed, 0 failed\n")
+        );
     }
 }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 mod events;
 
 #[derive(Debug, Parser)]
-#[command(name = "reelthyme", version, about = "Realtime voice and text conversations on OpenAI's Realtime API")]
+#[command(
+    name = "reelthyme",
+    version,
+    about = "Realtime voice and text conversations on OpenAI's Realtime API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

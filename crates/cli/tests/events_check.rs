@@ -25,8 +25,14 @@ fn checks_the_spec_corpus_and_names_the_defective_rows() {
     let failed: usize = failed.trim_end_matches(" failed").parse().unwrap();
     assert_eq!(passed + failed, 160, "{last}");
     // Every failing line is reported with its line number and stage.
-    assert!(stdout.contains("input_audio_buffer.append (client): validate: /audio: "), "{stdout}");
-    assert!(stdout.contains("(server): row: the row says `input_audio_buffer.dtmf_event_received`"), "{stdout}");
+    assert!(
+        stdout.contains("input_audio_buffer.append (client): validate: /audio: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(server): row: the row says `input_audio_buffer.dtmf_event_received`"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -42,10 +48,15 @@ fn reads_standard_input_and_exits_zero_when_all_pass() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"{\"type\":\"response.create\",\"response\":{\"output_modalities\":[\"text\"]}}\n")
+        .write_all(
+            b"{\"type\":\"response.create\",\"response\":{\"output_modalities\":[\"text\"]}}\n",
+        )
         .unwrap();
     let output = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "1 passed, 0 failed\n");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "1 passed, 0 failed\n"
+    );
     assert!(output.status.success());
 }
 
@@ -56,5 +67,7 @@ fn a_missing_file_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot open /nonexistent/events.jsonl"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot open /nonexistent/events.jsonl")
+    );
 }

@@ -12,7 +12,9 @@ use std::hint::black_box;
 const SAMPLES: usize = 480;
 
 fn speech_like() -> Vec<i16> {
-    (0..SAMPLES).map(|i| ((i as f64 * 0.07).sin() * 12_000.0 + (i as f64 * 0.31).sin() * 3_000.0) as i16).collect()
+    (0..SAMPLES)
+        .map(|i| ((i as f64 * 0.07).sin() * 12_000.0 + (i as f64 * 0.31).sin() * 3_000.0) as i16)
+        .collect()
 }
 
 fn delta_json(samples: &[i16]) -> String {
@@ -30,7 +32,9 @@ fn decode(c: &mut Criterion) {
     let mut samples = Vec::with_capacity(SAMPLES);
     group.bench_function("reelthyme_from_json", |b| {
         b.iter(|| {
-            let ServerEvent::ResponseOutputAudioDelta(delta) = ServerEvent::from_json(black_box(&json)).unwrap() else {
+            let ServerEvent::ResponseOutputAudioDelta(delta) =
+                ServerEvent::from_json(black_box(&json)).unwrap()
+            else {
                 unreachable!()
             };
             samples.clear();
@@ -41,7 +45,9 @@ fn decode(c: &mut Criterion) {
     group.bench_function("baseline_serde_via_value", |b| {
         b.iter(|| {
             let value: serde_json::Value = serde_json::from_str(black_box(&json)).unwrap();
-            let ServerEvent::ResponseOutputAudioDelta(delta) = ServerEvent::from_value(value).unwrap() else {
+            let ServerEvent::ResponseOutputAudioDelta(delta) =
+                ServerEvent::from_value(value).unwrap()
+            else {
                 unreachable!()
             };
             black_box(delta.delta.decode_pcm16().unwrap());
@@ -59,9 +65,13 @@ fn encode(c: &mut Criterion) {
     });
     group.bench_function("baseline_json_value", |b| {
         b.iter(|| {
-            let bytes: Vec<u8> = black_box(&samples).iter().flat_map(|s| s.to_le_bytes()).collect();
+            let bytes: Vec<u8> = black_box(&samples)
+                .iter()
+                .flat_map(|s| s.to_le_bytes())
+                .collect();
             let audio = reelthyme_schema::Base64Audio::from_bytes(&bytes);
-            let value = serde_json::json!({"type": "input_audio_buffer.append", "audio": audio.as_str()});
+            let value =
+                serde_json::json!({"type": "input_audio_buffer.append", "audio": audio.as_str()});
             black_box(serde_json::to_string(&value).unwrap())
         });
     });

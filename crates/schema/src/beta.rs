@@ -347,9 +347,10 @@ fn flatten_audio(audio: Value, beta: &mut Map<String, Value>, with_input: bool) 
                     beta: &mut Map<String, Value>,
                     convert: fn(Value) -> Value| {
         if let Some(Value::Object(side)) = audio.get_mut(side)
-            && let Some(value) = side.remove(key) {
-                beta.insert(beta_key.to_owned(), convert(value));
-            }
+            && let Some(value) = side.remove(key)
+        {
+            beta.insert(beta_key.to_owned(), convert(value));
+        }
     };
     let keep = |v| v;
     take("output", "voice", "voice", beta, keep);

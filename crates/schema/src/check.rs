@@ -172,15 +172,16 @@ fn check_value(value: Value, options: CheckOptions, outcome: &mut Outcome) {
         .unwrap_or_default()
         .to_owned();
     if let Some(declared) = declared_type
-        && declared != outcome.type_name {
-            outcome.failures.push(failure(
-                Stage::Row,
-                format!(
-                    "the row says `{declared}` but the event's type is `{}`",
-                    outcome.type_name
-                ),
-            ));
-        }
+        && declared != outcome.type_name
+    {
+        outcome.failures.push(failure(
+            Stage::Row,
+            format!(
+                "the row says `{declared}` but the event's type is `{}`",
+                outcome.type_name
+            ),
+        ));
+    }
     let direction = match outcome
         .direction
         .or_else(|| infer_direction(&outcome.type_name, outcome.dialect))
@@ -271,12 +272,13 @@ fn finish(
         });
     }
     if let (true, Some(back)) = (roundtrip, reserialised)
-        && !json_equal(original, &back) {
-            outcome.failures.push(failure(
-                Stage::Roundtrip,
-                format!("re-serialised as {back}"),
-            ));
-        }
+        && !json_equal(original, &back)
+    {
+        outcome.failures.push(failure(
+            Stage::Roundtrip,
+            format!("re-serialised as {back}"),
+        ));
+    }
 }
 
 fn infer_direction(type_name: &str, dialect: Dialect) -> Option<Direction> {

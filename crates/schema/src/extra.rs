@@ -130,7 +130,9 @@ pub(crate) mod nullable {
 
 /// Deserialises an `Option<serde_json::Value>` field so that a present `null` is
 /// `Some(Value::Null)`, not `None`: for free-form fields, absent and `null` differ too.
-pub(crate) fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
     Value::deserialize(deserializer).map(Some)
 }
 

@@ -105,18 +105,27 @@ mod roundtrip {
 
     /// Runs `cases` generated values through both parsers (the fast text path and serde's
     /// generic one) and returns the `type`s seen.
-    fn check_identity<T>(cases: u32, from_json: fn(&str) -> Result<T, serde_json::Error>, name: fn(&T) -> String) -> BTreeSet<String>
+    fn check_identity<T>(
+        cases: u32,
+        from_json: fn(&str) -> Result<T, serde_json::Error>,
+        name: fn(&T) -> String,
+    ) -> BTreeSet<String>
     where
         T: Arbitrary + Serialize + DeserializeOwned + Debug,
     {
         let seen = std::cell::RefCell::new(BTreeSet::new());
-        let mut runner = TestRunner::new(Config { cases, ..Config::default() });
+        let mut runner = TestRunner::new(Config {
+            cases,
+            ..Config::default()
+        });
         runner
             .run(&any::<T>(), |event| {
                 let first = serde_json::to_string(&event).unwrap();
-                let fast = from_json(&first).map_err(|e| TestCaseError::fail(format!("{e}: {first}")))?;
+                let fast =
+                    from_json(&first).map_err(|e| TestCaseError::fail(format!("{e}: {first}")))?;
                 prop_assert_eq!(&serde_json::to_string(&fast).unwrap(), &first);
-                let generic: T = serde_json::from_str(&first).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let generic: T =
+                    serde_json::from_str(&first).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(&serde_json::to_string(&generic).unwrap(), &first);
                 seen.borrow_mut().insert(name(&event));
                 Ok(())
@@ -128,12 +137,19 @@ mod roundtrip {
     /// The derived strategies of these wide enums are deep types; unoptimised builds need
     /// more stack than a test thread's default to build them.
     fn with_big_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-        std::thread::Builder::new().stack_size(256 << 20).spawn(f).unwrap().join().unwrap()
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
     }
 
     #[test]
     fn client_events_round_trip() {
-        let seen = with_big_stack(|| check_identity::<ClientEvent>(512, ClientEvent::from_json, |e| e.type_name().to_owned()));
+        let seen = with_big_stack(|| {
+            check_identity::<ClientEvent>(512, ClientEvent::from_json, |e| e.type_name().to_owned())
+        });
         for tag in ClientEvent::TYPES {
             assert!(seen.contains(*tag), "no {tag} generated");
         }
@@ -141,7 +157,11 @@ mod roundtrip {
 
     #[test]
     fn server_events_round_trip() {
-        let seen = with_big_stack(|| check_identity::<ServerEvent>(1024, ServerEvent::from_json, |e| e.type_name().to_owned()));
+        let seen = with_big_stack(|| {
+            check_identity::<ServerEvent>(1024, ServerEvent::from_json, |e| {
+                e.type_name().to_owned()
+            })
+        });
         for tag in ServerEvent::TYPES {
             assert!(seen.contains(*tag), "no {tag} generated");
         }

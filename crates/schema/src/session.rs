@@ -67,7 +67,11 @@ pub struct Session {
     pub max_output_tokens: Option<MaxTokens>,
     /// How the conversation is truncated when it outgrows the context: `"auto"`,
     /// `"disabled"` or a `retention_ratio` object.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::extra::present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::extra::present"
+    )]
     #[cfg_attr(test, proptest(strategy = "proptest::option::of(crate::arb::json())"))]
     pub truncation: Option<Value>,
     /// A stored prompt reference, or `null`.
@@ -427,7 +431,11 @@ pub struct FunctionTool {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// JSON Schema of the arguments.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::extra::present")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::extra::present"
+    )]
     #[cfg_attr(test, proptest(strategy = "proptest::option::of(crate::arb::json())"))]
     pub parameters: Option<Value>,
     /// Fields this crate does not model.

@@ -210,11 +210,12 @@ pub fn validate_client(event: &ClientEvent) -> Result<(), ValidationErrors> {
 pub fn validate_server_value(value: &Value) -> Report {
     let mut report = check(&validators().server, value);
     if report.errors.is_empty()
-        && let Err(e) = ServerEvent::from_value(value.clone()) {
-            report
-                .errors
-                .push(ValidationError::new("", "parse", e.to_string()));
-        }
+        && let Err(e) = ServerEvent::from_value(value.clone())
+    {
+        report
+            .errors
+            .push(ValidationError::new("", "parse", e.to_string()));
+    }
     report
 }
 
@@ -266,13 +267,14 @@ fn check(validator: &jsonschema::Validator, value: &Value) -> Report {
 /// The rules the schema cannot state.
 fn client_rules(event: &ClientEvent, errors: &mut Vec<ValidationError>) {
     if let Some(id) = event.event_id()
-        && id.chars().count() > 512 {
-            errors.push(ValidationError::new(
-                "/event_id",
-                "maxLength",
-                "event_id is longer than 512 characters",
-            ));
-        }
+        && id.chars().count() > 512
+    {
+        errors.push(ValidationError::new(
+            "/event_id",
+            "maxLength",
+            "event_id is longer than 512 characters",
+        ));
+    }
     match event {
         ClientEvent::InputAudioBufferAppend(append) => audio_rules(&append.audio, errors),
         ClientEvent::SessionUpdate(update) => session_rules(&update.session, errors),
@@ -348,8 +350,9 @@ fn response_rules(params: &ResponseParams, errors: &mut Vec<ValidationError>) {
 
 fn modality_rule(modalities: Option<&[Modality]>, path: &str, errors: &mut Vec<ValidationError>) {
     if let Some(modalities) = modalities
-        && modalities.len() != 1 {
-            errors.push(ValidationError::new(
+        && modalities.len() != 1
+    {
+        errors.push(ValidationError::new(
                 path,
                 "singleModality",
                 format!(
@@ -357,7 +360,7 @@ fn modality_rule(modalities: Option<&[Modality]>, path: &str, errors: &mut Vec<V
                     modalities.len()
                 ),
             ));
-        }
+    }
 }
 
 #[cfg(test)]
