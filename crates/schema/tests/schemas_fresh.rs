@@ -13,7 +13,10 @@ fn committed_schemas_are_current() {
             stale.push(file.name);
         }
     }
-    assert!(stale.is_empty(), "stale: {stale:?}; run `cargo xtask regenerate-schemas` and commit the result");
+    assert!(
+        stale.is_empty(),
+        "stale: {stale:?}; run `cargo xtask regenerate-schemas` and commit the result"
+    );
 }
 
 #[test]
