@@ -8,7 +8,7 @@
 //!   `extra`, so re-serialising what was parsed gives back the same JSON.
 //! - [`Session`], [`Item`], [`ContentPart`], [`Response`] and friends.
 //! - [`Base64Audio`]: PCM16 ⇄ base64 without intermediate copies.
-//! - [`validate`]: JSON Schema (generated from these types, see [`schemas`]) plus the rules
+//! - [`validate`]: JSON Schema (generated from these types, see [`schema_files`]) plus the rules
 //!   a schema cannot state; errors name the JSON path and the rule.
 //! - [`beta`]: the retired `realtime=v1` dialect, normalised into the GA types.
 //!
