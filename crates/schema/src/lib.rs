@@ -33,6 +33,7 @@ pub mod beta;
 pub mod check;
 mod client;
 mod extra;
+pub mod g711;
 mod item;
 mod json;
 mod response;

@@ -1,0 +1,217 @@
+//! What a simulator does: keys, models, pacing, scripted answers, faults, recording.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How the simulator answers a user turn.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// Answer with this text (spoken, with a synthesized voice, when the response is audio).
+    Text(String),
+    /// Call a function tool with these arguments (JSON text).
+    FunctionCall {
+        /// The tool's name.
+        name: String,
+        /// The arguments, as JSON text.
+        arguments: String,
+    },
+    /// Fail the response with this error (`response.done` with `status: "failed"`).
+    Fail {
+        /// The error code.
+        code: String,
+        /// The error message.
+        message: String,
+    },
+    /// Answer by speaking the user's own last audio back (echo), with this transcript.
+    Echo(String),
+}
+
+/// Which user inputs a rule answers.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Match {
+    /// Every input.
+    Any,
+    /// Inputs whose text (or transcript) contains this, ignoring case.
+    Contains(String),
+    /// The turn after a function call's output came back.
+    AfterToolOutput,
+}
+
+/// A scripted rule: when the latest input matches, answer so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// What it answers.
+    pub when: Match,
+    /// The answer.
+    pub reply: Reply,
+}
+
+/// Faults to inject into every session, for testing clients' error handling.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Close the socket with this code and reason after sending this many events.
+    pub close_after: Option<(usize, u16, String)>,
+    /// Stop reading and writing (no pongs either) after sending this many events.
+    pub stall_after: Option<usize>,
+    /// Send a text frame that is not JSON after this many events.
+    pub malformed_after: Option<usize>,
+    /// Send a binary frame after this many events.
+    pub binary_after: Option<usize>,
+}
+
+/// What the beta header (`OpenAI-Beta: realtime=v1`) gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BetaMode {
+    /// What api.openai.com does today: `beta_api_shape_disabled`, then close 4000.
+    #[default]
+    Reject,
+    /// Speak the beta dialect, as legacy servers do.
+    Speak,
+}
+
+/// One frame as it crossed the simulator's socket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// The session it belongs to (`sess_…`).
+    pub session_id: String,
+    /// `true` for server → client.
+    pub from_server: bool,
+    /// The frame, parsed (frames that are not JSON are recorded as strings).
+    pub json: Value,
+    /// Whether the session spoke the beta dialect.
+    pub beta: bool,
+}
+
+/// Every frame of every session, shared with the test that configured it.
+#[derive(Debug, Clone, Default)]
+pub struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+
+impl Recorder {
+    /// A new, empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn push(&self, record: Recorded) {
+        self.0.lock().expect("recorder lock").push(record);
+    }
+
+    /// What was recorded so far.
+    pub fn frames(&self) -> Vec<Recorded> {
+        self.0.lock().expect("recorder lock").clone()
+    }
+}
+
+/// How a simulator behaves. Build with [`SimConfig::default`] and the setters.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub(crate) api_keys: Vec<String>,
+    pub(crate) models: Option<Vec<String>>,
+    pub(crate) speed: f64,
+    pub(crate) beta: BetaMode,
+    pub(crate) script: Vec<Rule>,
+    pub(crate) transcripts: Vec<String>,
+    pub(crate) faults: Faults,
+    pub(crate) session_duration: Duration,
+    pub(crate) recorder: Option<Recorder>,
+    pub(crate) audio_chunk: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            models: None,
+            speed: 1.0,
+            beta: BetaMode::Reject,
+            script: Vec::new(),
+            transcripts: Vec::new(),
+            faults: Faults::default(),
+            session_duration: Duration::from_secs(3600),
+            recorder: None,
+            audio_chunk: Duration::from_millis(100),
+        }
+    }
+}
+
+impl SimConfig {
+    /// Accept this API key (default: any key, or none, is accepted). Call again for more.
+    #[must_use]
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_keys.push(key.into());
+        self
+    }
+
+    /// The models `?model=` may name (default: names starting with `gpt-` that contain
+    /// `realtime` or `audio`).
+    #[must_use]
+    pub fn models(mut self, models: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.models = Some(models.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// How many times faster than real time audio is generated (default 1.0). Values that
+    /// are not positive and finite are ignored.
+    #[must_use]
+    pub fn speed(mut self, speed: f64) -> Self {
+        if speed.is_finite() && speed > 0.0 {
+            self.speed = speed;
+        }
+        self
+    }
+
+    /// What a client that sends the beta header gets (default: rejected, as OpenAI does).
+    #[must_use]
+    pub fn beta(mut self, mode: BetaMode) -> Self {
+        self.beta = mode;
+        self
+    }
+
+    /// Adds a scripted rule; rules are tried in order before the default behaviour.
+    #[must_use]
+    pub fn rule(mut self, when: Match, reply: Reply) -> Self {
+        self.script.push(Rule { when, reply });
+        self
+    }
+
+    /// Transcripts for the next user audio turns, in order (the simulator does not
+    /// recognise speech; without these it transcribes as `"<N.NN> seconds of audio"`).
+    #[must_use]
+    pub fn transcripts(mut self, transcripts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.transcripts.extend(transcripts.into_iter().map(Into::into));
+        self
+    }
+
+    /// Faults to inject.
+    #[must_use]
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// How long sessions last before `session_expired` (default 60 minutes).
+    #[must_use]
+    pub fn session_duration(mut self, duration: Duration) -> Self {
+        self.session_duration = duration;
+        self
+    }
+
+    /// Records every frame of every session.
+    #[must_use]
+    pub fn recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    pub(crate) fn model_allowed(&self, model: &str) -> bool {
+        match &self.models {
+            Some(models) => models.iter().any(|m| m == model),
+            None => model.starts_with("gpt-") && (model.contains("realtime") || model.contains("audio")),
+        }
+    }
+}

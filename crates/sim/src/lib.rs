@@ -1,0 +1,135 @@
+//! A local simulator of OpenAI's Realtime API: the real wire protocol over a real
+//! WebSocket on loopback, faithful enough that the official SDKs run against it unmodified.
+//!
+//! Tests, examples and the CLI's offline mode run against it; so can your own tests. It
+//! speaks GA (and, when configured, the beta dialect), checks credentials and URLs the way
+//! OpenAI does (101, then `error` and close 3000/4000), keeps a conversation, simulates
+//! server VAD on the PCM energy, transcribes deterministically, and answers with text,
+//! synthesized audio (paced in real time, or faster), or function calls — scriptable, with
+//! fault injection.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use reelthyme_sim::{Simulator, SimConfig};
+//!
+//! let sim = Simulator::start(SimConfig::default().speed(20.0)).await?;
+//! println!("connect to {}", sim.realtime_url("gpt-realtime"));
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod engine;
+mod ids;
+mod server;
+mod synth;
+mod vad;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{BetaMode, Faults, Match, Recorded, Recorder, Reply, Rule, SimConfig};
+pub use server::{AuthKind, ConnectionInfo};
+
+/// A running simulator. Dropping it stops accepting connections and closes every session.
+#[derive(Debug)]
+pub struct Simulator {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    accept: Option<JoinHandle<()>>,
+    shared: Arc<server::Shared>,
+}
+
+impl std::fmt::Debug for server::Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Starts on an ephemeral port of 127.0.0.1.
+    ///
+    /// # Errors
+    /// When the port cannot be bound.
+    pub async fn start(config: SimConfig) -> std::io::Result<Self> {
+        Self::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Starts on the given address (port 0 picks one).
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn bind(addr: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, receiver) = watch::channel(false);
+        let shared = Arc::new(server::Shared {
+            config: Arc::new(config),
+            sessions: AtomicU64::new(0),
+            connections: Mutex::new(Vec::new()),
+            shutdown: receiver,
+        });
+        let accept_shared = shared.clone();
+        let accept = tokio::spawn(async move {
+            let mut stop = accept_shared.shutdown.clone();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            tokio::spawn(server::serve(stream, accept_shared.clone()));
+                        }
+                        Err(error) => tracing::warn!(%error, "accept failed"),
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+        tracing::info!(%addr, "simulator listening");
+        Ok(Self { addr, shutdown, accept: Some(accept), shared })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `ws://HOST:PORT`: the base to give clients (the official SDKs take
+    /// `ws://HOST:PORT/v1` as `websocket_base_url`).
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// The full URL of a realtime session with `model`.
+    pub fn realtime_url(&self, model: &str) -> String {
+        format!("ws://{}/v1/realtime?model={model}", self.addr)
+    }
+
+    /// Every connection's handshake so far, secrets left out.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.shared.connections.lock().expect("connections lock").clone()
+    }
+
+    /// Stops accepting, closes every session with 1001, and waits for the accept loop.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+    }
+}
