@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod events;
+mod sim;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,6 +17,9 @@ mod events;
     about = "Realtime voice and text conversations on OpenAI's Realtime API"
 )]
 struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,12 +31,16 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// Serve the local Realtime API simulator; prints its `ws://HOST:PORT` base first.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     let result = match cli.command {
         Command::Events { command } => events::run(command),
+        Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(code) => code,
@@ -41,4 +49,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs go to stderr, so stdout stays for output scripts read.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -31,7 +31,11 @@ pub fn ulaw_decode(byte: u8) -> i16 {
 /// Encodes one 16-bit sample as A-law.
 pub fn alaw_encode(sample: i16) -> u8 {
     let pcm = i32::from(sample);
-    let (sign, magnitude) = if pcm >= 0 { (0xd5_u8, pcm) } else { (0x55_u8, -pcm - 1) };
+    let (sign, magnitude) = if pcm >= 0 {
+        (0xd5_u8, pcm)
+    } else {
+        (0x55_u8, -pcm - 1)
+    };
     let magnitude = magnitude.min(0x7fff) >> 3;
     let encoded = if magnitude < 32 {
         magnitude >> 1
@@ -47,8 +51,16 @@ pub fn alaw_decode(byte: u8) -> i16 {
     let byte = byte ^ 0x55;
     let exponent = i32::from((byte & 0x70) >> 4);
     let mantissa = i32::from(byte & 0x0f);
-    let magnitude = if exponent == 0 { (mantissa << 4) + 8 } else { ((mantissa << 4) + 0x108) << (exponent - 1) };
-    (if byte & 0x80 != 0 { magnitude } else { -magnitude }) as i16
+    let magnitude = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
+    (if byte & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
+    }) as i16
 }
 
 #[cfg(test)]
@@ -60,7 +72,8 @@ mod tests {
         for s in (i16::MIN..=i16::MAX).step_by(7) {
             let back = decode(encode(s));
             // G.711 keeps about 12-13 bits near zero and a relative error of ≤ 1/16 (+ step) above.
-            let err = f64::from((i32::from(s) - i32::from(back)).abs()) / (f64::from(s).abs() + 128.0);
+            let err =
+                f64::from((i32::from(s) - i32::from(back)).abs()) / (f64::from(s).abs() + 128.0);
             worst = worst.max(err);
         }
         worst

@@ -183,7 +183,8 @@ impl SimConfig {
     /// recognise speech; without these it transcribes as `"<N.NN> seconds of audio"`).
     #[must_use]
     pub fn transcripts(mut self, transcripts: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.transcripts.extend(transcripts.into_iter().map(Into::into));
+        self.transcripts
+            .extend(transcripts.into_iter().map(Into::into));
         self
     }
 
@@ -211,7 +212,9 @@ impl SimConfig {
     pub(crate) fn model_allowed(&self, model: &str) -> bool {
         match &self.models {
             Some(models) => models.iter().any(|m| m == model),
-            None => model.starts_with("gpt-") && (model.contains("realtime") || model.contains("audio")),
+            None => {
+                model.starts_with("gpt-") && (model.contains("realtime") || model.contains("audio"))
+            }
         }
     }
 }

@@ -27,7 +27,8 @@ const ACCEPTED: &str = "'session.update', 'session.close', 'input_audio_buffer.a
     'conversation.item.create', 'conversation.item.truncate', 'conversation.item.delete', \
     'conversation.item.retrieve', 'response.create', 'response.cancel'";
 
-const DEFAULT_INSTRUCTIONS: &str = "You are reelthyme's simulated assistant. You answer deterministically.";
+const DEFAULT_INSTRUCTIONS: &str =
+    "You are reelthyme's simulated assistant. You answer deterministically.";
 
 /// A conversation item with its audio, kept apart so events can omit it.
 #[derive(Debug, Clone)]
@@ -108,7 +109,13 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(config: Arc<SimConfig>, seed: u64, model: &str, transcription: bool, expires_at: i64) -> Self {
+    pub(crate) fn new(
+        config: Arc<SimConfig>,
+        seed: u64,
+        model: &str,
+        transcription: bool,
+        expires_at: i64,
+    ) -> Self {
         let mut ids = Ids::new(seed);
         let session_id = ids.next("sess");
         let conversation_id = ids.next("conv");
@@ -183,7 +190,13 @@ impl Engine {
         self.emit("session.created", json!({ "session": session }));
     }
 
-    pub(crate) fn error(&mut self, code: Option<&str>, message: &str, param: Option<&str>, event_id: Option<&str>) {
+    pub(crate) fn error(
+        &mut self,
+        code: Option<&str>,
+        message: &str,
+        param: Option<&str>,
+        event_id: Option<&str>,
+    ) {
         self.emit(
             "error",
             json!({"error": {"type": "invalid_request_error", "code": code, "message": message,
@@ -220,10 +233,18 @@ impl Engine {
     }
 
     pub(crate) fn client_value(&mut self, value: Value, now: Instant) {
-        let event_id = value.get("event_id").and_then(Value::as_str).map(str::to_owned);
+        let event_id = value
+            .get("event_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let event_id = event_id.as_deref();
         let Some(kind) = value.get("type").and_then(Value::as_str) else {
-            return self.error(Some("invalid_event"), "The 'type' field is missing.", None, event_id);
+            return self.error(
+                Some("invalid_event"),
+                "The 'type' field is missing.",
+                None,
+                event_id,
+            );
         };
         if !ClientEvent::TYPES.contains(&kind) {
             let message = format!("Invalid value: '{kind}'. Supported values are: {ACCEPTED}.");
@@ -236,7 +257,9 @@ impl Engine {
         let event = ClientEvent::from_value(value).expect("a validated event parses");
         match event {
             ClientEvent::SessionUpdate(update) => self.session_update(update.session, event_id),
-            ClientEvent::InputAudioBufferAppend(append) => self.append(&append.audio, event_id, now),
+            ClientEvent::InputAudioBufferAppend(append) => {
+                self.append(&append.audio, event_id, now)
+            }
             ClientEvent::InputAudioBufferCommit(_) => self.manual_commit(event_id),
             ClientEvent::InputAudioBufferClear(_) => {
                 self.buffer.clear();
@@ -255,7 +278,9 @@ impl Engine {
             ClientEvent::ResponseCreate(create) => {
                 self.response_create(create.response.unwrap_or_default(), event_id, now);
             }
-            ClientEvent::ResponseCancel(cancel) => self.response_cancel(cancel.response_id.as_deref(), event_id),
+            ClientEvent::ResponseCancel(cancel) => {
+                self.response_cancel(cancel.response_id.as_deref(), event_id)
+            }
             ClientEvent::OutputAudioBufferClear(_) => self.error(
                 Some("invalid_value"),
                 "output_audio_buffer.clear is only supported for WebRTC and SIP sessions.",
@@ -271,17 +296,41 @@ impl Engine {
     fn session_update(&mut self, update: Session, event_id: Option<&str>) {
         if update.kind.is_some() && update.kind != self.session.kind {
             let message = "Cannot change the session type of an existing session.";
-            return self.error(Some("invalid_value"), message, Some("session.type"), event_id);
+            return self.error(
+                Some("invalid_value"),
+                message,
+                Some("session.type"),
+                event_id,
+            );
         }
         if update.model.is_some() && update.model != self.session.model {
             let message = "Cannot change the model of an existing session.";
-            return self.error(Some("invalid_value"), message, Some("session.model"), event_id);
+            return self.error(
+                Some("invalid_value"),
+                message,
+                Some("session.model"),
+                event_id,
+            );
         }
-        let new_voice = update.audio.as_ref().and_then(|a| a.output.as_ref()).and_then(|o| o.voice.as_ref());
-        let old_voice = self.session.audio.as_ref().and_then(|a| a.output.as_ref()).and_then(|o| o.voice.as_ref());
+        let new_voice = update
+            .audio
+            .as_ref()
+            .and_then(|a| a.output.as_ref())
+            .and_then(|o| o.voice.as_ref());
+        let old_voice = self
+            .session
+            .audio
+            .as_ref()
+            .and_then(|a| a.output.as_ref())
+            .and_then(|o| o.voice.as_ref());
         if self.audio_produced && new_voice.is_some() && new_voice != old_voice {
             let message = "Cannot update a conversation's voice if assistant audio is present.";
-            return self.error(Some("cannot_update_voice"), message, Some("session.audio.output.voice"), event_id);
+            return self.error(
+                Some("cannot_update_voice"),
+                message,
+                Some("session.audio.output.voice"),
+                event_id,
+            );
         }
         let mut current = serde_json::to_value(&self.session).expect("sessions serialise");
         let mut patch = serde_json::to_value(&update).expect("sessions serialise");
@@ -293,18 +342,31 @@ impl Engine {
         merge(&mut current, patch);
         match serde_json::from_value::<Session>(current) {
             Ok(session) => self.session = session,
-            Err(e) => return self.error(Some("invalid_value"), &e.to_string(), Some("session"), event_id),
+            Err(e) => {
+                return self.error(
+                    Some("invalid_value"),
+                    &e.to_string(),
+                    Some("session"),
+                    event_id,
+                );
+            }
         }
         let session = serde_json::to_value(&self.session).expect("sessions serialise");
         self.emit("session.updated", json!({ "session": session }));
     }
 
     fn input_format(&self) -> AudioFormat {
-        self.session.input_format().cloned().unwrap_or_else(AudioFormat::pcm)
+        self.session
+            .input_format()
+            .cloned()
+            .unwrap_or_else(AudioFormat::pcm)
     }
 
     fn output_format(&self) -> AudioFormat {
-        self.session.output_format().cloned().unwrap_or_else(AudioFormat::pcm)
+        self.session
+            .output_format()
+            .cloned()
+            .unwrap_or_else(AudioFormat::pcm)
     }
 
     fn input_rate(&self) -> u32 {
@@ -331,7 +393,12 @@ impl Engine {
                     _ => 600,
                 };
                 Some((
-                    VadSettings { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: silence, rate },
+                    VadSettings {
+                        threshold: 0.5,
+                        prefix_padding_ms: 300,
+                        silence_duration_ms: silence,
+                        rate,
+                    },
                     vad.create_response.unwrap_or(true),
                     vad.interrupt_response.unwrap_or(true),
                 ))
@@ -339,7 +406,12 @@ impl Engine {
             Some(None) => None,
             // Absent means the server default: server VAD.
             _ => Some((
-                VadSettings { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500, rate },
+                VadSettings {
+                    threshold: 0.5,
+                    prefix_padding_ms: 300,
+                    silence_duration_ms: 500,
+                    rate,
+                },
                 true,
                 true,
             )),
@@ -365,11 +437,20 @@ impl Engine {
     fn append(&mut self, audio: &Base64Audio, event_id: Option<&str>, now: Instant) {
         let samples = match self.decode_input(audio) {
             Ok(samples) => samples,
-            Err(e) => return self.error(Some("invalid_value"), &format!("Invalid audio: {e}"), Some("audio"), event_id),
+            Err(e) => {
+                return self.error(
+                    Some("invalid_value"),
+                    &format!("Invalid audio: {e}"),
+                    Some("audio"),
+                    event_id,
+                );
+            }
         };
         self.buffer.extend_from_slice(&samples);
         self.timeline += samples.len() as u64;
-        let Some((settings, create_response, interrupt)) = self.vad_settings() else { return };
+        let Some((settings, create_response, interrupt)) = self.vad_settings() else {
+            return;
+        };
         let mut events = Vec::new();
         self.vad.feed(&samples, settings, &mut events);
         let rate = u64::from(settings.rate);
@@ -377,27 +458,35 @@ impl Engine {
             match event {
                 VadEvent::Started { speech_start } => {
                     let item_id = self.ids.next("item");
-                    let start_ms = (speech_start * 1000 / rate).saturating_sub(settings.prefix_padding_ms);
+                    let start_ms =
+                        (speech_start * 1000 / rate).saturating_sub(settings.prefix_padding_ms);
                     self.speech_item = Some(item_id.clone());
                     self.speech_start = speech_start;
                     self.emit(
                         "input_audio_buffer.speech_started",
                         json!({"audio_start_ms": start_ms, "item_id": item_id}),
                     );
-                    if interrupt {
-                        if let Some(index) = self.responses.iter().position(|r| r.in_conversation) {
-                            self.cancel(index, "turn_detected");
-                        }
+                    if interrupt
+                        && let Some(index) = self.responses.iter().position(|r| r.in_conversation)
+                    {
+                        self.cancel(index, "turn_detected");
                     }
                 }
                 VadEvent::Stopped { speech_end } => {
-                    let item_id = self.speech_item.take().unwrap_or_else(|| self.ids.next("item"));
+                    let item_id = self
+                        .speech_item
+                        .take()
+                        .unwrap_or_else(|| self.ids.next("item"));
                     let end_ms = speech_end * 1000 / rate + settings.silence_duration_ms;
-                    self.emit("input_audio_buffer.speech_stopped", json!({"audio_end_ms": end_ms, "item_id": item_id}));
+                    self.emit(
+                        "input_audio_buffer.speech_stopped",
+                        json!({"audio_end_ms": end_ms, "item_id": item_id}),
+                    );
                     // Commit what was buffered up to the end of the silence rule.
                     let buffer_start = self.timeline - self.buffer.len() as u64;
                     let end_sample = speech_end + settings.silence_duration_ms * rate / 1000;
-                    let keep_from = (end_sample.saturating_sub(buffer_start) as usize).min(self.buffer.len());
+                    let keep_from =
+                        (end_sample.saturating_sub(buffer_start) as usize).min(self.buffer.len());
                     let committed: Vec<i16> = self.buffer.drain(..keep_from).collect();
                     self.commit(item_id, committed);
                     if create_response && !self.responses.iter().any(|r| r.in_conversation) {
@@ -416,42 +505,73 @@ impl Engine {
                 "Error committing input audio buffer: buffer too small. Expected at least 100ms of audio, \
                  but buffer only has {ms:.2}ms of audio."
             );
-            return self.error(Some("input_audio_buffer_commit_empty"), &message, None, event_id);
+            return self.error(
+                Some("input_audio_buffer_commit_empty"),
+                &message,
+                None,
+                event_id,
+            );
         }
-        let item_id = self.speech_item.take().unwrap_or_else(|| self.ids.next("item"));
+        let item_id = self
+            .speech_item
+            .take()
+            .unwrap_or_else(|| self.ids.next("item"));
         let samples = std::mem::take(&mut self.buffer);
         self.vad.reset(self.timeline);
         self.commit(item_id, samples);
     }
 
     fn last_item_id(&self) -> Value {
-        self.items.last().map_or(Value::Null, |s| Value::String(s.id().to_owned()))
+        self.items
+            .last()
+            .map_or(Value::Null, |s| Value::String(s.id().to_owned()))
     }
 
     fn commit(&mut self, item_id: String, samples: Vec<i16>) {
         let previous = self.last_item_id();
-        self.emit("input_audio_buffer.committed", json!({"previous_item_id": previous, "item_id": item_id}));
+        self.emit(
+            "input_audio_buffer.committed",
+            json!({"previous_item_id": previous, "item_id": item_id}),
+        );
         let item = json!({"id": item_id, "type": "message", "status": "completed", "role": "user",
             "content": [{"type": "input_audio", "transcript": null}]});
         let rate = self.input_rate();
         let seconds = samples.len() as f64 / f64::from(rate);
-        self.items.push(Stored { item: item.clone(), audio: samples, rate });
+        self.items.push(Stored {
+            item: item.clone(),
+            audio: samples,
+            rate,
+        });
         let object = json!({"object": "realtime.item"});
         let mut announced = item;
         merge(&mut announced, object);
-        self.emit("conversation.item.added", json!({"previous_item_id": previous, "item": announced}));
-        self.emit("conversation.item.done", json!({"previous_item_id": previous, "item": announced}));
+        self.emit(
+            "conversation.item.added",
+            json!({"previous_item_id": previous, "item": announced}),
+        );
+        self.emit(
+            "conversation.item.done",
+            json!({"previous_item_id": previous, "item": announced}),
+        );
         self.transcribe(&item_id, seconds);
     }
 
     fn transcribe(&mut self, item_id: &str, seconds: f64) {
         let transcribing = self.session.kind == Some(SessionKind::Transcription)
-            || self.session.audio.as_ref().and_then(|a| a.input.as_ref()).and_then(|i| i.transcription.as_ref())
+            || self
+                .session
+                .audio
+                .as_ref()
+                .and_then(|a| a.input.as_ref())
+                .and_then(|i| i.transcription.as_ref())
                 .is_some_and(Option::is_some);
         if !transcribing {
             return;
         }
-        let transcript = self.transcripts.pop_front().unwrap_or_else(|| format!("{seconds:.2} seconds of audio"));
+        let transcript = self
+            .transcripts
+            .pop_front()
+            .unwrap_or_else(|| format!("{seconds:.2} seconds of audio"));
         for word in split_keep_spaces(&transcript) {
             self.emit(
                 "conversation.item.input_audio_transcription.delta",
@@ -478,7 +598,12 @@ impl Engine {
         self.items.iter().position(|s| s.id() == item_id)
     }
 
-    fn item_create(&mut self, item: Item, previous: Option<Option<String>>, event_id: Option<&str>) {
+    fn item_create(
+        &mut self,
+        item: Item,
+        previous: Option<Option<String>>,
+        event_id: Option<&str>,
+    ) {
         if matches!(item, Item::Reference(_)) {
             let message = "item_reference can only be used in response.create input.";
             return self.error(Some("invalid_value"), message, Some("item.type"), event_id);
@@ -490,14 +615,28 @@ impl Engine {
                 Some(index) => index + 1,
                 None => {
                     let message = format!("Previous item with item_id not found: {id}");
-                    return self.error(Some("item_not_found"), &message, Some("previous_item_id"), event_id);
+                    return self.error(
+                        Some("item_not_found"),
+                        &message,
+                        Some("previous_item_id"),
+                        event_id,
+                    );
                 }
             },
         };
         let mut value = serde_json::to_value(&item).expect("items serialise");
-        if value.get("id").and_then(Value::as_str).is_some_and(|id| self.find(id).is_some()) {
+        if value
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| self.find(id).is_some())
+        {
             let message = format!("Item with id already exists: {}", value["id"]);
-            return self.error(Some("duplicate_item_id"), &message, Some("item.id"), event_id);
+            return self.error(
+                Some("duplicate_item_id"),
+                &message,
+                Some("item.id"),
+                event_id,
+            );
         }
         if value.get("id").is_none() {
             value["id"] = Value::String(self.ids.next("item"));
@@ -511,7 +650,9 @@ impl Engine {
         if let Some(Value::Array(parts)) = value.get_mut("content") {
             for part in parts {
                 if let Some(text) = part.get("audio").and_then(Value::as_str) {
-                    let decoded = Base64Audio::from_base64(text).decode_pcm16().unwrap_or_default();
+                    let decoded = Base64Audio::from_base64(text)
+                        .decode_pcm16()
+                        .unwrap_or_default();
                     audio.extend(decoded);
                     part.as_object_mut().map(|p| p.remove("audio"));
                     if part.get("transcript").is_none() {
@@ -520,26 +661,56 @@ impl Engine {
                 }
             }
         }
-        let previous = if index == 0 { Value::Null } else { Value::String(self.items[index - 1].id().to_owned()) };
-        self.items.insert(index, Stored { item: value.clone(), audio, rate: 24_000 });
-        self.emit("conversation.item.added", json!({"previous_item_id": previous, "item": value}));
-        self.emit("conversation.item.done", json!({"previous_item_id": previous, "item": value}));
+        let previous = if index == 0 {
+            Value::Null
+        } else {
+            Value::String(self.items[index - 1].id().to_owned())
+        };
+        self.items.insert(
+            index,
+            Stored {
+                item: value.clone(),
+                audio,
+                rate: 24_000,
+            },
+        );
+        self.emit(
+            "conversation.item.added",
+            json!({"previous_item_id": previous, "item": value}),
+        );
+        self.emit(
+            "conversation.item.done",
+            json!({"previous_item_id": previous, "item": value}),
+        );
     }
 
     fn item_retrieve(&mut self, item_id: &str, event_id: Option<&str>) {
         let Some(index) = self.find(item_id) else {
             let message = format!("Item with item_id not found: {item_id}");
-            return self.error(Some("item_retrieve_invalid_item_id"), &message, Some("item_id"), event_id);
+            return self.error(
+                Some("item_retrieve_invalid_item_id"),
+                &message,
+                Some("item_id"),
+                event_id,
+            );
         };
         let stored = &self.items[index];
         let mut item = stored.item.clone();
         if !stored.audio.is_empty() {
-            let audio = if stored.rate == 24_000 || !matches!(self.output_format(), AudioFormat::Pcmu(_) | AudioFormat::Pcma(_)) {
+            let audio = if stored.rate == 24_000
+                || !matches!(
+                    self.output_format(),
+                    AudioFormat::Pcmu(_) | AudioFormat::Pcma(_)
+                ) {
                 Base64Audio::from_pcm16(&stored.audio)
             } else {
                 Base64Audio::from_bytes(&encode_g711(&self.output_format(), &stored.audio))
             };
-            if let Some(part) = item.get_mut("content").and_then(Value::as_array_mut).and_then(|parts| parts.first_mut()) {
+            if let Some(part) = item
+                .get_mut("content")
+                .and_then(Value::as_array_mut)
+                .and_then(|parts| parts.first_mut())
+            {
                 part["audio"] = Value::String(audio.into_string());
             }
         }
@@ -549,16 +720,32 @@ impl Engine {
     fn item_delete(&mut self, item_id: &str, event_id: Option<&str>) {
         let Some(index) = self.find(item_id) else {
             let message = format!("Item with item_id not found: {item_id}");
-            return self.error(Some("item_delete_invalid_item_id"), &message, Some("item_id"), event_id);
+            return self.error(
+                Some("item_delete_invalid_item_id"),
+                &message,
+                Some("item_id"),
+                event_id,
+            );
         };
         self.items.remove(index);
         self.emit("conversation.item.deleted", json!({ "item_id": item_id }));
     }
 
-    fn item_truncate(&mut self, item_id: &str, content_index: u32, audio_end_ms: u64, event_id: Option<&str>) {
+    fn item_truncate(
+        &mut self,
+        item_id: &str,
+        content_index: u32,
+        audio_end_ms: u64,
+        event_id: Option<&str>,
+    ) {
         let Some(index) = self.find(item_id) else {
             let message = format!("Item with item_id not found: {item_id}");
-            return self.error(Some("item_truncate_invalid_item_id"), &message, Some("item_id"), event_id);
+            return self.error(
+                Some("item_truncate_invalid_item_id"),
+                &message,
+                Some("item_id"),
+                event_id,
+            );
         };
         // Audio still being generated counts as the item's audio so far.
         let live: Option<Vec<i16>> = self
@@ -569,19 +756,30 @@ impl Engine {
             .map(|open| open.audio.clone());
         let stored = &mut self.items[index];
         let is_assistant_audio = stored.item["role"] == "assistant"
-            && stored.item["content"].get(content_index as usize).is_some_and(|p| {
-                matches!(p["type"].as_str(), Some("output_audio" | "audio"))
-            });
+            && stored.item["content"]
+                .get(content_index as usize)
+                .is_some_and(|p| matches!(p["type"].as_str(), Some("output_audio" | "audio")));
         if !is_assistant_audio {
             let message = "Only an assistant message's audio content can be truncated.";
-            return self.error(Some("invalid_value"), message, Some("content_index"), event_id);
+            return self.error(
+                Some("invalid_value"),
+                message,
+                Some("content_index"),
+                event_id,
+            );
         }
         let audio = live.unwrap_or_else(|| stored.audio.clone());
         let duration_ms = audio.len() as u64 * 1000 / u64::from(stored.rate);
         if audio_end_ms > duration_ms {
-            let message =
-                format!("Audio content of {duration_ms}ms is shorter than the requested audio_end_ms of {audio_end_ms}ms.");
-            return self.error(Some("invalid_value"), &message, Some("audio_end_ms"), event_id);
+            let message = format!(
+                "Audio content of {duration_ms}ms is shorter than the requested audio_end_ms of {audio_end_ms}ms."
+            );
+            return self.error(
+                Some("invalid_value"),
+                &message,
+                Some("audio_end_ms"),
+                event_id,
+            );
         }
         let keep = (audio_end_ms * u64::from(stored.rate) / 1000) as usize;
         stored.audio = audio;
@@ -602,15 +800,18 @@ impl Engine {
             return self.error(Some("invalid_value"), message, Some("type"), event_id);
         }
         let out_of_band = params.conversation.as_deref() == Some("none");
-        if !out_of_band {
-            if let Some(active) = self.responses.iter().find(|r| r.in_conversation) {
-                let message = format!(
-                    "Conversation already has an active response in progress: {}. Wait until the response is \
+        if !out_of_band && let Some(active) = self.responses.iter().find(|r| r.in_conversation) {
+            let message = format!(
+                "Conversation already has an active response in progress: {}. Wait until the response is \
                      finished before creating a new one.",
-                    active.id
-                );
-                return self.error(Some("conversation_already_has_active_response"), &message, None, event_id);
-            }
+                active.id
+            );
+            return self.error(
+                Some("conversation_already_has_active_response"),
+                &message,
+                None,
+                event_id,
+            );
         }
         self.start_response(params, now);
     }
@@ -636,27 +837,33 @@ impl Engine {
         let resolve = |value: &Value| -> Option<Value> {
             if value["type"] == "item_reference" {
                 let id = value["id"].as_str()?;
-                self.items.iter().find(|s| s.id() == id).map(|s| s.item.clone())
+                self.items
+                    .iter()
+                    .find(|s| s.id() == id)
+                    .map(|s| s.item.clone())
             } else {
                 Some(value.clone())
             }
         };
         let items: Vec<Value> = match &params.input {
-            Some(input) => input.iter().filter_map(|i| resolve(&serde_json::to_value(i).ok()?)).collect(),
+            Some(input) => input
+                .iter()
+                .filter_map(|i| resolve(&serde_json::to_value(i).ok()?))
+                .collect(),
             None => self.items.iter().map(|s| s.item.clone()).collect(),
         };
-        if let Some(last) = items.last() {
-            if last["type"] == "function_call_output" {
-                let call_id = last["call_id"].as_str().unwrap_or_default();
-                let name = items
-                    .iter()
-                    .find(|i| i["type"] == "function_call" && i["call_id"] == call_id)
-                    .and_then(|i| i["name"].as_str())
-                    .unwrap_or("tool")
-                    .to_owned();
-                let output = last["output"].as_str().unwrap_or_default().to_owned();
-                return (String::new(), Some((name, output)));
-            }
+        if let Some(last) = items.last()
+            && last["type"] == "function_call_output"
+        {
+            let call_id = last["call_id"].as_str().unwrap_or_default();
+            let name = items
+                .iter()
+                .find(|i| i["type"] == "function_call" && i["call_id"] == call_id)
+                .and_then(|i| i["name"].as_str())
+                .unwrap_or("tool")
+                .to_owned();
+            let output = last["output"].as_str().unwrap_or_default().to_owned();
+            return (String::new(), Some((name, output)));
         }
         let text = items
             .iter()
@@ -675,12 +882,19 @@ impl Engine {
         (text, None)
     }
 
-    fn choose_reply(&self, params: &ResponseParams, tools: &[Tool], tool_choice: Option<&ToolChoice>) -> Reply {
+    fn choose_reply(
+        &self,
+        params: &ResponseParams,
+        tools: &[Tool],
+        tool_choice: Option<&ToolChoice>,
+    ) -> Reply {
         let (text, after_tool) = self.latest_input(params);
         for rule in &self.config.script {
             let matched = match &rule.when {
                 Match::Any => true,
-                Match::Contains(needle) => after_tool.is_none() && text.to_lowercase().contains(&needle.to_lowercase()),
+                Match::Contains(needle) => {
+                    after_tool.is_none() && text.to_lowercase().contains(&needle.to_lowercase())
+                }
                 Match::AfterToolOutput => after_tool.is_some(),
             };
             if matched {
@@ -690,20 +904,34 @@ impl Engine {
         if let Some((name, output)) = after_tool {
             return Reply::Text(format!("The {name} tool returned {output}."));
         }
-        let functions: Vec<&reelthyme_schema::FunctionTool> =
-            tools.iter().filter_map(|t| if let Tool::Function(f) = t { Some(f) } else { None }).collect();
+        let functions: Vec<&reelthyme_schema::FunctionTool> = tools
+            .iter()
+            .filter_map(|t| {
+                if let Tool::Function(f) = t {
+                    Some(f)
+                } else {
+                    None
+                }
+            })
+            .collect();
         let forced = match tool_choice {
-            Some(ToolChoice::Mode(ToolChoiceMode::None)) => return Reply::Text(default_answer(&text)),
-            Some(ToolChoice::Mode(ToolChoiceMode::Required)) => functions.first().copied(),
-            Some(ToolChoice::Specific(specific)) => {
-                functions.iter().copied().find(|f| Some(&f.name) == specific.name.as_ref())
+            Some(ToolChoice::Mode(ToolChoiceMode::None)) => {
+                return Reply::Text(default_answer(&text));
             }
+            Some(ToolChoice::Mode(ToolChoiceMode::Required)) => functions.first().copied(),
+            Some(ToolChoice::Specific(specific)) => functions
+                .iter()
+                .copied()
+                .find(|f| Some(&f.name) == specific.name.as_ref()),
             _ => None,
         };
         let lower = text.to_lowercase();
         let chosen = forced.or_else(|| {
             functions.iter().copied().find(|f| {
-                f.name.split(['_', '-']).filter(|w| w.len() > 3).any(|w| lower.contains(&w.to_lowercase()))
+                f.name
+                    .split(['_', '-'])
+                    .filter(|w| w.len() > 3)
+                    .any(|w| lower.contains(&w.to_lowercase()))
             })
         });
         match chosen {
@@ -724,16 +952,39 @@ impl Engine {
             .or_else(|| self.session.output_modalities.clone())
             .unwrap_or_else(|| vec![Modality::Audio]);
         let audio_out = modalities.contains(&Modality::Audio);
-        let tools = params.tools.clone().or_else(|| self.session.tools.clone()).unwrap_or_default();
-        let tool_choice = params.tool_choice.clone().or_else(|| self.session.tool_choice.clone());
+        let tools = params
+            .tools
+            .clone()
+            .or_else(|| self.session.tools.clone())
+            .unwrap_or_default();
+        let tool_choice = params
+            .tool_choice
+            .clone()
+            .or_else(|| self.session.tool_choice.clone());
         let reply = self.choose_reply(&params, &tools, tool_choice.as_ref());
-        let session_output = self.session.audio.as_ref().and_then(|a| a.output.clone()).unwrap_or_default();
-        let params_output = params.audio.as_ref().and_then(|a| a.output.clone()).unwrap_or_default();
-        let format = params_output.format.or(session_output.format).unwrap_or_else(AudioFormat::pcm);
-        let voice = params_output.voice.or(session_output.voice).unwrap_or_else(|| "marin".into());
-        let max_tokens = params.max_output_tokens.or(self.session.max_output_tokens).unwrap_or(MaxTokens::Inf(
-            reelthyme_schema::Infinite::Inf,
-        ));
+        let session_output = self
+            .session
+            .audio
+            .as_ref()
+            .and_then(|a| a.output.clone())
+            .unwrap_or_default();
+        let params_output = params
+            .audio
+            .as_ref()
+            .and_then(|a| a.output.clone())
+            .unwrap_or_default();
+        let format = params_output
+            .format
+            .or(session_output.format)
+            .unwrap_or_else(AudioFormat::pcm);
+        let voice = params_output
+            .voice
+            .or(session_output.voice)
+            .unwrap_or_else(|| "marin".into());
+        let max_tokens = params
+            .max_output_tokens
+            .or(self.session.max_output_tokens)
+            .unwrap_or(MaxTokens::Inf(reelthyme_schema::Infinite::Inf));
         let metadata = params.metadata.clone().flatten();
         let response = json!({
             "object": "realtime.response", "id": id, "status": "in_progress", "status_details": null,
@@ -742,7 +993,12 @@ impl Engine {
             "audio": {"output": {"format": format, "voice": voice}},
             "usage": null, "metadata": metadata,
         });
-        let input_tokens = self.items.iter().map(|s| s.item.to_string().len() as u64 / 8 + s.audio.len() as u64 / 2_400).sum::<u64>() + 20;
+        let input_tokens = self
+            .items
+            .iter()
+            .map(|s| s.item.to_string().len() as u64 / 8 + s.audio.len() as u64 / 2_400)
+            .sum::<u64>()
+            + 20;
         let mut steps = VecDeque::new();
         let pace = |d: Duration| d.div_f64(self.config.speed);
         let mut at = Duration::ZERO;
@@ -777,7 +1033,10 @@ impl Engine {
                 };
                 let rate = format.sample_rate().unwrap_or(24_000);
                 let audio = if echo {
-                    self.items.iter().rev().find(|s| !s.audio.is_empty() && s.item["role"] == "user")
+                    self.items
+                        .iter()
+                        .rev()
+                        .find(|s| !s.audio.is_empty() && s.item["role"] == "user")
                         .map(|s| s.audio.clone())
                         .unwrap_or_else(|| synth::speak(&text, rate))
                 } else {
@@ -785,7 +1044,8 @@ impl Engine {
                 };
                 steps.push_back((at, Step::MessageAdded));
                 steps.push_back((at, Step::PartAdded(PartKind::Audio)));
-                let chunk = ((self.config.audio_chunk.as_secs_f64() * f64::from(rate)) as usize).max(1);
+                let chunk =
+                    ((self.config.audio_chunk.as_secs_f64() * f64::from(rate)) as usize).max(1);
                 let chunks: Vec<&[i16]> = audio.chunks(chunk).collect();
                 let words = split_keep_spaces(&text);
                 let mut next_word = 0;
@@ -796,7 +1056,9 @@ impl Engine {
                         next_word += 1;
                     }
                     steps.push_back((at, Step::AudioDelta(samples.to_vec())));
-                    at += pace(Duration::from_secs_f64(samples.len() as f64 / f64::from(rate)));
+                    at += pace(Duration::from_secs_f64(
+                        samples.len() as f64 / f64::from(rate),
+                    ));
                 }
                 while next_word < words.len() {
                     steps.push_back((at, Step::TextDelta(words[next_word].clone())));
@@ -824,19 +1086,28 @@ impl Engine {
 
     /// When the next response step is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.responses.iter().filter_map(|r| r.steps.front().map(|(at, _)| r.started + *at)).min()
+        self.responses
+            .iter()
+            .filter_map(|r| r.steps.front().map(|(at, _)| r.started + *at))
+            .min()
     }
 
     /// Emits every response step that is due.
     pub(crate) fn release(&mut self, now: Instant) {
         let mut index = 0;
         while index < self.responses.len() {
-            let due = self.responses[index].steps.front().is_some_and(|(at, _)| self.responses[index].started + *at <= now);
+            let due = self.responses[index]
+                .steps
+                .front()
+                .is_some_and(|(at, _)| self.responses[index].started + *at <= now);
             if !due {
                 index += 1;
                 continue;
             }
-            let (_, step) = self.responses[index].steps.pop_front().expect("checked above");
+            let (_, step) = self.responses[index]
+                .steps
+                .pop_front()
+                .expect("checked above");
             if self.perform(index, step) {
                 // The response finished and was removed; `index` now names the next one.
                 continue;
@@ -856,11 +1127,15 @@ impl Engine {
             Step::MessageAdded | Step::FunctionAdded { .. } => {
                 let id = self.ids.next("item");
                 let item = match step {
-                    Step::FunctionAdded { call_id, name } => json!({"id": id, "object": "realtime.item",
+                    Step::FunctionAdded { call_id, name } => {
+                        json!({"id": id, "object": "realtime.item",
                         "type": "function_call", "status": "in_progress", "name": name, "call_id": call_id,
-                        "arguments": ""}),
-                    _ => json!({"id": id, "object": "realtime.item", "type": "message", "status": "in_progress",
-                        "role": "assistant", "content": []}),
+                        "arguments": ""})
+                    }
+                    _ => {
+                        json!({"id": id, "object": "realtime.item", "type": "message", "status": "in_progress",
+                        "role": "assistant", "content": []})
+                    }
                 };
                 let output_index = self.responses[index].output.len();
                 self.emit(
@@ -869,18 +1144,37 @@ impl Engine {
                 );
                 if in_conversation {
                     let previous = self.last_item_id();
-                    self.items.push(Stored { item: item.clone(), audio: Vec::new(), rate: self.responses[index].output_format.sample_rate().unwrap_or(24_000) });
-                    self.emit("conversation.item.added", json!({"previous_item_id": previous, "item": item}));
+                    self.items.push(Stored {
+                        item: item.clone(),
+                        audio: Vec::new(),
+                        rate: self.responses[index]
+                            .output_format
+                            .sample_rate()
+                            .unwrap_or(24_000),
+                    });
+                    self.emit(
+                        "conversation.item.added",
+                        json!({"previous_item_id": previous, "item": item}),
+                    );
                 }
-                self.responses[index].open =
-                    Some(OpenItem { id, output_index, item, part: None, text: String::new(), audio: Vec::new() });
+                self.responses[index].open = Some(OpenItem {
+                    id,
+                    output_index,
+                    item,
+                    part: None,
+                    text: String::new(),
+                    audio: Vec::new(),
+                });
             }
             Step::PartAdded(kind) => {
                 let part = match kind {
                     PartKind::Text => json!({"type": "text", "text": ""}),
                     PartKind::Audio => json!({"type": "audio", "transcript": ""}),
                 };
-                let open = self.responses[index].open.as_mut().expect("a part opens in an item");
+                let open = self.responses[index]
+                    .open
+                    .as_mut()
+                    .expect("a part opens in an item");
                 open.part = Some(kind);
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
                 self.emit(
@@ -890,7 +1184,10 @@ impl Engine {
                 );
             }
             Step::TextDelta(delta) => {
-                let open = self.responses[index].open.as_mut().expect("deltas come in an item");
+                let open = self.responses[index]
+                    .open
+                    .as_mut()
+                    .expect("deltas come in an item");
                 open.text.push_str(&delta);
                 let kind = if open.part == Some(PartKind::Audio) {
                     "response.output_audio_transcript.delta"
@@ -905,7 +1202,10 @@ impl Engine {
                 );
             }
             Step::ArgsDelta(delta) => {
-                let open = self.responses[index].open.as_mut().expect("deltas come in an item");
+                let open = self.responses[index]
+                    .open
+                    .as_mut()
+                    .expect("deltas come in an item");
                 open.text.push_str(&delta);
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
                 let call_id = open.item["call_id"].clone();
@@ -917,11 +1217,16 @@ impl Engine {
             }
             Step::AudioDelta(samples) => {
                 let format = self.responses[index].output_format.clone();
-                let open = self.responses[index].open.as_mut().expect("deltas come in an item");
+                let open = self.responses[index]
+                    .open
+                    .as_mut()
+                    .expect("deltas come in an item");
                 open.audio.extend_from_slice(&samples);
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
                 let delta = match format {
-                    AudioFormat::Pcmu(_) | AudioFormat::Pcma(_) => Base64Audio::from_bytes(&encode_g711(&format, &samples)),
+                    AudioFormat::Pcmu(_) | AudioFormat::Pcma(_) => {
+                        Base64Audio::from_bytes(&encode_g711(&format, &samples))
+                    }
                     _ => Base64Audio::from_pcm16(&samples),
                 };
                 self.audio_produced = true;
@@ -943,7 +1248,9 @@ impl Engine {
 
     fn close_part(&mut self, index: usize) {
         let response_id = self.responses[index].id.clone();
-        let Some(open) = self.responses[index].open.as_mut() else { return };
+        let Some(open) = self.responses[index].open.as_mut() else {
+            return;
+        };
         let Some(kind) = open.part.take() else { return };
         let (item_id, output_index, text) = (open.id.clone(), open.output_index, open.text.clone());
         let common = json!({"response_id": response_id, "item_id": item_id, "output_index": output_index, "content_index": 0});
@@ -954,17 +1261,25 @@ impl Engine {
             }
             PartKind::Audio => {
                 self.emit("response.output_audio.done", common.clone());
-                self.emit("response.output_audio_transcript.done", with(&common, "transcript", &text));
+                self.emit(
+                    "response.output_audio_transcript.done",
+                    with(&common, "transcript", &text),
+                );
                 json!({"type": "audio", "transcript": text})
             }
         };
-        self.emit("response.content_part.done", with_value(&common, "part", part));
+        self.emit(
+            "response.content_part.done",
+            with_value(&common, "part", part),
+        );
     }
 
     fn close_item(&mut self, index: usize, status: &str) {
         let response_id = self.responses[index].id.clone();
         let in_conversation = self.responses[index].in_conversation;
-        let Some(open) = self.responses[index].open.take() else { return };
+        let Some(open) = self.responses[index].open.take() else {
+            return;
+        };
         let mut item = open.item;
         item["status"] = Value::String(status.to_owned());
         if item["type"] == "function_call" {
@@ -979,13 +1294,18 @@ impl Engine {
         } else if !open.audio.is_empty() || item["content"].as_array().is_some_and(Vec::is_empty) {
             item["content"] = json!([{"type": "output_audio", "transcript": open.text}]);
         }
-        if in_conversation {
-            if let Some(position) = self.find(&open.id) {
-                let previous = if position == 0 { Value::Null } else { Value::String(self.items[position - 1].id().to_owned()) };
-                self.items[position].item = item.clone();
-                self.items[position].audio = open.audio;
-                self.emit("conversation.item.done", json!({"previous_item_id": previous, "item": item}));
-            }
+        if in_conversation && let Some(position) = self.find(&open.id) {
+            let previous = if position == 0 {
+                Value::Null
+            } else {
+                Value::String(self.items[position - 1].id().to_owned())
+            };
+            self.items[position].item = item.clone();
+            self.items[position].audio = open.audio;
+            self.emit(
+                "conversation.item.done",
+                json!({"previous_item_id": previous, "item": item}),
+            );
         }
         self.emit(
             "response.output_item.done",
@@ -1014,10 +1334,20 @@ impl Engine {
         };
         let (mut text_tokens, mut audio_tokens) = (0_u64, 0_u64);
         for item in &active.output {
-            let text = item["content"][0]["text"].as_str().or(item["content"][0]["transcript"].as_str()).or(item["arguments"].as_str()).unwrap_or_default();
+            let text = item["content"][0]["text"]
+                .as_str()
+                .or(item["content"][0]["transcript"].as_str())
+                .or(item["arguments"].as_str())
+                .unwrap_or_default();
             text_tokens += (text.len() as u64).div_ceil(4);
         }
-        if let Some(stored) = active.output.iter().filter_map(|i| i["id"].as_str()).filter_map(|id| self.find(id)).next() {
+        if let Some(stored) = active
+            .output
+            .iter()
+            .filter_map(|i| i["id"].as_str())
+            .filter_map(|id| self.find(id))
+            .next()
+        {
             audio_tokens = self.items[stored].audio.len() as u64 * 10 / 24_000;
         }
         let output_tokens = text_tokens + audio_tokens;
@@ -1058,7 +1388,11 @@ fn encode_g711(format: &AudioFormat, samples: &[i16]) -> Vec<u8> {
 }
 
 fn default_answer(text: &str) -> String {
-    if text.trim().is_empty() { "Hello! How can I help you today?".to_owned() } else { format!("You said: {}", text.trim()) }
+    if text.trim().is_empty() {
+        "Hello! How can I help you today?".to_owned()
+    } else {
+        format!("You said: {}", text.trim())
+    }
 }
 
 /// JSON arguments for a function from its parameter schema: required strings get the last
@@ -1066,13 +1400,16 @@ fn default_answer(text: &str) -> String {
 fn arguments_for(parameters: Option<&Value>, text: &str) -> String {
     let guess = text
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().next().is_some_and(char::is_uppercase))
-        .next_back()
+        .rfind(|w| w.chars().next().is_some_and(char::is_uppercase))
         .unwrap_or("unknown");
     let mut args = Map::new();
     if let Some(parameters) = parameters {
-        let required: Vec<&str> =
-            parameters["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let required: Vec<&str> = parameters["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         for name in required {
             let value = match parameters["properties"][name]["type"].as_str() {
                 Some("number" | "integer") => json!(1),
@@ -1116,7 +1453,9 @@ fn merge(target: &mut Value, patch: Value) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {
                 match target.get_mut(&key) {
-                    Some(existing) if existing.is_object() && value.is_object() => merge(existing, value),
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value)
+                    }
                     _ => {
                         target.insert(key, value);
                     }
@@ -1135,7 +1474,11 @@ fn api_error(errors: &ValidationErrors) -> (String, String, Option<String>) {
     let code = match error.rule.as_str() {
         "additionalProperties" => {
             let field = error.message.split('\'').nth(1).unwrap_or_default();
-            let param = if param.is_empty() { field.to_owned() } else { format!("{param}.{field}") };
+            let param = if param.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{param}.{field}")
+            };
             let message = format!("Unknown parameter: '{param}'.");
             return ("unknown_parameter".into(), message, Some(param));
         }
@@ -1150,7 +1493,11 @@ fn api_error(errors: &ValidationErrors) -> (String, String, Option<String>) {
             } else {
                 format!("{param}.{field}")
             };
-            return ("missing_required_parameter".into(), format!("Missing required parameter: '{param}'."), Some(param));
+            return (
+                "missing_required_parameter".into(),
+                format!("Missing required parameter: '{param}'."),
+                Some(param),
+            );
         }
         "type" => "invalid_type",
         _ => "invalid_value",
@@ -1188,7 +1535,10 @@ mod tests {
 
     #[test]
     fn paths_are_dotted_like_the_api() {
-        assert_eq!(dotted("/session/audio/input/format/rate"), "session.audio.input.format.rate");
+        assert_eq!(
+            dotted("/session/audio/input/format/rate"),
+            "session.audio.input.format.rate"
+        );
         assert_eq!(dotted("/session/tools/0/name"), "session.tools[0].name");
         assert_eq!(dotted(""), "");
     }
@@ -1197,14 +1547,25 @@ mod tests {
     fn arguments_follow_the_schema() {
         let schema = json!({"type": "object", "properties": {"location": {"type": "string"}, "days": {"type": "integer"}},
             "required": ["location", "days"]});
-        let args: Value = serde_json::from_str(&arguments_for(Some(&schema), "What's the weather in Paris today?")).unwrap();
+        let args: Value = serde_json::from_str(&arguments_for(
+            Some(&schema),
+            "What's the weather in Paris today?",
+        ))
+        .unwrap();
         assert_eq!(args, json!({"location": "Paris", "days": 1}));
     }
 
     #[test]
     fn merge_replaces_arrays_and_nulls_but_merges_objects() {
-        let mut a = json!({"audio": {"input": {"format": 1, "turn_detection": {"x": 1}}}, "tools": [1, 2]});
-        merge(&mut a, json!({"audio": {"input": {"turn_detection": null}}, "tools": []}));
-        assert_eq!(a, json!({"audio": {"input": {"format": 1, "turn_detection": null}}, "tools": []}));
+        let mut a =
+            json!({"audio": {"input": {"format": 1, "turn_detection": {"x": 1}}}, "tools": [1, 2]});
+        merge(
+            &mut a,
+            json!({"audio": {"input": {"turn_detection": null}}, "tools": []}),
+        );
+        assert_eq!(
+            a,
+            json!({"audio": {"input": {"format": 1, "turn_detection": null}}, "tools": []})
+        );
     }
 }

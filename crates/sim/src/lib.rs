@@ -92,7 +92,12 @@ impl Simulator {
             }
         });
         tracing::info!(%addr, "simulator listening");
-        Ok(Self { addr, shutdown, accept: Some(accept), shared })
+        Ok(Self {
+            addr,
+            shutdown,
+            accept: Some(accept),
+            shared,
+        })
     }
 
     /// The address it listens on.
@@ -113,7 +118,11 @@ impl Simulator {
 
     /// Every connection's handshake so far, secrets left out.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        self.shared.connections.lock().expect("connections lock").clone()
+        self.shared
+            .connections
+            .lock()
+            .expect("connections lock")
+            .clone()
     }
 
     /// Stops accepting, closes every session with 1001, and waits for the accept loop.

@@ -58,12 +58,18 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// The value of a query parameter.
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of a header (lower-case name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -109,7 +115,10 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 3;
@@ -135,30 +144,61 @@ fn reject(status: StatusCode, message: &str) -> ErrorResponse {
     let body = json!({"error": {"type": "invalid_request_error", "code": null, "message": message, "param": null}});
     let mut response = ErrorResponse::new(Some(body.to_string()));
     *response.status_mut() = status;
-    response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     response
 }
 
-fn handshake(request: &Request, mut response: Response, config: &SimConfig) -> Result<(Response, Handshake), ErrorResponse> {
+// The error type is what tungstenite's callback must return.
+#[allow(clippy::result_large_err)]
+fn handshake(
+    request: &Request,
+    mut response: Response,
+    config: &SimConfig,
+) -> Result<(Response, Handshake), ErrorResponse> {
     let path = request.uri().path().to_owned();
     let Some(route) = route(&path) else {
-        return Err(reject(StatusCode::NOT_FOUND, &format!("Invalid URL (GET {path})")));
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            &format!("Invalid URL (GET {path})"),
+        ));
     };
     let mut query = parse_query(request.uri().query());
     if route == Route::AzureLegacy
-        && !(query.iter().any(|(k, _)| k == "api-version") && query.iter().any(|(k, _)| k == "deployment"))
+        && !(query.iter().any(|(k, _)| k == "api-version")
+            && query.iter().any(|(k, _)| k == "deployment"))
     {
-        return Err(reject(StatusCode::BAD_REQUEST, "api-version and deployment query parameters are required"));
+        return Err(reject(
+            StatusCode::BAD_REQUEST,
+            "api-version and deployment query parameters are required",
+        ));
     }
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let protocols: Vec<String> = header("sec-websocket-protocol")
-        .map(|p| p.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .map(|p| {
+            p.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
-    let (auth, key) = if let Some(bearer) = header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned)) {
+    let (auth, key) = if let Some(bearer) =
+        header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
+    {
         (AuthKind::Bearer, Some(bearer))
     } else if let Some(key) = header("api-key") {
         (AuthKind::ApiKeyHeader, Some(key))
-    } else if let Some(key) = protocols.iter().find_map(|p| p.strip_prefix("openai-insecure-api-key.")) {
+    } else if let Some(key) = protocols
+        .iter()
+        .find_map(|p| p.strip_prefix("openai-insecure-api-key."))
+    {
         (AuthKind::Subprotocol, Some(key.to_owned()))
     } else if let Some((_, key)) = query.iter().find(|(k, _)| k == "api-key") {
         (AuthKind::Query, Some(key.clone()))
@@ -181,29 +221,57 @@ fn handshake(request: &Request, mut response: Response, config: &SimConfig) -> R
     let subprotocol = protocols
         .iter()
         .find(|p| *p == "realtime")
-        .or_else(|| protocols.iter().find(|p| !p.starts_with("openai-insecure-api-key.")))
+        .or_else(|| {
+            protocols
+                .iter()
+                .find(|p| !p.starts_with("openai-insecure-api-key."))
+        })
         .cloned();
-    if let Some(chosen) = &subprotocol {
-        if let Ok(value) = HeaderValue::from_str(chosen) {
-            response.headers_mut().insert("sec-websocket-protocol", value);
-        }
+    if let Some(chosen) = &subprotocol
+        && let Ok(value) = HeaderValue::from_str(chosen)
+    {
+        response
+            .headers_mut()
+            .insert("sec-websocket-protocol", value);
     }
     let headers = request
         .headers()
         .iter()
-        .filter(|(name, _)| !matches!(name.as_str(), "authorization" | "api-key" | "sec-websocket-protocol" | "sec-websocket-key"))
-        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap_or_default().to_owned()))
+        .filter(|(name, _)| {
+            !matches!(
+                name.as_str(),
+                "authorization" | "api-key" | "sec-websocket-protocol" | "sec-websocket-key"
+            )
+        })
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                value.to_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
-    let info = ConnectionInfo { path, query, auth, authorized, beta, subprotocol, headers };
+    let info = ConnectionInfo {
+        path,
+        query,
+        auth,
+        authorized,
+        beta,
+        subprotocol,
+        headers,
+    };
     Ok((response, Handshake { info, route }))
 }
 
 pub(crate) fn websocket_config() -> WebSocketConfig {
     // A 15 MiB append is 20 MiB of base64: leave room for it, and for oversized ones that
     // deserve an `error` event rather than a dropped connection.
-    WebSocketConfig::default().max_message_size(Some(64 << 20)).max_frame_size(Some(64 << 20))
+    WebSocketConfig::default()
+        .max_message_size(Some(64 << 20))
+        .max_frame_size(Some(64 << 20))
 }
 
+// tungstenite's handshake callback returns its large `ErrorResponse` by value.
+#[allow(clippy::result_large_err)]
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let config = shared.config.clone();
     let mut outcome = None;
@@ -213,15 +281,27 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             response
         })
     };
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(websocket_config())).await {
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(websocket_config()),
+    )
+    .await
+    {
         Ok(ws) => ws,
         Err(error) => {
             tracing::debug!(%error, "handshake failed");
             return;
         }
     };
-    let Some(Handshake { info, route }) = outcome else { return };
-    shared.connections.lock().expect("connections lock").push(info.clone());
+    let Some(Handshake { info, route }) = outcome else {
+        return;
+    };
+    shared
+        .connections
+        .lock()
+        .expect("connections lock")
+        .push(info.clone());
     let seed = shared.sessions.fetch_add(1, Ordering::Relaxed) + 1;
     Connection::new(ws, info, route, seed, shared).run().await;
 }
@@ -247,25 +327,52 @@ enum End {
 
 impl Connection {
     fn new(ws: Ws, info: ConnectionInfo, route: Route, seed: u64, shared: Arc<Shared>) -> Self {
-        Self { ws, info, route, seed, shared, sent: 0, beta: false, session_id: String::new() }
+        Self {
+            ws,
+            info,
+            route,
+            seed,
+            shared,
+            sent: 0,
+            beta: false,
+            session_id: String::new(),
+        }
     }
 
     fn record(&self, from_server: bool, json: Value) {
         if let Some(recorder) = &self.shared.config.recorder {
-            recorder.push(Recorded { session_id: self.session_id.clone(), from_server, json, beta: self.beta });
+            recorder.push(Recorded {
+                session_id: self.session_id.clone(),
+                from_server,
+                json,
+                beta: self.beta,
+            });
         }
     }
 
     async fn run(mut self) {
         let config = self.shared.config.clone();
         let query = |name: &str| self.info.query_param(name).map(str::to_owned);
-        let model = query("model").or_else(|| if self.route == Route::AzureLegacy { query("deployment") } else { None });
+        let model = query("model").or_else(|| {
+            if self.route == Route::AzureLegacy {
+                query("deployment")
+            } else {
+                None
+            }
+        });
         let transcription = query("intent").as_deref() == Some("transcription");
         let call_id = query("call_id");
-        let expires_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64
+        let expires_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()) as i64
             + config.session_duration.as_secs() as i64;
-        let mut engine =
-            Engine::new(config.clone(), self.seed, model.as_deref().unwrap_or("gpt-realtime"), transcription, expires_at);
+        let mut engine = Engine::new(
+            config.clone(),
+            self.seed,
+            model.as_deref().unwrap_or("gpt-realtime"),
+            transcription,
+            expires_at,
+        );
         self.session_id = engine.session_id().to_owned();
         let span = tracing::info_span!("sim_session", session_id = %self.session_id);
         let _guard = span.enter();
@@ -273,11 +380,19 @@ impl Connection {
         // Failures after the 101, exactly as the real server signals them.
         if !self.info.authorized {
             let (code, message) = match self.info.auth {
-                AuthKind::None => (None, "Missing bearer or basic authentication in header".to_owned()),
-                _ => (Some("invalid_api_key"), "Incorrect API key provided.".to_owned()),
+                AuthKind::None => (
+                    None,
+                    "Missing bearer or basic authentication in header".to_owned(),
+                ),
+                _ => (
+                    Some("invalid_api_key"),
+                    "Incorrect API key provided.".to_owned(),
+                ),
             };
             engine.error(code, &message, None, None);
-            let reason = code.map_or("invalid_request_error".to_owned(), |c| format!("invalid_request_error.{c}"));
+            let reason = code.map_or("invalid_request_error".to_owned(), |c| {
+                format!("invalid_request_error.{c}")
+            });
             return self.fail(&mut engine, 3000, reason).await;
         }
         if self.info.beta && self.route == Route::Ga && config.beta == BetaMode::Reject {
@@ -287,20 +402,47 @@ impl Connection {
                 None,
                 None,
             );
-            return self.fail(&mut engine, 4000, "invalid_request_error.beta_api_shape_disabled".into()).await;
+            return self
+                .fail(
+                    &mut engine,
+                    4000,
+                    "invalid_request_error.beta_api_shape_disabled".into(),
+                )
+                .await;
         }
         self.beta = self.info.beta;
-        let targets = [model.is_some(), call_id.is_some(), transcription].iter().filter(|x| **x).count();
+        let targets = [model.is_some(), call_id.is_some(), transcription]
+            .iter()
+            .filter(|x| **x)
+            .count();
         if targets == 0 {
-            engine.error(Some("missing_model"), "You must provide a model parameter.", Some("model"), None);
-            return self.fail(&mut engine, 4000, "invalid_request_error.missing_model".into()).await;
+            engine.error(
+                Some("missing_model"),
+                "You must provide a model parameter.",
+                Some("model"),
+                None,
+            );
+            return self
+                .fail(
+                    &mut engine,
+                    4000,
+                    "invalid_request_error.missing_model".into(),
+                )
+                .await;
         }
-        if let Some(model) = &model {
-            if self.route == Route::Ga && !config.model_allowed(model) {
-                let message = format!("Invalid model: '{model}'.");
-                engine.error(Some("invalid_model"), &message, Some("model"), None);
-                return self.fail(&mut engine, 4000, "invalid_request_error.invalid_model".into()).await;
-            }
+        if let Some(model) = &model
+            && self.route == Route::Ga
+            && !config.model_allowed(model)
+        {
+            let message = format!("Invalid model: '{model}'.");
+            engine.error(Some("invalid_model"), &message, Some("model"), None);
+            return self
+                .fail(
+                    &mut engine,
+                    4000,
+                    "invalid_request_error.invalid_model".into(),
+                )
+                .await;
         }
 
         engine.session_created();
@@ -340,7 +482,11 @@ impl Connection {
         match serde_json::from_str::<Value>(text) {
             Ok(value) => {
                 self.record(false, value.clone());
-                let value = if self.beta { reelthyme_schema::beta::client_to_ga(value) } else { value };
+                let value = if self.beta {
+                    reelthyme_schema::beta::client_to_ga(value)
+                } else {
+                    value
+                };
                 engine.client_value(value, now);
             }
             Err(_) => {
@@ -363,10 +509,12 @@ impl Connection {
                 event
             };
             if faults.malformed_after == Some(self.sent) {
-                self.send(Message::text("{\"type\": \"response.done\", oops")).await?;
+                self.send(Message::text("{\"type\": \"response.done\", oops"))
+                    .await?;
             }
             if faults.binary_after == Some(self.sent) {
-                self.send(Message::Binary(Bytes::from_static(b"\x00\x01binary"))).await?;
+                self.send(Message::Binary(Bytes::from_static(b"\x00\x01binary")))
+                    .await?;
             }
             if faults.stall_after == Some(self.sent) {
                 tracing::info!("stalling (fault injection)");
@@ -374,10 +522,10 @@ impl Connection {
                 let _ = shutdown.changed().await;
                 return Err(End::Gone);
             }
-            if let Some((after, code, reason)) = &faults.close_after {
-                if *after == self.sent {
-                    return Err(End::Close(*code, reason.clone()));
-                }
+            if let Some((after, code, reason)) = &faults.close_after
+                && *after == self.sent
+            {
+                return Err(End::Close(*code, reason.clone()));
             }
             let text = event.to_string();
             self.record(true, event);
@@ -398,7 +546,10 @@ impl Connection {
     }
 
     async fn close(mut self, code: u16, reason: String) {
-        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+        let frame = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
         let _ = self.ws.send(Message::Close(Some(frame))).await;
         // Wait briefly for the client's close reply so the close handshake completes.
         let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -420,7 +571,11 @@ mod tests {
     fn queries_decode() {
         assert_eq!(
             parse_query(Some("model=gpt-realtime&intent=transcription&x=a%20b+c")),
-            [("model".into(), "gpt-realtime".into()), ("intent".into(), "transcription".into()), ("x".into(), "a b c".into())]
+            [
+                ("model".into(), "gpt-realtime".into()),
+                ("intent".into(), "transcription".into()),
+                ("x".into(), "a b c".into())
+            ]
         );
         assert_eq!(percent_decode("100%"), "100%");
     }

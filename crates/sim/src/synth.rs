@@ -17,11 +17,17 @@ pub(crate) fn speak(text: &str, rate: u32) -> Vec<i16> {
             let t = n as f64 / rate;
             let index = (t / syllable) as usize;
             // A pitch per syllable, from the text, so different answers sound different.
-            let byte = text.as_bytes().get(index % text.len().max(1)).copied().unwrap_or(b'a');
+            let byte = text
+                .as_bytes()
+                .get(index % text.len().max(1))
+                .copied()
+                .unwrap_or(b'a');
             let f0 = 110.0 + f64::from(byte % 32) * 4.0;
             let phase = (t % syllable) / syllable;
             let envelope = (phase * std::f64::consts::PI).sin().powf(0.6);
-            let voice = (TAU * f0 * t).sin() * 0.6 + (TAU * 2.0 * f0 * t).sin() * 0.25 + (TAU * 3.0 * f0 * t).sin() * 0.1;
+            let voice = (TAU * f0 * t).sin() * 0.6
+                + (TAU * 2.0 * f0 * t).sin() * 0.25
+                + (TAU * 3.0 * f0 * t).sin() * 0.1;
             (voice * envelope * 12_000.0) as i16
         })
         .collect()
@@ -33,8 +39,14 @@ mod tests {
 
     #[test]
     fn length_follows_the_text_and_rate() {
-        assert_eq!(speak("hello world!", 24_000).len(), (12.0 * 0.065 * 24_000.0) as usize);
-        assert_eq!(speak("hello world!", 8_000).len(), (12.0 * 0.065 * 8_000.0) as usize);
+        assert_eq!(
+            speak("hello world!", 24_000).len(),
+            (12.0 * 0.065 * 24_000.0) as usize
+        );
+        assert_eq!(
+            speak("hello world!", 8_000).len(),
+            (12.0 * 0.065 * 8_000.0) as usize
+        );
         assert_eq!(speak("hi", 24_000), speak("hi", 24_000));
         assert!(speak("hello", 24_000).iter().any(|&s| s.abs() > 5_000));
     }

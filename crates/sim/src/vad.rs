@@ -45,7 +45,10 @@ impl Vad {
 
     /// Starts over at `position` (after a commit or clear, the timeline goes on).
     pub(crate) fn reset(&mut self, position: u64) {
-        *self = Self { position, ..Self::default() };
+        *self = Self {
+            position,
+            ..Self::default()
+        };
     }
 
     pub(crate) fn feed(&mut self, samples: &[i16], settings: VadSettings, out: &mut Vec<VadEvent>) {
@@ -56,7 +59,11 @@ impl Vad {
         let mut consumed = 0;
         while self.pending.len() - consumed >= frame_len {
             let frame = &self.pending[consumed..consumed + frame_len];
-            let energy: f64 = frame.iter().map(|&s| (f64::from(s) / 32768.0).powi(2)).sum::<f64>() / frame_len as f64;
+            let energy: f64 = frame
+                .iter()
+                .map(|&s| (f64::from(s) / 32768.0).powi(2))
+                .sum::<f64>()
+                / frame_len as f64;
             let loud = energy.sqrt() > level;
             let at = self.position + consumed as u64;
             consumed += frame_len;
@@ -67,7 +74,9 @@ impl Vad {
                     if self.run_frames >= CONFIRM_FRAMES {
                         self.speaking = true;
                         self.silence_start = None;
-                        out.push(VadEvent::Started { speech_start: start });
+                        out.push(VadEvent::Started {
+                            speech_start: start,
+                        });
                     }
                 } else {
                     self.run_start = None;
@@ -83,7 +92,9 @@ impl Vad {
                     self.run_start = None;
                     self.run_frames = 0;
                     self.silence_start = None;
-                    out.push(VadEvent::Stopped { speech_end: silence_start });
+                    out.push(VadEvent::Stopped {
+                        speech_end: silence_start,
+                    });
                 }
             }
         }
@@ -96,7 +107,12 @@ impl Vad {
 mod tests {
     use super::*;
 
-    const SETTINGS: VadSettings = VadSettings { threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 500, rate: 24_000 };
+    const SETTINGS: VadSettings = VadSettings {
+        threshold: 0.5,
+        prefix_padding_ms: 300,
+        silence_duration_ms: 500,
+        rate: 24_000,
+    };
 
     #[test]
     fn finds_a_burst_in_silence_to_the_frame() {
@@ -109,7 +125,15 @@ mod tests {
         for chunk in signal.chunks(1_000) {
             vad.feed(chunk, SETTINGS, &mut events);
         }
-        assert_eq!(events, [VadEvent::Started { speech_start: 24_000 }, VadEvent::Stopped { speech_end: 60_000 }]);
+        assert_eq!(
+            events,
+            [
+                VadEvent::Started {
+                    speech_start: 24_000
+                },
+                VadEvent::Stopped { speech_end: 60_000 }
+            ]
+        );
     }
 
     #[test]
@@ -117,13 +141,20 @@ mod tests {
         let mut signal = vec![0_i16; 4_800];
         signal.extend(vec![20_000_i16; 240]); // a 10 ms click
         signal.extend(vec![0_i16; 4_800]);
-        let loud: Vec<i16> = (0..4_800).map(|i| if i % 2 == 0 { 9000 } else { -9000 }).collect();
+        let loud: Vec<i16> = (0..4_800)
+            .map(|i| if i % 2 == 0 { 9000 } else { -9000 })
+            .collect();
         signal.extend(&loud);
         signal.extend(vec![0_i16; 2_400]); // a 100 ms pause, shorter than the 500 ms rule
         signal.extend(&loud);
         let mut vad = Vad::default();
         let mut events = Vec::new();
         vad.feed(&signal, SETTINGS, &mut events);
-        assert_eq!(events, [VadEvent::Started { speech_start: 9_840 }]);
+        assert_eq!(
+            events,
+            [VadEvent::Started {
+                speech_start: 9_840
+            }]
+        );
     }
 }

@@ -21,28 +21,55 @@ fn shape(types: &[String]) -> Vec<String> {
 #[tokio::test]
 async fn a_text_turn_follows_the_documented_event_order() {
     let (sim, recorder) = simulator(fast()).await;
-    let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[("authorization", "Bearer sk-test")]).await;
+    let mut client = Client::connect(
+        &sim.realtime_url("gpt-realtime"),
+        &[("authorization", "Bearer sk-test")],
+    )
+    .await;
     let created = client.event().await;
     assert_eq!(created["type"], "session.created");
-    assert!(created["session"]["id"].as_str().unwrap().starts_with("sess_"));
+    assert!(
+        created["session"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("sess_")
+    );
     assert!(created["session"]["expires_at"].as_i64().unwrap() > 1_700_000_000);
     client.received.clear();
-    client.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-        "content": [{"type": "input_text", "text": "Hello there"}]}})).await;
-    client.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}})).await;
+    client
+        .send(
+            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "Hello there"}]}}),
+        )
+        .await;
+    client
+        .send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+        .await;
     let done = client.until("response.done").await;
     client.until("rate_limits.updated").await;
     assert_eq!(
         shape(&client.types()),
         [
-            "conversation.item.added", "conversation.item.done", "response.created", "response.output_item.added",
-            "conversation.item.added", "response.content_part.added", "response.output_text.delta",
-            "response.output_text.done", "response.content_part.done", "conversation.item.done",
-            "response.output_item.done", "response.done", "rate_limits.updated",
+            "conversation.item.added",
+            "conversation.item.done",
+            "response.created",
+            "response.output_item.added",
+            "conversation.item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "conversation.item.done",
+            "response.output_item.done",
+            "response.done",
+            "rate_limits.updated",
         ]
     );
     assert_eq!(done["response"]["status"], "completed");
-    assert_eq!(done["response"]["output"][0]["content"][0]["text"], "You said: Hello there");
+    assert_eq!(
+        done["response"]["output"][0]["content"][0]["text"],
+        "You said: Hello there"
+    );
     assert!(done["response"]["usage"]["total_tokens"].as_u64().unwrap() > 0);
     let deltas: String = client
         .received
@@ -86,15 +113,36 @@ async fn server_vad_finds_speech_within_a_frame_and_answers_with_audio() {
         .received
         .iter()
         .filter(|e| e["type"] == "response.output_audio.delta")
-        .flat_map(|e| reelthyme_schema::Base64Audio::from_base64(e["delta"].as_str().unwrap()).decode_pcm16().unwrap())
+        .flat_map(|e| {
+            reelthyme_schema::Base64Audio::from_base64(e["delta"].as_str().unwrap())
+                .decode_pcm16()
+                .unwrap()
+        })
         .collect();
-    let transcript = done["response"]["output"][0]["content"][0]["transcript"].as_str().unwrap();
-    assert_eq!(transcript, "You said: What is the weather like in Paris today?");
+    let transcript = done["response"]["output"][0]["content"][0]["transcript"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        transcript,
+        "You said: What is the weather like in Paris today?"
+    );
     // Synthesized speech: about 65 ms per character.
-    assert!(audio.len() > transcript.len() * 24 * 60, "{} samples", audio.len());
+    assert!(
+        audio.len() > transcript.len() * 24 * 60,
+        "{} samples",
+        audio.len()
+    );
     // Audio and transcript deltas interleave.
-    let first_audio = client.types().iter().position(|t| t == "response.output_audio.delta").unwrap();
-    let last_transcript = client.types().iter().rposition(|t| t == "response.output_audio_transcript.delta").unwrap();
+    let first_audio = client
+        .types()
+        .iter()
+        .position(|t| t == "response.output_audio.delta")
+        .unwrap();
+    let last_transcript = client
+        .types()
+        .iter()
+        .rposition(|t| t == "response.output_audio_transcript.delta")
+        .unwrap();
     assert!(first_audio < last_transcript);
     assert_all_valid(&recorder);
 }
@@ -108,7 +156,9 @@ async fn a_function_call_round_trip() {
         "tools": [{"type": "function", "name": "get_weather", "description": "Weather for a city",
             "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}]}})).await;
     client.until("session.updated").await;
-    client.send(reelthyme_schema::ClientEvent::user_text("What's the weather in Paris?").to_value()).await;
+    client
+        .send(reelthyme_schema::ClientEvent::user_text("What's the weather in Paris?").to_value())
+        .await;
     client.send(json!({"type": "response.create"})).await;
     let call = client.until("response.function_call_arguments.done").await;
     assert_eq!(call["name"], "get_weather");
@@ -116,14 +166,27 @@ async fn a_function_call_round_trip() {
     assert_eq!(arguments, json!({"location": "Paris"}));
     client.until("response.done").await;
     let call_id = call["call_id"].as_str().unwrap();
-    client.send(reelthyme_schema::ClientEvent::function_call_output(call_id, "{\"temp_c\":18}").to_value()).await;
+    client
+        .send(
+            reelthyme_schema::ClientEvent::function_call_output(call_id, "{\"temp_c\":18}")
+                .to_value(),
+        )
+        .await;
     client.send(json!({"type": "response.create"})).await;
     let done = client.until("response.done").await;
-    assert_eq!(done["response"]["output"][0]["content"][0]["text"], "The get_weather tool returned {\"temp_c\":18}.");
+    assert_eq!(
+        done["response"]["output"][0]["content"][0]["text"],
+        "The get_weather tool returned {\"temp_c\":18}."
+    );
     assert_all_valid(&recorder);
 }
 
-async fn expect_fatal(url: &str, headers: &[(&str, &str)], code: Option<&str>, close: u16) -> Value {
+async fn expect_fatal(
+    url: &str,
+    headers: &[(&str, &str)],
+    code: Option<&str>,
+    close: u16,
+) -> Value {
     let mut client = Client::connect(url, headers).await;
     let error = client.event().await;
     assert_eq!(error["type"], "error", "{error}");
@@ -131,7 +194,9 @@ async fn expect_fatal(url: &str, headers: &[(&str, &str)], code: Option<&str>, c
     match client.next().await {
         Next::Closed(Some((c, reason))) => {
             assert_eq!(c, close);
-            let expected = code.map_or("invalid_request_error".to_owned(), |c| format!("invalid_request_error.{c}"));
+            let expected = code.map_or("invalid_request_error".to_owned(), |c| {
+                format!("invalid_request_error.{c}")
+            });
             assert_eq!(reason, expected);
         }
         other => panic!("expected a close, got {other:?}"),
@@ -143,29 +208,63 @@ async fn expect_fatal(url: &str, headers: &[(&str, &str)], code: Option<&str>, c
 async fn handshake_failures_arrive_after_the_101_as_the_real_server_sends_them() {
     let (sim, recorder) = simulator(fast().api_key("sk-right")).await;
     let url = sim.realtime_url("gpt-realtime");
-    expect_fatal(&url, &[("authorization", "Bearer sk-wrong")], Some("invalid_api_key"), 3000).await;
+    expect_fatal(
+        &url,
+        &[("authorization", "Bearer sk-wrong")],
+        Some("invalid_api_key"),
+        3000,
+    )
+    .await;
     let missing = expect_fatal(&url, &[], None, 3000).await;
-    assert_eq!(missing["error"]["message"], "Missing bearer or basic authentication in header");
+    assert_eq!(
+        missing["error"]["message"],
+        "Missing bearer or basic authentication in header"
+    );
     let auth = [("authorization", "Bearer sk-right")];
-    expect_fatal(&format!("{}/v1/realtime", sim.url()), &auth, Some("missing_model"), 4000).await;
-    expect_fatal(&sim.realtime_url("gpt-4-turbo"), &auth, Some("invalid_model"), 4000).await;
-    let beta = [("authorization", "Bearer sk-right"), ("openai-beta", "realtime=v1")];
+    expect_fatal(
+        &format!("{}/v1/realtime", sim.url()),
+        &auth,
+        Some("missing_model"),
+        4000,
+    )
+    .await;
+    expect_fatal(
+        &sim.realtime_url("gpt-4-turbo"),
+        &auth,
+        Some("invalid_model"),
+        4000,
+    )
+    .await;
+    let beta = [
+        ("authorization", "Bearer sk-right"),
+        ("openai-beta", "realtime=v1"),
+    ];
     expect_fatal(&url, &beta, Some("beta_api_shape_disabled"), 4000).await;
     // The right key through Azure's header works too.
-    let mut client = Client::connect(&format!("{}/openai/v1/realtime?model=gpt-realtime", sim.url()), &[("api-key", "sk-right")]).await;
+    let mut client = Client::connect(
+        &format!("{}/openai/v1/realtime?model=gpt-realtime", sim.url()),
+        &[("api-key", "sk-right")],
+    )
+    .await;
     assert_eq!(client.event().await["type"], "session.created");
     let seen = sim.connections();
     assert_eq!(seen.last().unwrap().path, "/openai/v1/realtime");
-    assert!(seen.iter().all(|c| c.header("authorization").is_none()), "credentials are not kept");
+    assert!(
+        seen.iter().all(|c| c.header("authorization").is_none()),
+        "credentials are not kept"
+    );
     assert_all_valid(&recorder);
 }
 
 #[tokio::test]
 async fn unknown_paths_are_refused_before_the_upgrade() {
     let (sim, _) = simulator(fast()).await;
-    let result = tokio_tungstenite::connect_async(format!("{}/v1/chat?model=gpt-realtime", sim.url())).await;
+    let result =
+        tokio_tungstenite::connect_async(format!("{}/v1/chat?model=gpt-realtime", sim.url())).await;
     match result {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 404)
+        }
         other => panic!("expected HTTP 404, got {other:?}"),
     }
 }
@@ -173,24 +272,44 @@ async fn unknown_paths_are_refused_before_the_upgrade() {
 #[tokio::test]
 async fn the_beta_dialect_is_spoken_when_configured() {
     let (sim, recorder) = simulator(fast().beta(BetaMode::Speak)).await;
-    let mut client =
-        Client::connect(&sim.realtime_url("gpt-4o-realtime-preview"), &[("openai-beta", "realtime=v1")]).await;
+    let mut client = Client::connect(
+        &sim.realtime_url("gpt-4o-realtime-preview"),
+        &[("openai-beta", "realtime=v1")],
+    )
+    .await;
     let created = client.event().await;
     assert_eq!(created["type"], "session.created");
     assert_eq!(created["session"]["modalities"], json!(["text", "audio"]));
     assert!(created["session"].get("type").is_none());
-    client.send(json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
-        "content": [{"type": "input_text", "text": "hi"}]}})).await;
-    client.send(json!({"type": "response.create", "response": {"modalities": ["text"]}})).await;
+    client
+        .send(
+            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "hi"}]}}),
+        )
+        .await;
+    client
+        .send(json!({"type": "response.create", "response": {"modalities": ["text"]}}))
+        .await;
     client.until("response.done").await;
     let types = client.types();
-    assert!(types.contains(&"response.text.delta".to_owned()), "{types:?}");
+    assert!(
+        types.contains(&"response.text.delta".to_owned()),
+        "{types:?}"
+    );
     assert!(types.contains(&"conversation.item.created".to_owned()));
-    assert!(!types.iter().any(|t| t == "conversation.item.done" || t == "response.output_text.delta"));
+    assert!(
+        !types
+            .iter()
+            .any(|t| t == "conversation.item.done" || t == "response.output_text.delta")
+    );
     // Every beta frame normalises into valid GA.
     for frame in recorder.frames().iter().filter(|f| f.from_server) {
         let ga = reelthyme_schema::beta::server_to_ga(frame.json.clone());
-        assert!(reelthyme_schema::validate_server_value(&ga).is_valid(), "{}", frame.json);
+        assert!(
+            reelthyme_schema::validate_server_value(&ga).is_valid(),
+            "{}",
+            frame.json
+        );
     }
 }
 
@@ -204,29 +323,47 @@ async fn session_update_is_partial_and_a_failing_update_is_discarded_whole() {
     let updated = client.until("session.updated").await;
     assert_eq!(updated["session"]["instructions"], "Be brief.");
     assert_eq!(updated["session"]["audio"]["output"]["voice"], "alloy");
-    assert_eq!(updated["session"]["audio"]["input"]["format"]["rate"], 24000, "untouched fields stay");
+    assert_eq!(
+        updated["session"]["audio"]["input"]["format"]["rate"], 24000,
+        "untouched fields stay"
+    );
 
-    client.send(json!({"type": "session.update", "event_id": "evt_bad", "session": {"type": "realtime",
-        "instructions": "ignored", "bogus_field": 1}})).await;
+    client
+        .send(
+            json!({"type": "session.update", "event_id": "evt_bad", "session": {"type": "realtime",
+        "instructions": "ignored", "bogus_field": 1}}),
+        )
+        .await;
     let error = client.until("error").await;
     assert_eq!(error["error"]["code"], "unknown_parameter");
     assert_eq!(error["error"]["param"], "session.bogus_field");
     assert_eq!(error["error"]["event_id"], "evt_bad");
 
-    client.send(json!({"type": "session.update", "session": {"type": "realtime",
-        "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}})).await;
+    client
+        .send(
+            json!({"type": "session.update", "session": {"type": "realtime",
+        "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}}),
+        )
+        .await;
     let error = client.until("error").await;
     assert_eq!(error["error"]["code"], "integer_below_min_value");
     assert_eq!(error["error"]["param"], "session.audio.input.format.rate");
 
-    client.send(json!({"type": "session.update", "session": {"instructions": "no type"}})).await;
+    client
+        .send(json!({"type": "session.update", "session": {"instructions": "no type"}}))
+        .await;
     let error = client.until("error").await;
     assert_eq!(error["error"]["code"], "missing_required_parameter");
     assert_eq!(error["error"]["param"], "session.type");
 
-    client.send(json!({"type": "session.update", "session": {"type": "realtime", "tools": []}})).await;
+    client
+        .send(json!({"type": "session.update", "session": {"type": "realtime", "tools": []}}))
+        .await;
     let updated = client.until("session.updated").await;
-    assert_eq!(updated["session"]["instructions"], "Be brief.", "failed updates changed nothing");
+    assert_eq!(
+        updated["session"]["instructions"], "Be brief.",
+        "failed updates changed nothing"
+    );
     assert_all_valid(&recorder);
 }
 
@@ -235,7 +372,9 @@ async fn the_voice_is_locked_once_audio_was_produced() {
     let (sim, recorder) = simulator(fast()).await;
     let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
     client.until("session.created").await;
-    client.send(reelthyme_schema::ClientEvent::user_text("Hi").to_value()).await;
+    client
+        .send(reelthyme_schema::ClientEvent::user_text("Hi").to_value())
+        .await;
     client.send(json!({"type": "response.create"})).await;
     client.until("response.done").await;
     client.send(json!({"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"voice": "ash"}}}})).await;
@@ -259,31 +398,57 @@ async fn conversation_items_are_created_retrieved_deleted_and_truncated() {
     assert_eq!(added["previous_item_id"], Value::Null);
     client.send(json!({"type": "conversation.item.create", "previous_item_id": "item_nope", "item": {"type": "message",
         "role": "user", "content": [{"type": "input_text", "text": "x"}]}})).await;
-    assert_eq!(client.until("error").await["error"]["param"], "previous_item_id");
+    assert_eq!(
+        client.until("error").await["error"]["param"],
+        "previous_item_id"
+    );
 
-    client.send(json!({"type": "conversation.item.retrieve", "item_id": "item_nope"})).await;
-    assert_eq!(client.until("error").await["error"]["code"], "item_retrieve_invalid_item_id");
-    client.send(json!({"type": "conversation.item.delete", "item_id": "item_b"})).await;
-    assert_eq!(client.until("conversation.item.deleted").await["item_id"], "item_b");
+    client
+        .send(json!({"type": "conversation.item.retrieve", "item_id": "item_nope"}))
+        .await;
+    assert_eq!(
+        client.until("error").await["error"]["code"],
+        "item_retrieve_invalid_item_id"
+    );
+    client
+        .send(json!({"type": "conversation.item.delete", "item_id": "item_b"}))
+        .await;
+    assert_eq!(
+        client.until("conversation.item.deleted").await["item_id"],
+        "item_b"
+    );
 
     // An assistant audio item, then truncation: beyond its audio is an error; within, the
     // audio and the transcript are cut.
     client.send(json!({"type": "response.create"})).await;
     let done = client.until("response.done").await;
-    let item_id = done["response"]["output"][0]["id"].as_str().unwrap().to_owned();
+    let item_id = done["response"]["output"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     client.send(json!({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 600000})).await;
     let error = client.until("error").await;
     assert_eq!(error["error"]["param"], "audio_end_ms");
     client.send(json!({"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 500})).await;
-    assert_eq!(client.until("conversation.item.truncated").await["audio_end_ms"], 500);
-    client.send(json!({"type": "conversation.item.retrieve", "item_id": item_id})).await;
+    assert_eq!(
+        client.until("conversation.item.truncated").await["audio_end_ms"],
+        500
+    );
+    client
+        .send(json!({"type": "conversation.item.retrieve", "item_id": item_id}))
+        .await;
     let retrieved = client.until("conversation.item.retrieved").await;
     let part = &retrieved["item"]["content"][0];
     assert_eq!(part["transcript"], "");
-    let audio = reelthyme_schema::Base64Audio::from_base64(part["audio"].as_str().unwrap()).decode_pcm16().unwrap();
+    let audio = reelthyme_schema::Base64Audio::from_base64(part["audio"].as_str().unwrap())
+        .decode_pcm16()
+        .unwrap();
     assert_eq!(audio.len(), 12_000, "500 ms at 24 kHz");
     client.send(json!({"type": "conversation.item.truncate", "item_id": "item_a", "content_index": 0, "audio_end_ms": 0})).await;
-    assert_eq!(client.until("error").await["error"]["code"], "invalid_value");
+    assert_eq!(
+        client.until("error").await["error"]["code"],
+        "invalid_value"
+    );
     assert_all_valid(&recorder);
 }
 
@@ -295,22 +460,40 @@ async fn the_input_buffer_commits_clears_and_refuses_short_commits() {
     client.send(json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {"turn_detection": null}}}})).await;
     client.until("session.updated").await;
     client.send(append(&[0; 1_200])).await; // 50 ms
-    client.send(json!({"type": "input_audio_buffer.commit"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.commit"}))
+        .await;
     let error = client.until("error").await;
     assert_eq!(error["error"]["code"], "input_audio_buffer_commit_empty");
-    assert!(error["error"]["message"].as_str().unwrap().contains("buffer only has 50.00ms of audio"));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("buffer only has 50.00ms of audio")
+    );
     client.send(append(&speech(0.0, 0.5, 0.5))).await;
-    client.send(json!({"type": "input_audio_buffer.commit"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.commit"}))
+        .await;
     let committed = client.until("input_audio_buffer.committed").await;
     let item = client.until("conversation.item.added").await;
     assert_eq!(item["item"]["id"], committed["item_id"]);
     assert_eq!(item["item"]["content"][0]["type"], "input_audio");
     client.send(append(&[0; 4_800])).await;
-    client.send(json!({"type": "input_audio_buffer.clear"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.clear"}))
+        .await;
     client.until("input_audio_buffer.cleared").await;
-    client.send(json!({"type": "input_audio_buffer.commit"})).await;
-    assert_eq!(client.until("error").await["error"]["code"], "input_audio_buffer_commit_empty");
-    client.send(json!({"type": "input_audio_buffer.append", "audio": "not base64!"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.commit"}))
+        .await;
+    assert_eq!(
+        client.until("error").await["error"]["code"],
+        "input_audio_buffer_commit_empty"
+    );
+    client
+        .send(json!({"type": "input_audio_buffer.append", "audio": "not base64!"}))
+        .await;
     assert_eq!(client.until("error").await["error"]["param"], "audio");
     assert_all_valid(&recorder);
 }
@@ -320,11 +503,19 @@ async fn one_response_at_a_time_and_cancellation() {
     let (sim, recorder) = simulator(SimConfig::default().speed(1.0)).await;
     let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
     client.until("session.created").await;
-    client.send(reelthyme_schema::ClientEvent::user_text("Tell me a long story about the sea").to_value()).await;
+    client
+        .send(
+            reelthyme_schema::ClientEvent::user_text("Tell me a long story about the sea")
+                .to_value(),
+        )
+        .await;
     client.send(json!({"type": "response.create"})).await;
     client.until("response.output_audio.delta").await;
     client.send(json!({"type": "response.create"})).await;
-    assert_eq!(client.until("error").await["error"]["code"], "conversation_already_has_active_response");
+    assert_eq!(
+        client.until("error").await["error"]["code"],
+        "conversation_already_has_active_response"
+    );
     // Out-of-band responses may run alongside.
     client.send(json!({"type": "response.create", "response": {"conversation": "none", "output_modalities": ["text"],
         "metadata": {"purpose": "summary"}}})).await;
@@ -338,9 +529,14 @@ async fn one_response_at_a_time_and_cancellation() {
     client.send(json!({"type": "response.cancel"})).await;
     let cancelled = client.until("response.done").await;
     assert_eq!(cancelled["response"]["status"], "cancelled");
-    assert_eq!(cancelled["response"]["status_details"]["reason"], "client_cancelled");
+    assert_eq!(
+        cancelled["response"]["status_details"]["reason"],
+        "client_cancelled"
+    );
     assert_eq!(cancelled["response"]["output"][0]["status"], "incomplete");
-    client.send(json!({"type": "response.cancel", "event_id": "evt_late"})).await;
+    client
+        .send(json!({"type": "response.cancel", "event_id": "evt_late"}))
+        .await;
     let error = client.until("error").await;
     assert_eq!(error["error"]["code"], "response_cancel_not_active");
     assert_eq!(error["error"]["event_id"], "evt_late");
@@ -352,7 +548,12 @@ async fn speech_interrupts_a_running_response() {
     let (sim, recorder) = simulator(SimConfig::default().speed(1.0)).await;
     let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
     client.until("session.created").await;
-    client.send(reelthyme_schema::ClientEvent::user_text("Tell me a long story about the sea").to_value()).await;
+    client
+        .send(
+            reelthyme_schema::ClientEvent::user_text("Tell me a long story about the sea")
+                .to_value(),
+        )
+        .await;
     client.send(json!({"type": "response.create"})).await;
     client.until("response.output_audio.delta").await;
     for chunk in speech(0.2, 1.0, 1.0).chunks(960) {
@@ -361,7 +562,10 @@ async fn speech_interrupts_a_running_response() {
     client.until("input_audio_buffer.speech_started").await;
     let done = client.until("response.done").await;
     assert_eq!(done["response"]["status"], "cancelled");
-    assert_eq!(done["response"]["status_details"]["reason"], "turn_detected");
+    assert_eq!(
+        done["response"]["status_details"]["reason"],
+        "turn_detected"
+    );
     assert_all_valid(&recorder);
 }
 
@@ -371,16 +575,32 @@ async fn malformed_input_gets_the_documented_errors() {
     let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
     client.until("session.created").await;
     client.send_raw(Message::binary(vec![1, 2, 3])).await;
-    assert_eq!(client.until("error").await["error"]["code"], "invalid_event");
+    assert_eq!(
+        client.until("error").await["error"]["code"],
+        "invalid_event"
+    );
     client.send_raw(Message::text("{nope")).await;
     assert_eq!(client.until("error").await["error"]["code"], "invalid_json");
     client.send(json!({"event_id": "e1"})).await;
-    assert_eq!(client.until("error").await["error"]["message"], "The 'type' field is missing.");
-    client.send(json!({"type": "transcription_session.update", "session": {}})).await;
+    assert_eq!(
+        client.until("error").await["error"]["message"],
+        "The 'type' field is missing."
+    );
+    client
+        .send(json!({"type": "transcription_session.update", "session": {}}))
+        .await;
     let error = client.until("error").await;
-    assert_eq!((error["error"]["code"].as_str(), error["error"]["param"].as_str()), (Some("invalid_value"), Some("type")));
+    assert_eq!(
+        (
+            error["error"]["code"].as_str(),
+            error["error"]["param"].as_str()
+        ),
+        (Some("invalid_value"), Some("type"))
+    );
     // The session goes on.
-    client.send(json!({"type": "input_audio_buffer.clear"})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.clear"}))
+        .await;
     client.until("input_audio_buffer.cleared").await;
     assert_all_valid(&recorder);
 }
@@ -388,36 +608,74 @@ async fn malformed_input_gets_the_documented_errors() {
 #[tokio::test]
 async fn scripted_replies_and_failures() {
     let config = fast()
-        .rule(Match::Contains("joke".into()), Reply::Text("Why did the crab never share? Because he was shellfish.".into()))
-        .rule(Match::Contains("break".into()), Reply::Fail { code: "server_error".into(), message: "boom".into() });
+        .rule(
+            Match::Contains("joke".into()),
+            Reply::Text("Why did the crab never share? Because he was shellfish.".into()),
+        )
+        .rule(
+            Match::Contains("break".into()),
+            Reply::Fail {
+                code: "server_error".into(),
+                message: "boom".into(),
+            },
+        );
     let (sim, recorder) = simulator(config).await;
     let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
     client.until("session.created").await;
-    client.send(reelthyme_schema::ClientEvent::user_text("Tell me a JOKE").to_value()).await;
-    client.send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}})).await;
+    client
+        .send(reelthyme_schema::ClientEvent::user_text("Tell me a JOKE").to_value())
+        .await;
+    client
+        .send(json!({"type": "response.create", "response": {"output_modalities": ["text"]}}))
+        .await;
     let done = client.until("response.done").await;
-    assert!(done["response"]["output"][0]["content"][0]["text"].as_str().unwrap().contains("shellfish"));
-    client.send(reelthyme_schema::ClientEvent::user_text("please break").to_value()).await;
+    assert!(
+        done["response"]["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("shellfish")
+    );
+    client
+        .send(reelthyme_schema::ClientEvent::user_text("please break").to_value())
+        .await;
     client.send(json!({"type": "response.create"})).await;
     let done = client.until("response.done").await;
     assert_eq!(done["response"]["status"], "failed");
-    assert_eq!(done["response"]["status_details"]["error"]["message"], "boom");
+    assert_eq!(
+        done["response"]["status_details"]["error"]["message"],
+        "boom"
+    );
     assert_all_valid(&recorder);
 }
 
 #[tokio::test]
 async fn faults_close_stall_and_corrupt_on_request() {
-    let faults = Faults { close_after: Some((1, 1011, "injected".into())), ..Faults::default() };
+    let faults = Faults {
+        close_after: Some((1, 1011, "injected".into())),
+        ..Faults::default()
+    };
     let (sim, _) = simulator(fast().faults(faults)).await;
     let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
     client.until("session.created").await;
-    client.send(json!({"type": "input_audio_buffer.clear"})).await;
-    assert_eq!(client.next().await, Next::Closed(Some((1011, "injected".into()))));
+    client
+        .send(json!({"type": "input_audio_buffer.clear"}))
+        .await;
+    assert_eq!(
+        client.next().await,
+        Next::Closed(Some((1011, "injected".into())))
+    );
 
-    let faults = Faults { malformed_after: Some(0), binary_after: Some(0), ..Faults::default() };
+    let faults = Faults {
+        malformed_after: Some(0),
+        binary_after: Some(0),
+        ..Faults::default()
+    };
     let (sim, _) = simulator(fast().faults(faults)).await;
     let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
-    assert_eq!(client.next().await, Next::Event(Value::String("{\"type\": \"response.done\", oops".into())));
+    assert_eq!(
+        client.next().await,
+        Next::Event(Value::String("{\"type\": \"response.done\", oops".into()))
+    );
     assert_eq!(client.next().await, Next::Event(json!({"binary": 8})));
     assert_eq!(client.event().await["type"], "session.created");
 }
@@ -464,13 +722,19 @@ async fn concurrent_sessions_are_isolated() {
 #[tokio::test]
 async fn transcription_sessions_transcribe_and_refuse_responses() {
     let (sim, recorder) = simulator(fast().transcripts(["hello world"])).await;
-    let mut client = Client::connect(&format!("{}/v1/realtime?intent=transcription", sim.url()), &[]).await;
+    let mut client = Client::connect(
+        &format!("{}/v1/realtime?intent=transcription", sim.url()),
+        &[],
+    )
+    .await;
     let created = client.until("session.created").await;
     assert_eq!(created["session"]["type"], "transcription");
     for chunk in speech(0.3, 1.2, 2.5).chunks(2_400) {
         client.send(append(chunk)).await;
     }
-    let completed = client.until("conversation.item.input_audio_transcription.completed").await;
+    let completed = client
+        .until("conversation.item.input_audio_transcription.completed")
+        .await;
     assert_eq!(completed["transcript"], "hello world");
     client.send(json!({"type": "response.create"})).await;
     assert_eq!(client.until("error").await["type"], "error");

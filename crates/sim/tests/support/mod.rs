@@ -32,15 +32,28 @@ impl Client {
     pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Self {
         let mut request = url.into_client_request().unwrap();
         for (name, value) in headers {
-            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
-            request.headers_mut().insert(name, HeaderValue::from_str(value).unwrap());
+            let name =
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .unwrap();
+            request
+                .headers_mut()
+                .insert(name, HeaderValue::from_str(value).unwrap());
         }
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request)).await.unwrap().unwrap();
-        Self { ws, received: Vec::new() }
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .unwrap()
+            .unwrap();
+        Self {
+            ws,
+            received: Vec::new(),
+        }
     }
 
     pub async fn send(&mut self, event: Value) {
-        self.ws.send(Message::text(event.to_string())).await.unwrap();
+        self.ws
+            .send(Message::text(event.to_string()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -49,16 +62,25 @@ impl Client {
 
     pub async fn next(&mut self) -> Next {
         loop {
-            let frame = tokio::time::timeout(WAIT, self.ws.next()).await.expect("timed out waiting for the server");
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for the server");
             match frame {
                 Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::String(text.to_string()));
+                    let value: Value = serde_json::from_str(text.as_str())
+                        .unwrap_or(Value::String(text.to_string()));
                     self.received.push(value.clone());
                     return Next::Event(value);
                 }
-                Some(Ok(Message::Binary(bytes))) => return Next::Event(json!({"binary": bytes.len()})),
+                Some(Ok(Message::Binary(bytes))) => {
+                    return Next::Event(json!({"binary": bytes.len()}));
+                }
                 Some(Ok(Message::Close(frame))) => {
-                    return Next::Closed(frame.map(|CloseFrame { code, reason }| (u16::from(code), reason.to_string())));
+                    return Next::Closed(
+                        frame.map(|CloseFrame { code, reason }| {
+                            (u16::from(code), reason.to_string())
+                        }),
+                    );
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return Next::Closed(None),
@@ -84,14 +106,19 @@ impl Client {
     }
 
     pub fn types(&self) -> Vec<String> {
-        self.received.iter().map(|e| e["type"].as_str().unwrap_or("?").to_owned()).collect()
+        self.received
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or("?").to_owned())
+            .collect()
     }
 }
 
 /// A simulator that records everything, fast (audio at 50× real time).
 pub async fn simulator(config: SimConfig) -> (Simulator, Recorder) {
     let recorder = Recorder::new();
-    let sim = Simulator::start(config.recorder(recorder.clone())).await.unwrap();
+    let sim = Simulator::start(config.recorder(recorder.clone()))
+        .await
+        .unwrap();
     (sim, recorder)
 }
 
@@ -106,7 +133,11 @@ pub fn assert_all_valid(recorder: &Recorder) {
     assert!(!frames.is_empty());
     for frame in frames.iter().filter(|f| f.from_server && !f.beta) {
         let report = reelthyme_schema::validate_server_value(&frame.json);
-        assert!(report.is_strictly_valid(), "invalid event {}: {report:?}", frame.json);
+        assert!(
+            report.is_strictly_valid(),
+            "invalid event {}: {report:?}",
+            frame.json
+        );
         reelthyme_schema::ServerEvent::from_value(frame.json.clone()).unwrap();
     }
 }
@@ -119,7 +150,9 @@ pub fn speech(start: f64, end: f64, total: f64) -> Vec<i16> {
         .map(|i| {
             let t = i as f64 / 24_000.0;
             if t >= start && t < end {
-                ((t * 2.0 * std::f64::consts::PI * 180.0).sin() * 9_000.0 + (t * 2.0 * std::f64::consts::PI * 410.0).sin() * 3_000.0) as i16
+                ((t * 2.0 * std::f64::consts::PI * 180.0).sin() * 9_000.0
+                    + (t * 2.0 * std::f64::consts::PI * 410.0).sin() * 3_000.0)
+                    as i16
             } else {
                 0
             }

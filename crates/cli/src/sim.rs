@@ -1,0 +1,73 @@
+//! `reelthyme sim`: the local Realtime API simulator as a server.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use reelthyme_sim::{BetaMode, SimConfig, Simulator};
+
+#[derive(Debug, Args)]
+pub(crate) struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// How many times faster than real time audio is generated.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Accept only this API key (repeatable; default: any key or none).
+    #[arg(long = "api-key", value_name = "KEY")]
+    api_keys: Vec<String>,
+    /// What the beta header gets: `reject` (as OpenAI does today) or `speak` the beta dialect.
+    #[arg(long, value_enum, default_value_t = BetaArg::Reject)]
+    beta: BetaArg,
+    /// Transcript for the next user audio turn (repeatable, used in order).
+    #[arg(long = "transcript", value_name = "TEXT")]
+    transcripts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BetaArg {
+    Reject,
+    Speak,
+}
+
+pub(crate) fn run(args: SimArgs) -> Result<ExitCode> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        anyhow::bail!("--speed must be a positive number, not {}", args.speed);
+    }
+    let mut config = SimConfig::default()
+        .speed(args.speed)
+        .transcripts(args.transcripts)
+        .beta(match args.beta {
+            BetaArg::Reject => BetaMode::Reject,
+            BetaArg::Speak => BetaMode::Speak,
+        });
+    for key in args.api_keys {
+        config = config.api_key(key);
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let sim = Simulator::bind(SocketAddr::new(args.host, args.port), config)
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+        // The first line of stdout is the base URL, for scripts that start us.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", sim.url())?;
+        stdout.flush()?;
+        drop(stdout);
+        eprintln!(
+            "reelthyme sim: serving the Realtime API at {}/v1/realtime (Ctrl-C stops)",
+            sim.url()
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        sim.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
