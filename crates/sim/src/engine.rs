@@ -1453,8 +1453,14 @@ fn merge(target: &mut Value, patch: Value) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {
                 match target.get_mut(&key) {
-                    Some(existing) if existing.is_object() && value.is_object() => {
-                        merge(existing, value)
+                    // A tagged object whose `type` changes is a different object: replace it.
+                    Some(existing)
+                        if existing.is_object()
+                            && value.is_object()
+                            && (value.get("type").is_none()
+                                || existing.get("type") == value.get("type")) =>
+                    {
+                        merge(existing, value);
                     }
                     _ => {
                         target.insert(key, value);
@@ -1567,5 +1573,8 @@ mod tests {
             a,
             json!({"audio": {"input": {"format": 1, "turn_detection": null}}, "tools": []})
         );
+        let mut b = json!({"format": {"type": "audio/pcm", "rate": 24000}});
+        merge(&mut b, json!({"format": {"type": "audio/pcmu"}}));
+        assert_eq!(b, json!({"format": {"type": "audio/pcmu"}}));
     }
 }

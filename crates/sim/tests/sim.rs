@@ -740,3 +740,158 @@ async fn transcription_sessions_transcribe_and_refuse_responses() {
     assert_eq!(client.until("error").await["type"], "error");
     assert_all_valid(&recorder);
 }
+
+#[tokio::test]
+async fn browsers_authenticate_with_subprotocols_and_get_realtime_selected() {
+    let (sim, _) = simulator(fast().api_key("ek_browser")).await;
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            sim.realtime_url("gpt-realtime"),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "realtime, openai-insecure-api-key.ek_browser, openai-beta.realtime-v1x"
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.headers()["sec-websocket-protocol"], "realtime");
+    use futures_util::StreamExt;
+    let first = ws.next().await.unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("session.created"));
+    let info = sim.connections().pop().unwrap();
+    assert_eq!(info.auth, reelthyme_sim::AuthKind::Subprotocol);
+    assert!(info.authorized);
+}
+
+#[tokio::test]
+async fn azure_legacy_urls_speak_beta_and_sideband_urls_are_seen() {
+    let (sim, _) = simulator(fast()).await;
+    let legacy = format!(
+        "{}/openai/realtime?api-version=2024-10-01-preview&deployment=my-gpt&api-key=k1",
+        sim.url()
+    );
+    let mut client = Client::connect(&legacy, &[]).await;
+    let created = client.event().await;
+    assert_eq!(created["session"]["model"], "my-gpt");
+    assert!(
+        created["session"].get("voice").is_some(),
+        "beta shape: {created}"
+    );
+    let info = sim.connections().pop().unwrap();
+    assert_eq!(
+        (info.auth, info.query_param("api-key")),
+        (reelthyme_sim::AuthKind::Query, Some("***"))
+    );
+
+    let mut client = Client::connect(
+        &format!("{}/v1/realtime?call_id=rtc_abc123", sim.url()),
+        &[],
+    )
+    .await;
+    assert_eq!(client.event().await["type"], "session.created");
+    assert_eq!(
+        sim.connections().pop().unwrap().query_param("call_id"),
+        Some("rtc_abc123")
+    );
+    let missing =
+        tokio_tungstenite::connect_async(format!("{}/openai/realtime?deployment=x", sim.url()))
+            .await;
+    assert!(
+        matches!(missing, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 400)
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_server_stops_answering_even_pings() {
+    let (sim, _) = simulator(fast().faults(Faults {
+        stall_after: Some(1),
+        ..Faults::default()
+    }))
+    .await;
+    let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
+    client.until("session.created").await;
+    client
+        .send(json!({"type": "input_audio_buffer.clear"}))
+        .await;
+    client.send_raw(Message::Ping(vec![1].into())).await;
+    let silent = tokio::time::timeout(std::time::Duration::from_millis(500), client.next()).await;
+    assert!(silent.is_err(), "the stalled server answered: {silent:?}");
+}
+
+#[tokio::test]
+async fn oversized_appends_are_refused_with_an_error_event() {
+    let (sim, recorder) = simulator(fast()).await;
+    let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
+    client.until("session.created").await;
+    let samples = vec![0_i16; reelthyme_schema::MAX_APPEND_BYTES / 2 + 1];
+    client.send(append(&samples)).await;
+    let error = client.until("error").await;
+    assert_eq!(error["error"]["param"], "audio");
+    client
+        .send(json!({"type": "input_audio_buffer.clear"}))
+        .await;
+    client.until("input_audio_buffer.cleared").await;
+    assert_all_valid(&recorder);
+}
+
+#[tokio::test]
+async fn response_input_overrides_the_conversation() {
+    let (sim, recorder) = simulator(fast()).await;
+    let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
+    client.until("session.created").await;
+    client.send(json!({"type": "conversation.item.create", "item": {"id": "item_ref", "type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "referenced text"}]}})).await;
+    client
+        .send(
+            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "latest text"}]}}),
+        )
+        .await;
+    client.send(json!({"type": "response.create", "response": {"conversation": "none", "output_modalities": ["text"],
+        "input": [{"type": "item_reference", "id": "item_ref"}]}})).await;
+    let done = client.until("response.done").await;
+    assert_eq!(
+        done["response"]["output"][0]["content"][0]["text"],
+        "You said: referenced text"
+    );
+    assert_all_valid(&recorder);
+}
+
+#[tokio::test]
+async fn g711_sessions_take_and_give_8_khz_audio() {
+    let (sim, recorder) = simulator(fast()).await;
+    let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
+    client.until("session.created").await;
+    client
+        .send(
+            json!({"type": "session.update", "session": {"type": "realtime", "audio": {
+        "input": {"format": {"type": "audio/pcmu"}, "turn_detection": null},
+        "output": {"format": {"type": "audio/pcma"}}}}}),
+        )
+        .await;
+    client.until("session.updated").await;
+    let ulaw: Vec<u8> = speech(0.0, 0.3, 0.3)
+        .iter()
+        .step_by(3)
+        .map(|&s| reelthyme_schema::g711::ulaw_encode(s))
+        .collect();
+    client.send(json!({"type": "input_audio_buffer.append", "audio": reelthyme_schema::Base64Audio::from_bytes(&ulaw).as_str()})).await;
+    client
+        .send(json!({"type": "input_audio_buffer.commit"}))
+        .await;
+    client.until("input_audio_buffer.committed").await;
+    client.send(json!({"type": "response.create"})).await;
+    let delta = client.until("response.output_audio.delta").await;
+    let bytes = reelthyme_schema::Base64Audio::from_base64(delta["delta"].as_str().unwrap())
+        .decode_bytes()
+        .unwrap();
+    assert_eq!(bytes.len(), 800, "100 ms of 8 kHz A-law");
+    let done = client.until("response.done").await;
+    assert_eq!(
+        done["response"]["audio"]["output"]["format"]["type"],
+        "audio/pcma"
+    );
+    assert_all_valid(&recorder);
+}
