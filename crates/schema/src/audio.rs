@@ -6,7 +6,8 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The largest `input_audio_buffer.append` payload the API accepts: 15 MiB of decoded audio.
+/// The largest `input_audio_buffer.append` payload the API accepts: 15 MiB. Validation
+/// applies it to the audio as sent (base64), the conservative reading.
 pub const MAX_APPEND_BYTES: usize = 15 * 1024 * 1024;
 
 /// The sample rate of `audio/pcm`, the only one the API accepts.

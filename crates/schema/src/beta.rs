@@ -6,9 +6,11 @@
 //! way out. The two directions are inverse for everything the beta wire carries, so a beta
 //! event survives `beta → GA → beta` (compared as JSON values), with two exceptions:
 //! `modalities` that name audio become GA's `["audio"]` and come back as
-//! `["text", "audio"]` (the only audio spelling beta servers accepted), and the session's
-//! `max_response_output_tokens` and the response's `max_output_tokens` both become GA's
-//! `max_output_tokens` and come back under the name their context used.
+//! `["text", "audio"]` (the only audio spelling beta servers accepted), and `response.create`'s
+//! `max_response_output_tokens`, which becomes GA's `max_output_tokens` and comes back as
+//! `max_output_tokens` (the spelling of the pre-GA spec's own example; beta response objects
+//! use it too). Beta's `conversation.item.created` becomes GA's `conversation.item.added`, so
+//! handlers of GA events fire whatever the server speaks.
 //!
 //! The mapping (PROTOCOL.md §3.2–3.5):
 //!
@@ -105,6 +107,7 @@ pub fn server_to_ga(value: Value) -> Value {
             }
             tag
         }
+        "conversation.item.created" => "conversation.item.added".to_owned(),
         _ => rename(&tag, SERVER_RENAMES, true).to_owned(),
     };
     map.insert("type".into(), Value::String(ga_tag));
@@ -147,7 +150,7 @@ pub fn server_value_to_beta(value: Value) -> Option<Value> {
         }
         "response.created" | "response.done" => {
             if let Some(response) = map.remove("response") {
-                map.insert("response".into(), response_to_beta(response, false));
+                map.insert("response".into(), response_to_beta(response));
             }
             tag
         }
@@ -223,7 +226,7 @@ pub fn client_value_to_beta(value: Value) -> Value {
         }
         Some("response.create") => {
             if let Some(response) = map.remove("response") {
-                map.insert("response".into(), response_to_beta(response, true));
+                map.insert("response".into(), response_to_beta(response));
             }
         }
         _ => {}
@@ -413,7 +416,7 @@ fn response_to_ga(response: Value, params: bool) -> Value {
 }
 
 /// GA response (object or params) → beta.
-fn response_to_beta(response: Value, _params: bool) -> Value {
+fn response_to_beta(response: Value) -> Value {
     let Value::Object(ga) = response else {
         return response;
     };

@@ -147,9 +147,13 @@ impl<T: JsonSchema> JsonSchema for Nullable<T> {
         format!("Nullable_{}", T::schema_name()).into()
     }
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        // `if null then ok else T` rather than `anyOf`, so that a validator reports the
+        // error inside `T` (and its drift, e.g. an unknown field) instead of "matched none".
         let inner = generator.subschema_for::<T>();
         json_schema!({
-            "anyOf": [inner, { "type": "null" }],
+            "if": { "type": "null" },
+            "then": true,
+            "else": inner,
             "$comment": crate::schemas::NULLABLE_MARK,
         })
     }

@@ -45,7 +45,7 @@ impl Item {
     /// An assistant message with one `output_text` part (to seed a conversation's history).
     pub fn assistant_text(text: impl Into<String>) -> Self {
         let part = ContentPart::OutputText(TextContent {
-            text: text.into(),
+            text: Some(text.into()),
             extra: Extra::default(),
         });
         Self::message(Role::Assistant, vec![part])
@@ -184,7 +184,8 @@ pub struct FunctionCallOutputItem {
     pub extra: Extra,
 }
 
-/// An MCP item (its fields beyond `id` are kept in `extra`).
+/// An MCP item: a call (`mcp_call`), a tool listing (`mcp_list_tools`), an approval request
+/// or the client's approval response. Each kind uses the fields that apply to it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct McpItem {
@@ -194,6 +195,41 @@ pub struct McpItem {
     /// The MCP server's label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_label: Option<String>,
+    /// The tool called (calls, approval requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The call's arguments, as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+    /// The call's output.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<String>")]
+    pub output: Option<Option<String>>,
+    /// The call's error.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<serde_json::Value>")]
+    #[cfg_attr(test, proptest(strategy = "crate::arb::nullable_json()"))]
+    pub error: Option<Option<serde_json::Value>>,
+    /// The approval request a call or response answers.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<String>")]
+    pub approval_request_id: Option<Option<String>>,
+    /// The client's decision (approval responses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve: Option<bool>,
+    /// Why (approval responses).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<String>")]
+    pub reason: Option<Option<String>>,
+    /// The tools an MCP server offers (tool listings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        test,
+        proptest(
+            strategy = "proptest::option::of(proptest::collection::vec(crate::arb::json(), 0..2))"
+        )
+    )]
+    pub tools: Option<Vec<serde_json::Value>>,
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,
@@ -276,7 +312,7 @@ impl ContentPart {
     /// An `input_text` part.
     pub fn input_text(text: impl Into<String>) -> Self {
         Self::InputText(TextContent {
-            text: text.into(),
+            text: Some(text.into()),
             extra: Extra::default(),
         })
     }
@@ -284,7 +320,7 @@ impl ContentPart {
     /// The part's text, or its audio's transcript.
     pub fn text(&self) -> Option<&str> {
         match self {
-            Self::InputText(t) | Self::OutputText(t) | Self::Text(t) => Some(&t.text),
+            Self::InputText(t) | Self::OutputText(t) | Self::Text(t) => t.text.as_deref(),
             Self::InputAudio(a) | Self::OutputAudio(a) | Self::Audio(a) => {
                 a.transcript.as_ref()?.as_deref()
             }
@@ -305,8 +341,9 @@ impl ContentPart {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct TextContent {
-    /// The text.
-    pub text: String,
+    /// The text (the spec lets servers leave it out of a part that is just starting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,

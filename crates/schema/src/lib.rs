@@ -69,7 +69,7 @@ pub use server::{
     McpCallEvent, McpListToolsEvent, OutputAudioBufferEvent, OutputItemEvent, PartDone,
     RateLimitsUpdated, ResponseEvent, ServerBare, ServerEvent, SessionEvent, SpeechStarted,
     SpeechStopped, TextDelta, TextDone, TimeoutTriggered, TranscriptDone, TranscriptionCompleted,
-    TranscriptionDelta, TranscriptionFailed, TranscriptionSegment,
+    TranscriptionDelta, TranscriptionError, TranscriptionFailed, TranscriptionSegment,
 };
 pub use session::{
     AudioConfig, AudioFormat, AudioInput, AudioOutput, CustomVoice, FunctionTool, G711Format,

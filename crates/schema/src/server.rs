@@ -457,8 +457,31 @@ pub struct TranscriptionFailed {
     pub item_id: String,
     /// Its audio part.
     pub content_index: u32,
-    /// Why it failed.
-    pub error: ErrorDetail,
+    /// Why it failed (every field optional, unlike `error` events).
+    pub error: TranscriptionError,
+    /// Fields this crate does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The `error` of a failed transcription.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct TranscriptionError {
+    /// E.g. `transcription_error`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// E.g. `audio_unintelligible`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<String>")]
+    pub code: Option<Option<String>>,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The offending parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<String>")]
+    pub param: Option<Option<String>>,
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,
@@ -768,7 +791,6 @@ pub struct FunctionCallArgumentsDone {
     pub call_id: String,
     /// The function's name (required in GA; beta servers left it out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(required)]
     pub name: Option<String>,
     /// The whole arguments, as JSON text.
     pub arguments: String,
@@ -792,8 +814,9 @@ pub struct McpCallArgumentsDelta {
     /// The new arguments text.
     pub delta: String,
     /// Random padding against length side channels (undocumented, sent on deltas).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub obfuscation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<String>")]
+    pub obfuscation: Option<Option<String>>,
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,

@@ -290,6 +290,16 @@ pub struct Transcription {
     /// A prompt to guide transcription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// Several expected languages, for models that take more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub languages: Option<Vec<String>>,
+    /// Words and names to favour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keywords: Option<Vec<String>>,
+    /// Latency versus accuracy, for models that take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, proptest(strategy = "proptest::option::of(crate::arb::json())"))]
+    pub delay: Option<Value>,
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,
@@ -443,16 +453,39 @@ pub struct FunctionTool {
     pub extra: Extra,
 }
 
-/// An MCP tool (its many settings are kept in `extra`).
+/// An MCP tool: a remote MCP server (or a connector) the API calls itself.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct McpTool {
-    /// The server's label.
+    /// The server's label (required by the API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_label: Option<String>,
-    /// The server's URL.
+    /// The server's URL (or use `connector_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_url: Option<String>,
+    /// A built-in connector instead of a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<String>,
+    /// What the server is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_description: Option<String>,
+    /// An OAuth token for the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// HTTP headers for the server, or `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<std::collections::BTreeMap<String, String>>")]
+    pub headers: Option<Option<std::collections::BTreeMap<String, String>>>,
+    /// Which tools may be used: a list of names or a filter object, or `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<Value>")]
+    #[cfg_attr(test, proptest(strategy = "crate::arb::nullable_json()"))]
+    pub allowed_tools: Option<Option<Value>>,
+    /// Which calls need approval: `"always"`, `"never"` or a filter object, or `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<Value>")]
+    #[cfg_attr(test, proptest(strategy = "crate::arb::nullable_json()"))]
+    pub require_approval: Option<Option<Value>>,
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,
@@ -474,7 +507,7 @@ impl ToolChoice {
     pub fn function(name: impl Into<String>) -> Self {
         Self::Specific(SpecificTool {
             kind: "function".to_owned(),
-            name: Some(name.into()),
+            name: Some(Some(name.into())),
             server_label: None,
             extra: Extra::default(),
         })
@@ -502,9 +535,10 @@ pub struct SpecificTool {
     /// `function` or `mcp`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The function or MCP tool name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    /// The function or MCP tool name (`null` for any tool of an MCP server).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "nullable")]
+    #[schemars(with = "crate::extra::Nullable<String>")]
+    pub name: Option<Option<String>>,
     /// The MCP server's label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_label: Option<String>,

@@ -283,6 +283,15 @@ fn client_rules(event: &ClientEvent, errors: &mut Vec<ValidationError>) {
                 response_rules(params, errors);
             }
         }
+        ClientEvent::ConversationItemCreate(create)
+            if matches!(create.item, crate::Item::Reference(_)) =>
+        {
+            errors.push(ValidationError::new(
+                "/item/type",
+                "itemReference",
+                "item_reference is only valid in response.create's input",
+            ));
+        }
         ClientEvent::ConversationItemTruncate(truncate) => {
             if truncate.item_id.is_empty() {
                 errors.push(ValidationError::new(
@@ -307,21 +316,24 @@ fn client_rules(event: &ClientEvent, errors: &mut Vec<ValidationError>) {
     }
 }
 
+/// The 15 MiB limit is read conservatively, as applying to the audio as sent (base64):
+/// a client that keeps to it is never refused, whichever way the server counts.
 fn audio_rules(audio: &Base64Audio, errors: &mut Vec<ValidationError>) {
-    match audio.decoded_len() {
-        Err(_) => errors.push(ValidationError::new(
-            "/audio",
-            "base64",
-            "audio is not standard base64 with padding",
-        )),
-        Ok(len) if len > MAX_APPEND_BYTES => errors.push(ValidationError::new(
+    let sent = audio.as_str().len();
+    if sent > MAX_APPEND_BYTES {
+        errors.push(ValidationError::new(
             "/audio",
             "maxAudioBytes",
             format!(
-                "audio decodes to {len} bytes; the limit is {MAX_APPEND_BYTES} (15 MiB) per append"
+                "audio is {sent} bytes of base64; the limit is {MAX_APPEND_BYTES} (15 MiB) per append"
             ),
-        )),
-        Ok(_) => {}
+        ));
+    } else if audio.decoded_len().is_err() {
+        errors.push(ValidationError::new(
+            "/audio",
+            "base64",
+            "audio is not standard base64 with padding",
+        ));
     }
 }
 
@@ -479,7 +491,10 @@ mod tests {
             rules(result),
             [("/audio".to_owned(), "maxAudioBytes".to_owned())]
         );
-        let samples = vec![0_i16; MAX_APPEND_BYTES / 2];
+        // The largest append that passes: 15 MiB of base64 is 11.25 MiB of audio.
+        let samples = vec![0_i16; MAX_APPEND_BYTES / 4 * 3 / 2 + 3];
+        assert!(validate_client(&ClientEvent::audio_append(&samples)).is_err());
+        let samples = vec![0_i16; MAX_APPEND_BYTES / 4 * 3 / 2];
         assert_eq!(
             validate_client(&ClientEvent::audio_append(&samples)),
             Ok(())

@@ -226,13 +226,14 @@ fn defect_dtmf_example_type_has_a_leading_space() {
 }
 
 /// §8 "Beta `conversation.item.retrieved` example": its type is `conversation.item.created`.
-/// The row disagrees with its event; the event itself is a valid `conversation.item.created`.
+/// The row disagrees with its event; the event itself is a valid `conversation.item.created`,
+/// which the beta dialect normalises to GA's `conversation.item.added`.
 #[test]
 fn defect_beta_retrieved_example_is_a_created_event() {
     let row = row("server", "beta", "conversation.item.retrieved", "pre-GA");
     assert_eq!(stages(&outcome(&row)), [(Stage::Row, None)]);
     let event = reelthyme_schema::beta::server_from_value(example(&row)).unwrap();
-    assert_eq!(event.type_name(), "conversation.item.created");
+    assert_eq!(event.type_name(), "conversation.item.added");
 }
 
 /// §8 "GA examples with legacy content types": GA items that spell assistant content
@@ -292,4 +293,42 @@ fn current_spec_beta_rows_parse_as_ga() {
             beta_row.kind
         );
     }
+}
+
+/// Shapes the spec allows that an earlier version refused (found in review).
+#[test]
+fn spec_allowed_shapes_parse_and_validate() {
+    use serde_json::json;
+    let part_without_text = json!({"type": "response.content_part.added", "event_id": "e", "response_id": "r",
+        "item_id": "i", "output_index": 0, "content_index": 0, "part": {"type": "text"}});
+    let failed_without_details = json!({"type": "conversation.item.input_audio_transcription.failed",
+        "event_id": "e", "item_id": "i", "content_index": 0, "error": {}});
+    let null_obfuscation = json!({"type": "response.mcp_call_arguments.delta", "event_id": "e", "response_id": "r",
+        "item_id": "i", "output_index": 0, "delta": "{", "obfuscation": null});
+    for event in [part_without_text, failed_without_details, null_obfuscation] {
+        let line = event.to_string();
+        let outcome = check_line(
+            &line,
+            CheckOptions {
+                roundtrip: true,
+                ..CheckOptions::default()
+            },
+        );
+        assert!(outcome.passed(), "{line}: {outcome:?}");
+    }
+    // An unknown field inside a nullable object is drift, not an error.
+    let session = json!({"type": "session.updated", "event_id": "e", "session": {"type": "realtime",
+        "audio": {"input": {"transcription": {"model": "m", "brand_new": 1}}}}});
+    let report = reelthyme_schema::validate_server_value(&session);
+    assert!(
+        report.is_valid() && !report.is_strictly_valid(),
+        "{report:?}"
+    );
+    // MCP approval responses can be sent.
+    let approval = json!({"type": "conversation.item.create", "item": {"type": "mcp_approval_response",
+        "approval_request_id": "mcpr_1", "approve": true}});
+    assert_eq!(reelthyme_schema::validate_client_value(&approval), Ok(()));
+    // item_reference belongs in response input only.
+    let reference = json!({"type": "conversation.item.create", "item": {"type": "item_reference", "id": "item_1"}});
+    assert!(reelthyme_schema::validate_client_value(&reference).is_err());
 }

@@ -922,7 +922,7 @@ impl Engine {
             Some(ToolChoice::Specific(specific)) => functions
                 .iter()
                 .copied()
-                .find(|f| Some(&f.name) == specific.name.as_ref()),
+                .find(|f| Some(&f.name) == specific.name.as_ref().and_then(Option::as_ref)),
             _ => None,
         };
         let lower = text.to_lowercase();
