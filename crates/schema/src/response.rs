@@ -300,3 +300,21 @@ pub struct ResponseParams {
     #[serde(flatten)]
     pub extra: Extra,
 }
+
+impl ResponseParams {
+    /// Overrides for a text-only response (`output_modalities: ["text"]`).
+    pub fn text() -> Self {
+        Self {
+            output_modalities: Some(vec![Modality::Text]),
+            ..Self::default()
+        }
+    }
+
+    /// Overrides for a spoken response (`output_modalities: ["audio"]`, with transcript).
+    pub fn audio() -> Self {
+        Self {
+            output_modalities: Some(vec![Modality::Audio]),
+            ..Self::default()
+        }
+    }
+}

@@ -82,15 +82,18 @@ pub(crate) struct Shared {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
-    /// OpenAI and Azure GA.
+    /// OpenAI (and compatible servers).
     Ga,
+    /// Azure GA: `?model=` names a deployment, which can be anything.
+    AzureGa,
     /// Azure's legacy preview API: beta dialect, `api-version` and `deployment`.
     AzureLegacy,
 }
 
 fn route(path: &str) -> Option<Route> {
     match path.trim_end_matches('/') {
-        "/v1/realtime" | "/openai/v1/realtime" | "/realtime" => Some(Route::Ga),
+        "/v1/realtime" | "/realtime" => Some(Route::Ga),
+        "/openai/v1/realtime" => Some(Route::AzureGa),
         "/openai/realtime" => Some(Route::AzureLegacy),
         _ => None,
     }
@@ -395,7 +398,7 @@ impl Connection {
             });
             return self.fail(&mut engine, 3000, reason).await;
         }
-        if self.info.beta && self.route == Route::Ga && config.beta == BetaMode::Reject {
+        if self.info.beta && self.route != Route::AzureLegacy && config.beta == BetaMode::Reject {
             engine.error(
                 Some("beta_api_shape_disabled"),
                 "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
@@ -583,7 +586,7 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(route("/v1/realtime"), Some(Route::Ga));
-        assert_eq!(route("/openai/v1/realtime"), Some(Route::Ga));
+        assert_eq!(route("/openai/v1/realtime"), Some(Route::AzureGa));
         assert_eq!(route("/openai/realtime"), Some(Route::AzureLegacy));
         assert_eq!(route("/v1/chat"), None);
     }

@@ -1,0 +1,247 @@
+//! The transport's error: opaque, with a [`ErrorKind`] to match on and queries for what
+//! callers usually decide on (retry, timeout, close code, the server's error).
+
+use std::fmt;
+
+use reelthyme_schema::ErrorDetail;
+
+/// A boxed error from a lower layer.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server refused the credentials (`invalid_api_key`; close 3000). Retrying with the
+    /// same key cannot help.
+    Auth,
+    /// The server refused the request's shape (`invalid_model`, `missing_model`,
+    /// `beta_api_shape_disabled`; close 4000). Retrying the same request cannot help.
+    InvalidRequest,
+    /// The session reached its maximum duration (`session_expired`). Reconnect and replay
+    /// the conversation to continue.
+    SessionExpired,
+    /// Billing or quota (`insufficient_quota`; close 1008). Retrying cannot help until the
+    /// account is fixed.
+    Quota,
+    /// The server closed the session for another reason (see [`Error::close_code`]);
+    /// reconnecting may help.
+    Closed,
+    /// No response in time: connecting, or keepalive found the peer dead. Retrying may help.
+    Timeout,
+    /// The connection could not be made (DNS, TCP, TLS, or an HTTP status other than 101).
+    /// Retrying may help, depending on [`Error::http_status`].
+    Connect,
+    /// The peer broke the WebSocket protocol or sent a frame that is not an event (binary,
+    /// invalid JSON).
+    Protocol,
+    /// An event did not parse into the event types.
+    Parse,
+    /// An outgoing event was refused before it was sent (validation or a transform).
+    Rejected,
+    /// The configuration is unusable (bad URL, missing key).
+    Config,
+}
+
+/// The error of this crate. Never contains an API key. One pointer wide (the details are
+/// boxed), so `Result`s stay small on the hot paths.
+#[derive(Debug)]
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    close_code: Option<u16>,
+    http_status: Option<u16>,
+    api: Option<ErrorDetail>,
+    source: Option<BoxError>,
+}
+
+impl Error {
+    fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner: Box::new(inner),
+        }
+    }
+
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::from_inner(Inner {
+            kind,
+            message: message.into(),
+            close_code: None,
+            http_status: None,
+            api: None,
+            source: None,
+        })
+    }
+
+    /// An error of a higher layer (the facade's transforms and parsing).
+    pub fn other(kind: ErrorKind, message: impl Into<String>, source: Option<BoxError>) -> Self {
+        let mut error = Self::new(kind, message);
+        error.inner.source = source;
+        error
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// Whether trying again (reconnecting) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        let inner = &self.inner;
+        matches!(
+            inner.kind,
+            ErrorKind::Closed | ErrorKind::Timeout | ErrorKind::SessionExpired
+        ) || (inner.kind == ErrorKind::Connect && !matches!(inner.http_status, Some(400..=499)))
+    }
+
+    /// Whether this is a timeout (connecting or keepalive).
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// The WebSocket close code, when the server closed the connection.
+    pub fn close_code(&self) -> Option<u16> {
+        self.inner.close_code
+    }
+
+    /// The HTTP status, when the server answered the upgrade with something other than 101.
+    pub fn http_status(&self) -> Option<u16> {
+        self.inner.http_status
+    }
+
+    /// The server's `error` event that came with the failure, if any.
+    pub fn api_error(&self) -> Option<&ErrorDetail> {
+        self.inner.api.as_ref()
+    }
+
+    /// The server's error code (`invalid_api_key`, `session_expired`, …), if any.
+    pub fn code(&self) -> Option<&str> {
+        self.inner.api.as_ref().and_then(ErrorDetail::code)
+    }
+
+    /// The error for a close frame, given the `error` event that preceded it (PROTOCOL.md
+    /// §1.4: failures after the handshake are an `error` event, then a close).
+    pub(crate) fn from_close(code: u16, reason: &str, api: Option<ErrorDetail>) -> Self {
+        let api_code = api.as_ref().and_then(ErrorDetail::code).map(str::to_owned);
+        let kind = match (code, api_code.as_deref()) {
+            (_, Some("session_expired")) => ErrorKind::SessionExpired,
+            (_, Some("insufficient_quota" | "credit_balance_exhausted")) => ErrorKind::Quota,
+            (3000, _) => ErrorKind::Auth,
+            (4000, _) => ErrorKind::InvalidRequest,
+            (1008, _) => ErrorKind::Quota,
+            (1002 | 1003 | 1007 | 1009, _) => ErrorKind::Protocol,
+            _ => ErrorKind::Closed,
+        };
+        let message = match &api {
+            Some(detail) => detail.message.clone(),
+            None if reason.is_empty() => format!("the server closed the connection (code {code})"),
+            None => format!("the server closed the connection (code {code}: {reason})"),
+        };
+        Self::from_inner(Inner {
+            kind,
+            message,
+            close_code: Some(code),
+            http_status: None,
+            api,
+            source: None,
+        })
+    }
+
+    pub(crate) fn http(status: u16, body: Option<&str>) -> Self {
+        let detail = body
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+            .and_then(|v| serde_json::from_value::<ErrorDetail>(v.get("error").cloned()?).ok());
+        let message = detail.as_ref().map_or_else(
+            || format!("the server answered the WebSocket upgrade with HTTP {status}"),
+            |d| format!("HTTP {status}: {}", d.message),
+        );
+        Self::from_inner(Inner {
+            kind: ErrorKind::Connect,
+            message,
+            close_code: None,
+            http_status: Some(status),
+            api: detail,
+            source: None,
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner.message)?;
+        if let Some(code) = self.code() {
+            write!(f, " [{code}]")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(code: &str) -> ErrorDetail {
+        serde_json::from_value(
+            serde_json::json!({"type": "invalid_request_error", "code": code, "message": "m"}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn close_codes_map_to_kinds() {
+        let cases = [
+            (3000, None, ErrorKind::Auth),
+            (3000, Some("invalid_api_key"), ErrorKind::Auth),
+            (4000, Some("invalid_model"), ErrorKind::InvalidRequest),
+            (1001, Some("session_expired"), ErrorKind::SessionExpired),
+            (1008, None, ErrorKind::Quota),
+            (1011, None, ErrorKind::Closed),
+            (1001, None, ErrorKind::Closed),
+            (1002, None, ErrorKind::Protocol),
+            (4999, None, ErrorKind::Closed),
+        ];
+        for (code, api, kind) in cases {
+            let error = Error::from_close(code, "", api.map(detail));
+            assert_eq!(error.kind(), kind, "{code} {api:?}");
+            assert_eq!(error.close_code(), Some(code));
+        }
+        assert!(!Error::from_close(3000, "", None).is_retryable());
+        assert!(Error::from_close(1011, "", None).is_retryable());
+    }
+
+    #[test]
+    fn http_errors_carry_the_status_and_the_api_error() {
+        let error = Error::http(
+            400,
+            Some(
+                r#"{"error":{"type":"invalid_request_error","code":"OperationNotSupported","message":"nope"}}"#,
+            ),
+        );
+        assert_eq!(error.http_status(), Some(400));
+        assert_eq!(error.code(), Some("OperationNotSupported"));
+        assert!(!error.is_retryable());
+        assert!(Error::http(503, None).is_retryable());
+    }
+}
