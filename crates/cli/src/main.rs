@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod chat;
 mod events;
 mod sim;
 
@@ -31,6 +32,8 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// Chat by text: interactively, or one scripted turn (`--message`, `--jsonl`).
+    Chat(chat::ChatArgs),
     /// Serve the local Realtime API simulator; prints its `ws://HOST:PORT` base first.
     Sim(sim::SimArgs),
 }
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Events { command } => events::run(command),
+        Command::Chat(args) => chat::run(args),
         Command::Sim(args) => sim::run(args),
     };
     match result {

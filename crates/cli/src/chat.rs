@@ -1,0 +1,149 @@
+//! `reelthyme chat`: text chat in the terminal, or one scripted turn as JSON Lines.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use futures_util::StreamExt;
+use reelthyme::events::{ClientEvent, ResponseParams, ResponseStatus, ServerEvent};
+use reelthyme::{Config, Endpoint};
+use tokio::io::AsyncBufReadExt;
+
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
+    /// A compatible server's base URL (e.g. `ws://127.0.0.1:PORT/v1`); default: OpenAI, or
+    /// the built-in simulator when no API key is set.
+    #[arg(long, env = "REELTHYME_BASE_URL")]
+    base_url: Option<String>,
+    /// The API key (default: `OPENAI_API_KEY`).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The model.
+    #[arg(long, default_value = reelthyme::transport::DEFAULT_MODEL)]
+    model: String,
+    /// Use the built-in simulator even when a key is set.
+    #[arg(long)]
+    sim: bool,
+    /// Send this one message, print the server's events, and exit after `response.done`.
+    #[arg(long)]
+    message: Option<String>,
+    /// With --message: print every server event as one JSON line.
+    #[arg(long, requires = "message")]
+    jsonl: bool,
+}
+
+pub(crate) fn run(args: ChatArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(chat(args))
+}
+
+async fn chat(args: ChatArgs) -> Result<ExitCode> {
+    let key = args.api_key.filter(|k| !k.trim().is_empty());
+    let mut _simulator = None;
+    let endpoint = match (&args.base_url, key, args.sim) {
+        (Some(base), key, false) => {
+            let endpoint = Endpoint::openai(&args.model).base_url(base);
+            match key {
+                Some(key) => endpoint.api_key(key),
+                None => endpoint,
+            }
+        }
+        (None, Some(key), false) => Endpoint::openai(&args.model).api_key(key),
+        _ => {
+            let sim =
+                reelthyme_sim::Simulator::start(reelthyme_sim::SimConfig::default().speed(4.0))
+                    .await?;
+            eprintln!(
+                "reelthyme: no OPENAI_API_KEY — talking to the built-in simulator at {}",
+                sim.url()
+            );
+            let endpoint = Endpoint::openai(&args.model).base_url(&format!("{}/v1", sim.url()));
+            _simulator = Some(sim);
+            endpoint
+        }
+    };
+    let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate))
+        .await
+        .context("cannot start the session")?;
+    let (mut tx, mut events) = session.split();
+    match args.message {
+        Some(message) => {
+            tx.send(ClientEvent::user_text(message)).await?;
+            tx.send(ClientEvent::response_create()).await?;
+            let mut stdout = std::io::stdout().lock();
+            while let Some(event) = events.next().await {
+                let event = event.context("the session failed")?;
+                if args.jsonl {
+                    writeln!(stdout, "{}", event.to_json())?;
+                }
+                match &event {
+                    ServerEvent::Error(error) => {
+                        bail!("the server refused the turn: {}", error.error.message)
+                    }
+                    ServerEvent::ResponseOutputTextDelta(d)
+                    | ServerEvent::ResponseOutputAudioTranscriptDelta(d)
+                        if !args.jsonl =>
+                    {
+                        write!(stdout, "{}", d.delta)?;
+                        stdout.flush()?;
+                    }
+                    ServerEvent::ResponseDone(done) => {
+                        if !args.jsonl {
+                            writeln!(stdout)?;
+                        }
+                        match &done.response.status {
+                            Some(ResponseStatus::Completed) => {}
+                            other => bail!("the response ended {other:?}"),
+                        }
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    _ => {}
+                }
+            }
+            bail!("the session ended before response.done")
+        }
+        None => interactive(tx, events).await,
+    }
+}
+
+async fn interactive(
+    mut tx: reelthyme::SessionSender,
+    mut events: reelthyme::SessionEvents,
+) -> Result<ExitCode> {
+    eprintln!("Type a message and press Enter; /quit (or Ctrl-D) ends.");
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        eprint!("> ");
+        let Some(line) = lines.next_line().await? else {
+            break;
+        };
+        let line = line.trim();
+        if line == "/quit" {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        tx.send(ClientEvent::user_text(line)).await?;
+        tx.send(ClientEvent::response_create_with(ResponseParams::text()))
+            .await?;
+        let mut stdout = std::io::stdout().lock();
+        while let Some(event) = events.next().await {
+            match event.context("the session failed")? {
+                ServerEvent::ResponseOutputTextDelta(d) => {
+                    write!(stdout, "{}", d.delta)?;
+                    stdout.flush()?;
+                }
+                ServerEvent::Error(error) => eprintln!("error: {}", error.error.message),
+                ServerEvent::ResponseDone(_) => {
+                    writeln!(stdout)?;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    tx.close().await.ok();
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,117 @@
+//! `reelthyme chat` in its scriptable mode, against `reelthyme sim`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_sim(args: &[&str]) -> (Killed, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args(["sim", "--speed", "50"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Killed(child), line.trim().to_owned())
+}
+
+#[test]
+fn one_scripted_turn_prints_every_event_as_json_lines() {
+    let (_sim, base) = start_sim(&["--api-key", "sk-chat"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args([
+            "chat",
+            "--base-url",
+            &format!("{base}/v1"),
+            "--api-key",
+            "sk-chat",
+            "--model",
+            "gpt-realtime",
+        ])
+        .args(["--message", "Hello there", "--jsonl"])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["type"], "session.created");
+    assert_eq!(events.last().unwrap()["type"], "response.done");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "response.output_audio_transcript.delta")
+    );
+    for event in &events {
+        assert!(
+            reelthyme_schema::validate_server_value(event).is_strictly_valid(),
+            "{event}"
+        );
+    }
+}
+
+#[test]
+fn a_refused_key_exits_non_zero_with_the_error_on_stderr() {
+    let (_sim, base) = start_sim(&["--api-key", "sk-right"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args([
+            "chat",
+            "--base-url",
+            &format!("{base}/v1"),
+            "--api-key",
+            "sk-wrong",
+            "--message",
+            "hi",
+            "--jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid_api_key"), "{stderr}");
+    assert!(!stderr.contains("sk-wrong"), "the key leaked: {stderr}");
+}
+
+#[test]
+fn without_a_key_it_talks_to_the_built_in_simulator() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args(["chat"])
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("REELTHYME_BASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello simulator\n/quit\n").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "You said: hello simulator"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("built-in simulator"));
+}
