@@ -377,8 +377,9 @@ async fn keepalive_detects_a_dead_peer() {
 async fn call_id_transcription_and_azure_urls_reach_the_server() {
     let (sim, _) = start(SimConfig::default()).await;
     let base = format!("{}/v1", sim.url());
+    let call = sim.open_call();
     reelthyme::connect(Config::new(
-        Endpoint::openai("x").base_url(&base).call_id("rtc_123"),
+        Endpoint::openai("x").base_url(&base).call_id(&call),
     ))
     .await
     .unwrap();
@@ -401,7 +402,7 @@ async fn call_id_transcription_and_azure_urls_reach_the_server() {
     let seen = sim.connections();
     assert_eq!(
         (seen[0].path.as_str(), seen[0].query_param("call_id")),
-        ("/v1/realtime", Some("rtc_123"))
+        ("/v1/realtime", Some(call.as_str()))
     );
     assert_eq!(seen[1].query_param("intent"), Some("transcription"));
     assert_eq!(

@@ -166,6 +166,21 @@ impl Engine {
         }
     }
 
+    /// Applies a session configuration without an event (an ephemeral key's session).
+    pub(crate) fn apply_initial(&mut self, session: &Value) {
+        let mut current = serde_json::to_value(&self.session).expect("sessions serialise");
+        let mut patch = session.clone();
+        if let Value::Object(patch) = &mut patch {
+            for server_owned in ["id", "object", "expires_at", "type"] {
+                patch.remove(server_owned);
+            }
+        }
+        merge(&mut current, patch);
+        if let Ok(session) = serde_json::from_value(current) {
+            self.session = session;
+        }
+    }
+
     pub(crate) fn session_id(&self) -> &str {
         self.session.id.as_deref().unwrap_or_default()
     }

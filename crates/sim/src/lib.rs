@@ -22,6 +22,7 @@
 mod config;
 mod engine;
 mod ids;
+mod rest;
 mod server;
 mod synth;
 mod vad;
@@ -74,6 +75,8 @@ impl Simulator {
             sessions: AtomicU64::new(0),
             connections: Mutex::new(Vec::new()),
             shutdown: receiver,
+            secrets: Mutex::new(std::collections::HashMap::new()),
+            calls: Mutex::new(std::collections::HashMap::new()),
         });
         let accept_shared = shared.clone();
         let accept = tokio::spawn(async move {
@@ -114,6 +117,25 @@ impl Simulator {
     /// The full URL of a realtime session with `model`.
     pub fn realtime_url(&self, model: &str) -> String {
         format!("ws://{}/v1/realtime?model={model}", self.addr)
+    }
+
+    /// Opens a call (`rtc_…`) that sideband sessions can attach to with `?call_id=` and
+    /// `POST /v1/realtime/calls/{call_id}/hangup` can end. (The WebRTC side will open calls
+    /// itself; this stands in for it, and for SIP.)
+    pub fn open_call(&self) -> String {
+        let n = self
+            .shared
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 2_000_000;
+        let id = format!("rtc_{n:032x}");
+        let (signal, _) = watch::channel(false);
+        self.shared
+            .calls
+            .lock()
+            .expect("calls lock")
+            .insert(id.clone(), signal);
+        id
     }
 
     /// Every connection's handshake so far, secrets left out.

@@ -5,16 +5,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
+use hyper::{Request as HttpRequest, Response as HttpResponse, StatusCode};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tracing::Instrument;
 
 use crate::config::{BetaMode, Recorded, SimConfig};
 use crate::engine::Engine;
@@ -78,6 +88,28 @@ pub(crate) struct Shared {
     pub(crate) sessions: AtomicU64,
     pub(crate) connections: Mutex<Vec<ConnectionInfo>>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Ephemeral keys minted by `POST /v1/realtime/client_secrets`.
+    pub(crate) secrets: Mutex<HashMap<String, Secret>>,
+    /// Open calls (`rtc_…`) and the signal that hangs them up.
+    pub(crate) calls: Mutex<HashMap<String, watch::Sender<bool>>>,
+}
+
+/// An ephemeral key and the session configuration it carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Secret {
+    pub(crate) expires: Instant,
+    pub(crate) session: Value,
+}
+
+impl Shared {
+    /// The session of an unexpired ephemeral key.
+    pub(crate) fn secret(&self, key: &str) -> Option<Secret> {
+        let secrets = self.secrets.lock().expect("secrets lock");
+        secrets
+            .get(key)
+            .filter(|s| s.expires > Instant::now())
+            .cloned()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,29 +173,73 @@ fn percent_decode(text: &str) -> String {
 struct Handshake {
     info: ConnectionInfo,
     route: Route,
+    /// The credential, kept only to look up an ephemeral key's session.
+    key: Option<String>,
 }
 
-fn reject(status: StatusCode, message: &str) -> ErrorResponse {
-    let body = json!({"error": {"type": "invalid_request_error", "code": null, "message": message, "param": null}});
-    let mut response = ErrorResponse::new(Some(body.to_string()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
-    response
+pub(crate) type Body = Full<Bytes>;
+
+/// A JSON error response, shaped like OpenAI's.
+pub(crate) fn reject(status: StatusCode, code: Option<&str>, message: &str) -> HttpResponse<Body> {
+    let body = json!({"error": {"type": "invalid_request_error", "code": code, "message": message, "param": null}});
+    HttpResponse::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("a static response builds")
 }
 
-// The error type is what tungstenite's callback must return.
-#[allow(clippy::result_large_err)]
-fn handshake(
-    request: &Request,
-    mut response: Response,
-    config: &SimConfig,
-) -> Result<(Response, Handshake), ErrorResponse> {
+/// Who a request is from: the kind of credential and the credential.
+pub(crate) fn credentials<B>(
+    request: &HttpRequest<B>,
+    protocols: &[String],
+    query: &[(String, String)],
+) -> (AuthKind, Option<String>) {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if let Some(bearer) =
+        header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
+    {
+        (AuthKind::Bearer, Some(bearer))
+    } else if let Some(key) = header("api-key") {
+        (AuthKind::ApiKeyHeader, Some(key))
+    } else if let Some(key) = protocols
+        .iter()
+        .find_map(|p| p.strip_prefix("openai-insecure-api-key."))
+    {
+        (AuthKind::Subprotocol, Some(key.to_owned()))
+    } else if let Some((_, key)) = query.iter().find(|(k, _)| k == "api-key") {
+        (AuthKind::Query, Some(key.clone()))
+    } else {
+        (AuthKind::None, None)
+    }
+}
+
+/// Whether a credential is accepted: a configured key (any, when none is configured), or an
+/// ephemeral key this simulator minted that has not expired.
+pub(crate) fn authorized(shared: &Shared, key: Option<&str>) -> bool {
+    let config = &shared.config;
+    match key {
+        Some(key) if key.starts_with("ek_") && shared.secret(key).is_some() => true,
+        Some(key) => config.api_keys.is_empty() || config.api_keys.iter().any(|k| k == key),
+        None => config.api_keys.is_empty(),
+    }
+}
+
+fn handshake<B>(
+    request: &HttpRequest<B>,
+    shared: &Shared,
+) -> Result<Handshake, HttpResponse<Body>> {
     let path = request.uri().path().to_owned();
     let Some(route) = route(&path) else {
         return Err(reject(
             StatusCode::NOT_FOUND,
+            None,
             &format!("Invalid URL (GET {path})"),
         ));
     };
@@ -174,6 +250,7 @@ fn handshake(
     {
         return Err(reject(
             StatusCode::BAD_REQUEST,
+            None,
             "api-version and deployment query parameters are required",
         ));
     }
@@ -192,26 +269,8 @@ fn handshake(
                 .collect()
         })
         .unwrap_or_default();
-    let (auth, key) = if let Some(bearer) =
-        header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
-    {
-        (AuthKind::Bearer, Some(bearer))
-    } else if let Some(key) = header("api-key") {
-        (AuthKind::ApiKeyHeader, Some(key))
-    } else if let Some(key) = protocols
-        .iter()
-        .find_map(|p| p.strip_prefix("openai-insecure-api-key."))
-    {
-        (AuthKind::Subprotocol, Some(key.to_owned()))
-    } else if let Some((_, key)) = query.iter().find(|(k, _)| k == "api-key") {
-        (AuthKind::Query, Some(key.clone()))
-    } else {
-        (AuthKind::None, None)
-    };
-    let authorized = match &key {
-        Some(key) => config.api_keys.is_empty() || config.api_keys.iter().any(|k| k == key),
-        None => config.api_keys.is_empty(),
-    };
+    let (auth, key) = credentials(request, &protocols, &query);
+    let authorized = authorized(shared, key.as_deref());
     for (k, v) in &mut query {
         if k == "api-key" {
             *v = "***".into();
@@ -230,13 +289,6 @@ fn handshake(
                 .find(|p| !p.starts_with("openai-insecure-api-key."))
         })
         .cloned();
-    if let Some(chosen) = &subprotocol
-        && let Ok(value) = HeaderValue::from_str(chosen)
-    {
-        response
-            .headers_mut()
-            .insert("sec-websocket-protocol", value);
-    }
     let headers = request
         .headers()
         .iter()
@@ -262,7 +314,7 @@ fn handshake(
         subprotocol,
         headers,
     };
-    Ok((response, Handshake { info, route }))
+    Ok(Handshake { info, route, key })
 }
 
 pub(crate) fn websocket_config() -> WebSocketConfig {
@@ -273,48 +325,103 @@ pub(crate) fn websocket_config() -> WebSocketConfig {
         .max_frame_size(Some(64 << 20))
 }
 
-// tungstenite's handshake callback returns its large `ErrorResponse` by value.
-#[allow(clippy::result_large_err)]
+/// One TCP connection: HTTP/1.1, which is either a REST call or a WebSocket upgrade.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
-    let config = shared.config.clone();
-    let mut outcome = None;
-    let callback = |request: &Request, response: Response| {
-        handshake(request, response, &config).map(|(response, handshake)| {
-            outcome = Some(handshake);
-            response
-        })
-    };
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        callback,
-        Some(websocket_config()),
-    )
-    .await
-    {
-        Ok(ws) => ws,
-        Err(error) => {
-            tracing::debug!(%error, "handshake failed");
-            return;
-        }
-    };
-    let Some(Handshake { info, route }) = outcome else {
-        return;
-    };
-    shared
-        .connections
-        .lock()
-        .expect("connections lock")
-        .push(info.clone());
-    let seed = shared.sessions.fetch_add(1, Ordering::Relaxed) + 1;
-    Connection::new(ws, info, route, seed, shared).run().await;
+    let service = service_fn(move |request| {
+        let shared = shared.clone();
+        async move { Ok::<_, std::convert::Infallible>(route_request(request, shared).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "connection ended with an error");
+    }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+async fn route_request(request: HttpRequest<Incoming>, shared: Arc<Shared>) -> HttpResponse<Body> {
+    let upgrade = request
+        .headers()
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return websocket_upgrade(request, shared);
+    }
+    crate::rest::handle(request, shared).await
+}
+
+fn websocket_upgrade(
+    mut request: HttpRequest<Incoming>,
+    shared: Arc<Shared>,
+) -> HttpResponse<Body> {
+    let Some(key) = request
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| derive_accept_key(k.as_bytes()))
+    else {
+        return reject(StatusCode::BAD_REQUEST, None, "missing Sec-WebSocket-Key");
+    };
+    if request
+        .headers()
+        .get("sec-websocket-version")
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            None,
+            "unsupported Sec-WebSocket-Version",
+        );
+    }
+    let handshake = match handshake(&request, &shared) {
+        Ok(handshake) => handshake,
+        Err(response) => return response,
+    };
+    let mut response = HttpResponse::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", key);
+    if let Some(protocol) = &handshake.info.subprotocol {
+        response = response.header("sec-websocket-protocol", protocol.as_str());
+    }
+    let upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => return tracing::debug!(%error, "upgrade failed"),
+        };
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(websocket_config()),
+        )
+        .await;
+        shared
+            .connections
+            .lock()
+            .expect("connections lock")
+            .push(handshake.info.clone());
+        let seed = shared.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        let span = tracing::info_span!("sim_session", session_id = tracing::field::Empty);
+        Connection::new(ws, handshake, seed, shared)
+            .run()
+            .instrument(span)
+            .await;
+    });
+    response
+        .body(Full::new(Bytes::new()))
+        .expect("a 101 response builds")
+}
+
+type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 struct Connection {
     ws: Ws,
     info: ConnectionInfo,
     route: Route,
+    key: Option<String>,
     seed: u64,
     shared: Arc<Shared>,
     sent: usize,
@@ -329,11 +436,13 @@ enum End {
 }
 
 impl Connection {
-    fn new(ws: Ws, info: ConnectionInfo, route: Route, seed: u64, shared: Arc<Shared>) -> Self {
+    fn new(ws: Ws, handshake: Handshake, seed: u64, shared: Arc<Shared>) -> Self {
+        let Handshake { info, route, key } = handshake;
         Self {
             ws,
             info,
             route,
+            key,
             seed,
             shared,
             sent: 0,
@@ -363,7 +472,23 @@ impl Connection {
                 None
             }
         });
-        let transcription = query("intent").as_deref() == Some("transcription");
+        // An ephemeral key carries a session configuration, which applies by default.
+        let secret = self
+            .key
+            .as_deref()
+            .filter(|k| k.starts_with("ek_"))
+            .and_then(|k| self.shared.secret(k));
+        let secret_type = secret
+            .as_ref()
+            .and_then(|s| s.session.get("type"))
+            .and_then(Value::as_str);
+        let transcription = query("intent").as_deref() == Some("transcription")
+            || secret_type == Some("transcription");
+        let secret_model = secret
+            .as_ref()
+            .and_then(|s| s.session.get("model"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let call_id = query("call_id");
         let expires_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -372,13 +497,18 @@ impl Connection {
         let mut engine = Engine::new(
             config.clone(),
             self.seed,
-            model.as_deref().unwrap_or("gpt-realtime"),
+            model
+                .as_deref()
+                .or(secret_model.as_deref())
+                .unwrap_or("gpt-realtime"),
             transcription,
             expires_at,
         );
+        if let Some(secret) = &secret {
+            engine.apply_initial(&secret.session);
+        }
         self.session_id = engine.session_id().to_owned();
-        let span = tracing::info_span!("sim_session", session_id = %self.session_id);
-        let _guard = span.enter();
+        tracing::Span::current().record("session_id", self.session_id.as_str());
 
         // Failures after the 101, exactly as the real server signals them.
         if !self.info.authorized {
@@ -414,10 +544,14 @@ impl Connection {
                 .await;
         }
         self.beta = self.info.beta;
-        let targets = [model.is_some(), call_id.is_some(), transcription]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let targets = [
+            model.is_some() || secret.is_some(),
+            call_id.is_some(),
+            transcription,
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         if targets == 0 {
             engine.error(
                 Some("missing_model"),
@@ -448,6 +582,24 @@ impl Connection {
                 .await;
         }
 
+        let mut hangup = match &call_id {
+            Some(call) => match self.shared.calls.lock().expect("calls lock").get(call) {
+                Some(signal) => Some(signal.subscribe()),
+                None => None,
+            },
+            None => None,
+        };
+        if let (Some(call), None) = (&call_id, &hangup) {
+            let message = format!("Call not found: {call}");
+            engine.error(Some("invalid_value"), &message, Some("call_id"), None);
+            return self
+                .fail(
+                    &mut engine,
+                    4000,
+                    "invalid_request_error.invalid_value".into(),
+                )
+                .await;
+        }
         engine.session_created();
         let expiry = Instant::now() + config.session_duration;
         let mut shutdown = self.shared.shutdown.clone();
@@ -473,6 +625,7 @@ impl Connection {
                     engine.release(now);
                 }
                 _ = shutdown.changed() => break End::Close(1001, "server shutting down".into()),
+                Some(()) = call_ended(&mut hangup) => break End::Close(1000, "the call was hung up".into()),
             }
         };
         if let End::Close(code, reason) = end {
@@ -589,5 +742,13 @@ mod tests {
         assert_eq!(route("/openai/v1/realtime"), Some(Route::AzureGa));
         assert_eq!(route("/openai/realtime"), Some(Route::AzureLegacy));
         assert_eq!(route("/v1/chat"), None);
+    }
+}
+
+/// Resolves when the call a sideband session attaches to is hung up; never without a call.
+async fn call_ended(hangup: &mut Option<watch::Receiver<bool>>) -> Option<()> {
+    match hangup {
+        Some(signal) => signal.changed().await.ok(),
+        None => std::future::pending().await,
     }
 }

@@ -785,16 +785,21 @@ async fn azure_legacy_urls_speak_beta_and_sideband_urls_are_seen() {
         (reelthyme_sim::AuthKind::Query, Some("***"))
     );
 
-    let mut client = Client::connect(
-        &format!("{}/v1/realtime?call_id=rtc_abc123", sim.url()),
-        &[],
-    )
-    .await;
+    let call = sim.open_call();
+    let mut client =
+        Client::connect(&format!("{}/v1/realtime?call_id={call}", sim.url()), &[]).await;
     assert_eq!(client.event().await["type"], "session.created");
     assert_eq!(
         sim.connections().pop().unwrap().query_param("call_id"),
-        Some("rtc_abc123")
+        Some(call.as_str())
     );
+    let mut unknown =
+        Client::connect(&format!("{}/v1/realtime?call_id=rtc_nope", sim.url()), &[]).await;
+    assert_eq!(unknown.event().await["error"]["param"], "call_id");
+    assert!(matches!(
+        unknown.next().await,
+        Next::Closed(Some((4000, _)))
+    ));
     let missing =
         tokio_tungstenite::connect_async(format!("{}/openai/realtime?deployment=x", sim.url()))
             .await;
