@@ -39,5 +39,8 @@ mod session;
 
 pub use reelthyme_schema as events;
 pub use reelthyme_transport as transport;
-pub use reelthyme_transport::{Endpoint, Error, ErrorKind, Options, Result};
+pub use reelthyme_transport::{
+    ClientSecret, ClientSecretRequest, Endpoint, Error, ErrorKind, Options, Result,
+    create_client_secret, hangup,
+};
 pub use session::{Config, Session, SessionEvents, SessionSender, connect, validate};

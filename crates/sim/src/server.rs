@@ -231,6 +231,8 @@ pub(crate) fn authorized(shared: &Shared, key: Option<&str>) -> bool {
     }
 }
 
+// The refusal is the HTTP response itself, built once on a rare path.
+#[allow(clippy::result_large_err)]
 fn handshake<B>(
     request: &HttpRequest<B>,
     shared: &Shared,
@@ -582,13 +584,14 @@ impl Connection {
                 .await;
         }
 
-        let mut hangup = match &call_id {
-            Some(call) => match self.shared.calls.lock().expect("calls lock").get(call) {
-                Some(signal) => Some(signal.subscribe()),
-                None => None,
-            },
-            None => None,
-        };
+        let mut hangup = call_id.as_ref().and_then(|call| {
+            self.shared
+                .calls
+                .lock()
+                .expect("calls lock")
+                .get(call)
+                .map(watch::Sender::subscribe)
+        });
         if let (Some(call), None) = (&call_id, &hangup) {
             let message = format!("Call not found: {call}");
             engine.error(Some("invalid_value"), &message, Some("call_id"), None);
@@ -719,6 +722,14 @@ impl Connection {
     }
 }
 
+/// Resolves when the call a sideband session attaches to is hung up; never without a call.
+async fn call_ended(hangup: &mut Option<watch::Receiver<bool>>) -> Option<()> {
+    match hangup {
+        Some(signal) => signal.changed().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,13 +753,5 @@ mod tests {
         assert_eq!(route("/openai/v1/realtime"), Some(Route::AzureGa));
         assert_eq!(route("/openai/realtime"), Some(Route::AzureLegacy));
         assert_eq!(route("/v1/chat"), None);
-    }
-}
-
-/// Resolves when the call a sideband session attaches to is hung up; never without a call.
-async fn call_ended(hangup: &mut Option<watch::Receiver<bool>>) -> Option<()> {
-    match hangup {
-        Some(signal) => signal.changed().await.ok(),
-        None => std::future::pending().await,
     }
 }

@@ -93,6 +93,10 @@ impl Error {
         self
     }
 
+    pub(crate) fn set_kind(&mut self, kind: ErrorKind) {
+        self.inner.kind = kind;
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind

@@ -7,6 +7,7 @@
 //!   the `ring` provider and the Mozilla roots), as a [`FrameSender`] (cloneable, bounded,
 //!   ordered) and a [`FrameReceiver`]; keepalive; every close code and handshake failure as
 //!   a typed [`Error`].
+//! - [`create_client_secret`] (ephemeral keys for browsers and mobile) and [`hangup`].
 //! - [`Transport`]: the trait the WebRTC transport will implement too.
 //!
 //! Most users want the `reelthyme` facade, which adds event types, transforms and
@@ -29,11 +30,13 @@
 
 mod endpoint;
 mod error;
+mod rest;
 mod tls;
 mod websocket;
 
 pub use endpoint::{ApiKey, DEFAULT_MODEL, Dialect, Endpoint, Flavor, OPENAI_BASE, Target};
 pub use error::{BoxError, Error, ErrorKind, Result};
+pub use rest::{ClientSecret, ClientSecretRequest, create_client_secret, hangup};
 pub use websocket::{
     Connection, FrameReceiver, FrameSender, Options, Transport, WebSocket, connect,
 };
