@@ -265,17 +265,7 @@ async fn every_server_close_code_maps_to_its_error() {
             .unwrap();
         let (mut tx, mut events) = session.split();
         tx.send(ClientEvent::audio_clear()).await.unwrap();
-        let error = tokio::time::timeout(WAIT, async {
-            loop {
-                match events.next().await {
-                    Some(Ok(_)) => {}
-                    Some(Err(error)) => return error,
-                    None => panic!("ended without an error for close {code}"),
-                }
-            }
-        })
-        .await
-        .unwrap();
+        let error = first_error(&mut events).await;
         assert_eq!(
             (error.kind(), error.close_code()),
             (kind, Some(code)),
@@ -316,15 +306,7 @@ async fn session_expiry_is_its_own_error() {
     let mut session = reelthyme::connect(Config::new(endpoint(&sim)))
         .await
         .unwrap();
-    let error = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Err(error) = session.next().await.unwrap() {
-                return error;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let error = first_error(&mut session).await;
     assert_eq!(error.kind(), ErrorKind::SessionExpired);
     assert!(error.is_retryable());
 }
@@ -343,15 +325,7 @@ async fn keepalive_detects_a_dead_peer() {
         .unwrap();
     session.send(ClientEvent::audio_clear()).await.unwrap();
     let started = tokio::time::Instant::now();
-    let error = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Err(error) = session.next().await.unwrap() {
-                return error;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let error = first_error(&mut session).await;
     assert!(error.is_timeout(), "{error}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
@@ -426,6 +400,23 @@ async fn call_id_transcription_and_azure_urls_reach_the_server() {
         .unwrap();
     let delta = until(&mut legacy, "response.output_text.delta").await;
     assert!(matches!(delta, ServerEvent::ResponseOutputTextDelta(_)));
+}
+
+/// Reads until the stream yields an error.
+async fn first_error(
+    events: &mut (impl futures_util::Stream<Item = reelthyme::Result<ServerEvent>> + Unpin),
+) -> reelthyme::Error {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return error,
+                None => panic!("the stream ended without an error"),
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for an error")
 }
 
 /// Captures log lines.

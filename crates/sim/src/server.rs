@@ -514,34 +514,27 @@ impl Connection {
 
         // Failures after the 101, exactly as the real server signals them.
         if !self.info.authorized {
-            let (code, message) = match self.info.auth {
-                AuthKind::None => (
-                    None,
-                    "Missing bearer or basic authentication in header".to_owned(),
-                ),
-                _ => (
-                    Some("invalid_api_key"),
-                    "Incorrect API key provided.".to_owned(),
-                ),
+            return match self.info.auth {
+                AuthKind::None => {
+                    let message = "Missing bearer or basic authentication in header";
+                    self.refuse(&mut engine, 3000, None, message, None).await
+                }
+                _ => {
+                    let message = "Incorrect API key provided.";
+                    self.refuse(&mut engine, 3000, Some("invalid_api_key"), message, None)
+                        .await
+                }
             };
-            engine.error(code, &message, None, None);
-            let reason = code.map_or("invalid_request_error".to_owned(), |c| {
-                format!("invalid_request_error.{c}")
-            });
-            return self.fail(&mut engine, 3000, reason).await;
         }
         if self.info.beta && self.route != Route::AzureLegacy && config.beta == BetaMode::Reject {
-            engine.error(
-                Some("beta_api_shape_disabled"),
-                "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
-                None,
-                None,
-            );
+            let message = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.";
             return self
-                .fail(
+                .refuse(
                     &mut engine,
                     4000,
-                    "invalid_request_error.beta_api_shape_disabled".into(),
+                    Some("beta_api_shape_disabled"),
+                    message,
+                    None,
                 )
                 .await;
         }
@@ -555,17 +548,14 @@ impl Connection {
         .filter(|x| **x)
         .count();
         if targets == 0 {
-            engine.error(
-                Some("missing_model"),
-                "You must provide a model parameter.",
-                Some("model"),
-                None,
-            );
+            let message = "You must provide a model parameter.";
             return self
-                .fail(
+                .refuse(
                     &mut engine,
                     4000,
-                    "invalid_request_error.missing_model".into(),
+                    Some("missing_model"),
+                    message,
+                    Some("model"),
                 )
                 .await;
         }
@@ -574,16 +564,16 @@ impl Connection {
             && !config.model_allowed(model)
         {
             let message = format!("Invalid model: '{model}'.");
-            engine.error(Some("invalid_model"), &message, Some("model"), None);
             return self
-                .fail(
+                .refuse(
                     &mut engine,
                     4000,
-                    "invalid_request_error.invalid_model".into(),
+                    Some("invalid_model"),
+                    &message,
+                    Some("model"),
                 )
                 .await;
         }
-
         let mut hangup = call_id.as_ref().and_then(|call| {
             self.shared
                 .calls
@@ -594,12 +584,13 @@ impl Connection {
         });
         if let (Some(call), None) = (&call_id, &hangup) {
             let message = format!("Call not found: {call}");
-            engine.error(Some("invalid_value"), &message, Some("call_id"), None);
             return self
-                .fail(
+                .refuse(
                     &mut engine,
                     4000,
-                    "invalid_request_error.invalid_value".into(),
+                    Some("invalid_value"),
+                    &message,
+                    Some("call_id"),
                 )
                 .await;
         }
@@ -698,9 +689,22 @@ impl Connection {
         self.ws.send(message).await.map_err(|_| End::Gone)
     }
 
-    async fn fail(mut self, engine: &mut Engine, code: u16, reason: String) {
+    /// Refuses the session: an `error` event, then a close whose reason is
+    /// `invalid_request_error.<code>` (PROTOCOL.md §1.4).
+    async fn refuse(
+        mut self,
+        engine: &mut Engine,
+        close: u16,
+        code: Option<&str>,
+        message: &str,
+        param: Option<&str>,
+    ) {
+        engine.error(code, message, param, None);
+        let reason = code.map_or("invalid_request_error".to_owned(), |c| {
+            format!("invalid_request_error.{c}")
+        });
         if self.flush(engine).await.is_ok() {
-            self.close(code, reason).await;
+            self.close(close, reason).await;
         }
     }
 
