@@ -1,0 +1,32 @@
+//! Audio for realtime conversations.
+//!
+//! Pure parts, for everyone (including servers that bridge telephony audio and never touch a
+//! sound card): [`Resampler`] (rubato's FFT resampler, streaming, aligned), sample
+//! conversions, [`PlaybackTracker`] (frames the device consumed → the exact `audio_end_ms`
+//! of a barge-in truncation), and G.711 (re-exported from `reelthyme-schema`).
+//!
+//! # Features
+//! | feature | default | what |
+//! |---|---|---|
+//! | `devices` | yes | microphone capture and speaker playback through cpal (ALSA on Linux) |
+
+mod convert;
+mod resample;
+mod tracker;
+
+pub use convert::{downmix, f32_to_i16, i16_to_f32, upmix};
+pub use reelthyme_schema::g711;
+pub use resample::Resampler;
+pub use tracker::{PlaybackTracker, Truncation};
+
+/// Why audio could not be handled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AudioError {
+    /// A sample rate (or ratio) that cannot be used.
+    #[error("unusable sample rate: {0}")]
+    Rate(String),
+    /// A device could not be found, opened or kept running.
+    #[error("audio device: {0}")]
+    Device(String),
+}
