@@ -1,0 +1,22 @@
+//! Lists audio devices and their default formats: `cargo run -p reelthyme-audio --example devices`.
+
+fn main() {
+    for (input, label) in [(true, "input"), (false, "output")] {
+        match reelthyme_audio::device_names(input) {
+            Ok(names) => {
+                for name in names {
+                    println!("{label}: {name}");
+                }
+            }
+            Err(error) => eprintln!("{label}: {error}"),
+        }
+    }
+    match reelthyme_audio::Player::start(None) {
+        Ok(player) => println!("default output: {:?}", player.format()),
+        Err(error) => eprintln!("default output: {error}"),
+    }
+    match reelthyme_audio::Capture::start(None, 40, |_| {}) {
+        Ok(capture) => println!("default input: {:?}", capture.format()),
+        Err(error) => eprintln!("default input: {error}"),
+    }
+}

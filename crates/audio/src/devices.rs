@@ -1,0 +1,663 @@
+//! Microphone and speaker through cpal. Each stream lives on a thread of its own (cpal's
+//! streams are not `Send`); the handles here are `Send` and talk to it through shared
+//! state.
+//!
+//! - [`Player`]: 24 kHz mono PCM16 in, resampled to the device's rate and channel count; the
+//!   callback counts the frames the device really consumed into a [`PlaybackTracker`], so a
+//!   barge-in knows exactly what was heard.
+//! - [`Capture`]: the device's native rate, format and channels in; mono 24 kHz PCM16 out,
+//!   in chunks of a chosen duration, to a callback.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SizedSample};
+
+use crate::{AudioError, PlaybackTracker, Resampler, Truncation, downmix, f32_to_i16, i16_to_f32};
+
+/// The rate the API speaks.
+const API_RATE: u32 = 24_000;
+
+fn device_error(what: &str, error: impl std::fmt::Display) -> AudioError {
+    AudioError::Device(format!("{what}: {error}"))
+}
+
+/// A device's name, as `--input-device`/`--output-device` take it.
+fn device_name(device: &cpal::Device) -> String {
+    device
+        .description()
+        .map(|d| d.name().to_owned())
+        .unwrap_or_else(|_| "<unnamed>".to_owned())
+}
+
+/// The names of the input (`input = true`) or output devices.
+///
+/// # Errors
+/// When the host cannot list devices.
+pub fn device_names(input: bool) -> Result<Vec<String>, AudioError> {
+    let host = cpal::default_host();
+    let devices = if input {
+        host.input_devices()
+    } else {
+        host.output_devices()
+    };
+    Ok(devices
+        .map_err(|e| device_error("listing devices", e))?
+        .map(|d| device_name(&d))
+        .collect())
+}
+
+fn find_device(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioError> {
+    let host = cpal::default_host();
+    match name {
+        None => if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        }
+        .ok_or_else(|| {
+            AudioError::Device(format!(
+                "no default {} device",
+                if input { "input" } else { "output" }
+            ))
+        }),
+        Some(name) => {
+            let mut devices = if input {
+                host.input_devices()
+            } else {
+                host.output_devices()
+            }
+            .map_err(|e| device_error("listing devices", e))?;
+            devices
+                .find(|d| device_name(d) == name)
+                .ok_or_else(|| AudioError::Device(format!("no device named {name:?}")))
+        }
+    }
+}
+
+/// What a stream runs at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFormat {
+    /// The device's name.
+    pub name: String,
+    /// Frames per second.
+    pub rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// The sample format, as cpal names it.
+    pub sample_format: String,
+}
+
+/// What the audio callback shares with the rest: counters and the barge-in flush flag.
+/// The callback takes no lock; samples reach it through a lock-free ring.
+#[derive(Default)]
+struct PlayerShared {
+    /// Frames of audio the device consumed from the ring.
+    played: AtomicU64,
+    /// Frames the device consumed in all (audio and idle silence).
+    consumed: AtomicU64,
+    /// Bumped by `interrupt`; the callback empties the ring when it sees a new value.
+    flush: AtomicU64,
+    /// The last `flush` value the callback honoured.
+    flushed: AtomicU64,
+    /// Frames dropped by flushes.
+    discarded: AtomicU64,
+    error: Mutex<Option<AudioError>>,
+}
+
+/// The producers' side: resampling, the overflow queue the feeder moves into the ring, and
+/// the tracker (fed from the callback's counters when asked).
+struct Producer {
+    resampler: Resampler,
+    scratch: Vec<f32>,
+    pending: VecDeque<f32>,
+    tracker: PlaybackTracker,
+    /// `played` as last given to the tracker.
+    seen: u64,
+    /// Frames moved into the ring.
+    sent: u64,
+}
+
+impl Producer {
+    fn sync(&mut self, shared: &PlayerShared) {
+        let played = shared.played.load(Ordering::Acquire);
+        self.tracker.consumed(played - self.seen);
+        self.seen = played;
+    }
+}
+
+/// The speaker. Dropping it stops the stream.
+pub struct Player {
+    shared: Arc<PlayerShared>,
+    producer: Arc<Mutex<Producer>>,
+    format: DeviceFormat,
+    stop: Option<mpsc::Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Player {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Player")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Ring capacity: half a second at the device rate (the feeder tops it up every 5 ms).
+fn ring_frames(rate: u32) -> usize {
+    (rate as usize / 2).max(1024)
+}
+
+impl Player {
+    /// Opens the default output device, or the one named, at its default configuration.
+    ///
+    /// # Errors
+    /// [`AudioError::Device`] when no device can be opened.
+    pub fn start(device: Option<&str>) -> Result<Self, AudioError> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let device = device.map(str::to_owned);
+        let shared = Arc::new(PlayerShared::default());
+        let stream_shared = shared.clone();
+        let (ring_tx, ring_rx) = mpsc::channel();
+        let stream_thread = std::thread::Builder::new()
+            .name("reelthyme-playback".into())
+            .spawn(
+                move || match open_output(device.as_deref(), stream_shared) {
+                    Ok((stream, format, ring)) => {
+                        let _ = ring_tx.send(ring);
+                        let _ = ready_tx.send(Ok(format));
+                        let _ = stop_rx.recv();
+                        drop(stream);
+                    }
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(error));
+                    }
+                },
+            )
+            .map_err(|e| device_error("starting the playback thread", e))?;
+        let format = ready_rx
+            .recv()
+            .map_err(|_| AudioError::Device("the playback thread died".into()))??;
+        let mut ring = ring_rx
+            .recv()
+            .map_err(|_| AudioError::Device("the playback thread died".into()))?;
+        let producer = Arc::new(Mutex::new(Producer {
+            resampler: Resampler::new(API_RATE, format.rate)?,
+            scratch: Vec::new(),
+            pending: VecDeque::new(),
+            tracker: PlaybackTracker::new(format.rate),
+            seen: 0,
+            sent: 0,
+        }));
+        // The feeder moves queued audio into the ring as the device makes room, so the
+        // callback never waits and producers never wait for the device.
+        let feeder_producer = producer.clone();
+        let feeder_shared = shared.clone();
+        let feeder = std::thread::Builder::new()
+            .name("reelthyme-playback-feeder".into())
+            .spawn(move || {
+                loop {
+                    if Arc::strong_count(&feeder_shared) == 1 {
+                        return; // the Player is gone
+                    }
+                    {
+                        let mut producer = feeder_producer.lock().expect("producer lock");
+                        let room = ring.slots().min(producer.pending.len());
+                        if room > 0
+                            && let Ok(chunk) = ring.write_chunk_uninit(room)
+                        {
+                            let written = chunk.fill_from_iter(producer.pending.drain(..room));
+                            producer.sent += written as u64;
+                        }
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            })
+            .map_err(|e| device_error("starting the playback feeder", e))?;
+        Ok(Self {
+            shared,
+            producer,
+            format,
+            stop: Some(stop_tx),
+            threads: vec![stream_thread, feeder],
+        })
+    }
+
+    /// The device's format.
+    pub fn format(&self) -> &DeviceFormat {
+        &self.format
+    }
+
+    /// Queues 24 kHz mono PCM16 audio of an assistant item.
+    pub fn play(&self, item_id: &str, samples: &[i16]) {
+        let mut source = Vec::with_capacity(samples.len());
+        i16_to_f32(samples, &mut source);
+        let mut producer = self.producer.lock().expect("producer lock");
+        let producer = &mut *producer;
+        producer.scratch.clear();
+        producer.resampler.process(&source, &mut producer.scratch);
+        producer.pending.extend(producer.scratch.iter().copied());
+        let frames = producer.scratch.len() as u64;
+        producer.tracker.queued(
+            item_id,
+            frames,
+            samples.len() as f64 * 1000.0 / f64::from(API_RATE),
+        );
+    }
+
+    /// The item's audio is complete (`response.output_audio.done`): plays what the
+    /// resampler still holds, so the answer's last milliseconds are not lost.
+    pub fn finish(&self, item_id: &str) {
+        let mut producer = self.producer.lock().expect("producer lock");
+        let producer = &mut *producer;
+        producer.scratch.clear();
+        producer.resampler.flush(&mut producer.scratch);
+        producer.pending.extend(producer.scratch.iter().copied());
+        let frames = producer.scratch.len() as u64;
+        producer.tracker.queued(item_id, frames, 0.0);
+    }
+
+    /// Barge-in: drops everything queued (in the ring too) and returns what to truncate
+    /// (see [`PlaybackTracker::interrupt`]). Playback continues with what is played next.
+    pub fn interrupt(&self) -> Option<Truncation> {
+        let mut producer = self.producer.lock().expect("producer lock");
+        producer.pending.clear();
+        let mut flushed = Vec::new();
+        producer.resampler.flush(&mut flushed); // its audio belongs to the interrupted answer
+        // Ask the callback to empty the ring, and wait (briefly: a stopped device never
+        // answers) until it has, so the count of frames played is final.
+        let epoch = self.shared.flush.fetch_add(1, Ordering::AcqRel) + 1;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while self.shared.flushed.load(Ordering::Acquire) < epoch
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        producer.sync(&self.shared);
+        producer.tracker.interrupt()
+    }
+
+    /// Milliseconds of `item_id` the device has played.
+    pub fn played_ms(&self, item_id: &str) -> Option<u64> {
+        let mut producer = self.producer.lock().expect("producer lock");
+        producer.sync(&self.shared);
+        producer.tracker.played_ms(item_id)
+    }
+
+    /// Milliseconds queued and not yet played.
+    pub fn backlog_ms(&self) -> u64 {
+        let producer = self.producer.lock().expect("producer lock");
+        let done = self.shared.played.load(Ordering::Acquire)
+            + self.shared.discarded.load(Ordering::Acquire);
+        let in_ring = producer.sent.saturating_sub(done);
+        (producer.pending.len() as u64 + in_ring) * 1000 / u64::from(self.format.rate)
+    }
+
+    /// Frames the device has consumed since the stream started (played or idle).
+    pub fn frames_consumed(&self) -> u64 {
+        self.shared.consumed.load(Ordering::Acquire)
+    }
+
+    /// The device error that stopped playback, if any.
+    pub fn error(&self) -> Option<AudioError> {
+        self.shared.error.lock().expect("error lock").clone()
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        let shared = std::mem::take(&mut self.shared);
+        drop(shared);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+type Opened<T> = (cpal::Stream, DeviceFormat, T);
+
+fn open_output(
+    name: Option<&str>,
+    shared: Arc<PlayerShared>,
+) -> Result<Opened<rtrb::Producer<f32>>, AudioError> {
+    let device = find_device(false, name)?;
+    let supported = device
+        .default_output_config()
+        .map_err(|e| device_error("output configuration", e))?;
+    let format = DeviceFormat {
+        name: device_name(&device),
+        rate: supported.sample_rate(),
+        channels: supported.channels(),
+        sample_format: format!("{:?}", supported.sample_format()),
+    };
+    let (ring, consumer) = rtrb::RingBuffer::new(ring_frames(format.rate));
+    let config: cpal::StreamConfig = supported.config();
+    let stream = match supported.sample_format() {
+        cpal::SampleFormat::F32 => build_output::<f32>(&device, &config, consumer, shared),
+        cpal::SampleFormat::I16 => build_output::<i16>(&device, &config, consumer, shared),
+        cpal::SampleFormat::U16 => build_output::<u16>(&device, &config, consumer, shared),
+        cpal::SampleFormat::I32 => build_output::<i32>(&device, &config, consumer, shared),
+        cpal::SampleFormat::F64 => build_output::<f64>(&device, &config, consumer, shared),
+        other => {
+            return Err(AudioError::Device(format!(
+                "unsupported output sample format {other:?}"
+            )));
+        }
+    }?;
+    stream
+        .play()
+        .map_err(|e| device_error("starting playback", e))?;
+    tracing::info!(device = %format.name, rate = format.rate, channels = format.channels, "playback started");
+    Ok((stream, format, ring))
+}
+
+fn build_output<T>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    mut ring: rtrb::Consumer<f32>,
+    shared: Arc<PlayerShared>,
+) -> Result<cpal::Stream, AudioError>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let channels = usize::from(config.channels).max(1);
+    let errors = shared.clone();
+    device
+        .build_output_stream::<T, _, _>(
+            *config,
+            move |out: &mut [T], _| {
+                let epoch = shared.flush.load(Ordering::Acquire);
+                if shared.flushed.load(Ordering::Relaxed) != epoch {
+                    let stale = ring.slots();
+                    if let Ok(chunk) = ring.read_chunk(stale) {
+                        chunk.commit_all();
+                    }
+                    shared.discarded.fetch_add(stale as u64, Ordering::AcqRel);
+                    shared.flushed.store(epoch, Ordering::Release);
+                }
+                let frames = out.len() / channels;
+                let mut played = 0;
+                for frame in out.chunks_mut(channels) {
+                    let sample = match ring.pop() {
+                        Ok(sample) => {
+                            played += 1;
+                            sample
+                        }
+                        Err(_) => 0.0,
+                    };
+                    frame.fill(T::from_sample(sample));
+                }
+                shared.played.fetch_add(played, Ordering::AcqRel);
+                shared.consumed.fetch_add(frames as u64, Ordering::AcqRel);
+            },
+            move |error| {
+                tracing::warn!(%error, "playback stream error");
+                *errors.error.lock().expect("error lock") = Some(device_error("playback", error));
+            },
+            None,
+        )
+        .map_err(|e| device_error("opening the output stream", e))
+}
+
+/// A running microphone capture.
+pub struct Capture {
+    format: DeviceFormat,
+    muted: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture")
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What capture delivers to its callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Captured {
+    /// A chunk of 24 kHz mono PCM16 (the last one, on stop, may be shorter).
+    Audio(Vec<i16>),
+    /// The device failed; capture has stopped.
+    Error(AudioError),
+}
+
+impl Capture {
+    /// Opens the default input device, or the one named, at its native configuration, and
+    /// calls `on_audio` with 24 kHz mono PCM16 chunks of `chunk_ms` (from the audio thread:
+    /// keep it short, e.g. a channel send).
+    ///
+    /// # Errors
+    /// [`AudioError::Device`] when no device can be opened.
+    pub fn start(
+        device: Option<&str>,
+        chunk_ms: u32,
+        on_audio: impl FnMut(Captured) + Send + 'static,
+    ) -> Result<Self, AudioError> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let muted = Arc::new(AtomicBool::new(false));
+        let device = device.map(str::to_owned);
+        let thread_muted = muted.clone();
+        let thread = std::thread::Builder::new()
+            .name("reelthyme-capture".into())
+            .spawn(move || {
+                let sink = Arc::new(Mutex::new(Chunker::new(chunk_ms, Box::new(on_audio))));
+                match open_input(device.as_deref(), sink.clone(), thread_muted) {
+                    Ok((stream, format, ())) => {
+                        let _ = ready_tx.send(Ok(format));
+                        let _ = stop_rx.recv();
+                        drop(stream);
+                        // Stopping flushes what is left, in order, after the last callback.
+                        sink.lock().expect("capture lock").finish();
+                    }
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(error));
+                    }
+                }
+            })
+            .map_err(|e| device_error("starting the capture thread", e))?;
+        let format = ready_rx
+            .recv()
+            .map_err(|_| AudioError::Device("the capture thread died".into()))??;
+        Ok(Self {
+            format,
+            muted,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The device's format.
+    pub fn format(&self) -> &DeviceFormat {
+        &self.format
+    }
+
+    /// Stops sending audio without closing the device.
+    pub fn mute(&self) {
+        self.muted.store(true, Ordering::Relaxed);
+    }
+
+    /// Sends audio again.
+    pub fn unmute(&self) {
+        self.muted.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether capture is muted.
+    pub fn is_muted(&self) -> bool {
+        self.muted.load(Ordering::Relaxed)
+    }
+
+    /// Stops: the remainder is flushed to the callback and the device is released.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Turns device buffers into 24 kHz mono chunks.
+struct Chunker {
+    resampler: Option<Resampler>,
+    chunk: usize,
+    mono: Vec<f32>,
+    resampled: Vec<f32>,
+    pcm: Vec<i16>,
+    on_audio: Box<dyn FnMut(Captured) + Send>,
+    failed: bool,
+}
+
+impl Chunker {
+    fn new(chunk_ms: u32, on_audio: Box<dyn FnMut(Captured) + Send>) -> Self {
+        let chunk = (API_RATE as usize * chunk_ms.max(1) as usize / 1000).max(1);
+        Self {
+            resampler: None,
+            chunk,
+            mono: Vec::new(),
+            resampled: Vec::new(),
+            pcm: Vec::new(),
+            on_audio,
+            failed: false,
+        }
+    }
+
+    fn push(&mut self, interleaved: &[f32], channels: usize, rate: u32) {
+        if self.failed {
+            return;
+        }
+        let resampler = match &mut self.resampler {
+            Some(resampler) => resampler,
+            slot @ None => match Resampler::new(rate, API_RATE) {
+                Ok(resampler) => slot.insert(resampler),
+                Err(error) => {
+                    self.failed = true;
+                    (self.on_audio)(Captured::Error(error));
+                    return;
+                }
+            },
+        };
+        self.mono.clear();
+        downmix(interleaved, channels, &mut self.mono);
+        resampler.process(&self.mono, &mut self.resampled);
+        self.emit(false);
+    }
+
+    fn emit(&mut self, all: bool) {
+        let mut start = 0;
+        while self.resampled.len() - start >= self.chunk || (all && start < self.resampled.len()) {
+            let end = (start + self.chunk).min(self.resampled.len());
+            self.pcm.clear();
+            f32_to_i16(&self.resampled[start..end], &mut self.pcm);
+            (self.on_audio)(Captured::Audio(self.pcm.clone()));
+            start = end;
+        }
+        self.resampled.drain(..start);
+    }
+
+    fn finish(&mut self) {
+        if let Some(resampler) = &mut self.resampler {
+            resampler.flush(&mut self.resampled);
+        }
+        self.emit(true);
+    }
+
+    fn fail(&mut self, error: AudioError) {
+        if !self.failed {
+            self.failed = true;
+            (self.on_audio)(Captured::Error(error));
+        }
+    }
+}
+
+fn open_input(
+    name: Option<&str>,
+    sink: Arc<Mutex<Chunker>>,
+    muted: Arc<AtomicBool>,
+) -> Result<Opened<()>, AudioError> {
+    let device = find_device(true, name)?;
+    let supported = device
+        .default_input_config()
+        .map_err(|e| device_error("input configuration", e))?;
+    let format = DeviceFormat {
+        name: device_name(&device),
+        rate: supported.sample_rate(),
+        channels: supported.channels(),
+        sample_format: format!("{:?}", supported.sample_format()),
+    };
+    let config: cpal::StreamConfig = supported.config();
+    let stream = match supported.sample_format() {
+        cpal::SampleFormat::F32 => build_input::<f32>(&device, &config, sink, muted),
+        cpal::SampleFormat::I16 => build_input::<i16>(&device, &config, sink, muted),
+        cpal::SampleFormat::U16 => build_input::<u16>(&device, &config, sink, muted),
+        cpal::SampleFormat::I32 => build_input::<i32>(&device, &config, sink, muted),
+        cpal::SampleFormat::F64 => build_input::<f64>(&device, &config, sink, muted),
+        other => {
+            return Err(AudioError::Device(format!(
+                "unsupported input sample format {other:?}"
+            )));
+        }
+    }?;
+    stream
+        .play()
+        .map_err(|e| device_error("starting capture", e))?;
+    tracing::info!(device = %format.name, rate = format.rate, channels = format.channels, "capture started");
+    Ok((stream, format, ()))
+}
+
+fn build_input<T>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    sink: Arc<Mutex<Chunker>>,
+    muted: Arc<AtomicBool>,
+) -> Result<cpal::Stream, AudioError>
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let channels = usize::from(config.channels);
+    let rate = config.sample_rate;
+    let errors = sink.clone();
+    let mut buffer: Vec<f32> = Vec::new();
+    device
+        .build_input_stream::<T, _, _>(
+            *config,
+            move |data: &[T], _| {
+                if muted.load(Ordering::Relaxed) {
+                    return;
+                }
+                buffer.clear();
+                buffer.extend(data.iter().map(|&s| s.to_sample::<f32>()));
+                sink.lock()
+                    .expect("capture lock")
+                    .push(&buffer, channels, rate);
+            },
+            move |error| {
+                tracing::warn!(%error, "capture stream error");
+                errors
+                    .lock()
+                    .expect("capture lock")
+                    .fail(device_error("capture", error));
+            },
+            None,
+        )
+        .map_err(|e| device_error("opening the input stream", e))
+}
