@@ -35,8 +35,17 @@
 //! | [`events`] | `reelthyme-schema` | the typed events, validation, the beta dialect |
 //! | [`transport`] | `reelthyme-transport` | endpoints, WebSocket, errors |
 
+#[cfg(feature = "audio")]
+mod audio;
 mod session;
 
+#[cfg(feature = "audio")]
+pub use audio::{
+    AudioControl, AudioEvents, CaptureHandle, CaptureOptions, StreamOptions, capture_audio, stream,
+    stream_with,
+};
+#[cfg(feature = "audio")]
+pub use reelthyme_audio as audio_io;
 pub use reelthyme_schema as events;
 pub use reelthyme_transport as transport;
 pub use reelthyme_transport::{

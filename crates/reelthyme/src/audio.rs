@@ -1,0 +1,369 @@
+//! `stream` and `capture_audio`: the seed's other two verbs, on real sound devices.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use reelthyme_audio::{Capture, Captured, Player, Resampler, Truncation, g711};
+use reelthyme_schema::{AudioFormat, Base64Audio, ClientEvent, ServerEvent};
+use reelthyme_transport::{Error, ErrorKind, Result};
+
+use crate::{Session, SessionEvents, SessionSender};
+
+fn audio_error(error: reelthyme_audio::AudioError) -> Error {
+    Error::other(ErrorKind::Config, error.to_string(), Some(Box::new(error)))
+}
+
+/// How [`stream`] plays.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StreamOptions {
+    /// The output device's name (default: the system default).
+    pub device: Option<String>,
+    /// Stop playback, cancel the response and truncate what was not heard when the server
+    /// detects the user speaking (default true).
+    pub auto_barge_in: bool,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            device: None,
+            auto_barge_in: true,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ResponseState {
+    active: Option<String>,
+    format: Option<AudioFormat>,
+}
+
+/// Controls playback: barge-in by hand, and what has been heard.
+#[derive(Clone)]
+pub struct AudioControl {
+    player: Arc<Player>,
+    sender: SessionSender,
+    state: Arc<Mutex<ResponseState>>,
+}
+
+impl std::fmt::Debug for AudioControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioControl")
+            .field("player", &self.player)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AudioControl {
+    /// Barge-in: stops and flushes playback, cancels the response if it is still running,
+    /// and truncates the item being played at what the device actually played. Playback
+    /// resumes with the next audio that arrives (the seed's stop was terminal).
+    ///
+    /// # Errors
+    /// When the session has closed.
+    pub async fn interrupt(&self) -> Result<Option<Truncation>> {
+        let truncation = self.player.interrupt();
+        let active = self.state.lock().expect("state lock").active.take();
+        let mut sender = self.sender.clone();
+        if active.is_some() {
+            sender.send(ClientEvent::response_cancel()).await?;
+        }
+        if let Some(truncation) = &truncation {
+            sender
+                .send(ClientEvent::truncate(
+                    &truncation.item_id,
+                    truncation.audio_end_ms,
+                ))
+                .await?;
+        }
+        Ok(truncation)
+    }
+
+    /// Milliseconds of `item_id`'s audio the device has played.
+    pub fn played_ms(&self, item_id: &str) -> Option<u64> {
+        self.player.played_ms(item_id)
+    }
+
+    /// Milliseconds of audio queued and not yet played.
+    pub fn backlog_ms(&self) -> u64 {
+        self.player.backlog_ms()
+    }
+}
+
+/// Server events with audio deltas taken out (they go to the speaker).
+pub struct AudioEvents {
+    events: SessionEvents,
+    control: AudioControl,
+    auto_barge_in: bool,
+    upsampler: Option<Resampler>,
+}
+
+impl std::fmt::Debug for AudioEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioEvents").finish_non_exhaustive()
+    }
+}
+
+/// Splits a session: `response.output_audio.delta` is decoded and played on the default
+/// output device, every other event comes out of the returned stream. The session's sender
+/// stays available through [`Session::sender`] before calling this.
+///
+/// # Errors
+/// When no output device can be opened.
+pub fn stream(session: Session) -> Result<(AudioEvents, AudioControl)> {
+    stream_with(session, StreamOptions::default())
+}
+
+/// [`stream`] with options.
+///
+/// # Errors
+/// When the output device cannot be opened.
+pub fn stream_with(
+    session: Session,
+    options: StreamOptions,
+) -> Result<(AudioEvents, AudioControl)> {
+    let format = session.config().output_format().cloned();
+    let player = Player::start(options.device.as_deref()).map_err(audio_error)?;
+    let (sender, events) = session.split();
+    let state = Arc::new(Mutex::new(ResponseState {
+        active: None,
+        format,
+    }));
+    let control = AudioControl {
+        player: Arc::new(player),
+        sender,
+        state,
+    };
+    Ok((
+        AudioEvents {
+            events,
+            control: control.clone(),
+            auto_barge_in: options.auto_barge_in,
+            upsampler: None,
+        },
+        control,
+    ))
+}
+
+impl AudioEvents {
+    fn play(&mut self, item_id: &str, audio: &Base64Audio) -> Result<()> {
+        let format = self
+            .control
+            .state
+            .lock()
+            .expect("state lock")
+            .format
+            .clone();
+        let samples = match format {
+            Some(AudioFormat::Pcmu(_) | AudioFormat::Pcma(_)) => {
+                let ulaw = matches!(format, Some(AudioFormat::Pcmu(_)));
+                let bytes = audio
+                    .decode_bytes()
+                    .map_err(|e| Error::other(ErrorKind::Parse, e.to_string(), None))?;
+                let narrow: Vec<f32> = bytes
+                    .iter()
+                    .map(|&b| {
+                        f32::from(if ulaw {
+                            g711::ulaw_decode(b)
+                        } else {
+                            g711::alaw_decode(b)
+                        }) / 32_768.0
+                    })
+                    .collect();
+                let upsampler = match &mut self.upsampler {
+                    Some(upsampler) => upsampler,
+                    slot => slot.insert(Resampler::new(8_000, 24_000).map_err(audio_error)?),
+                };
+                let mut wide = Vec::new();
+                upsampler.process(&narrow, &mut wide);
+                let mut pcm = Vec::new();
+                reelthyme_audio::f32_to_i16(&wide, &mut pcm);
+                pcm
+            }
+            _ => audio
+                .decode_pcm16()
+                .map_err(|e| Error::other(ErrorKind::Parse, e.to_string(), None))?,
+        };
+        self.control.player.play(item_id, &samples);
+        Ok(())
+    }
+}
+
+impl Stream for AudioEvents {
+    type Item = Result<ServerEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let event = match Pin::new(&mut self.events).poll_next(cx) {
+                Poll::Ready(Some(Ok(event))) => event,
+                other => return other,
+            };
+            match &event {
+                ServerEvent::ResponseOutputAudioDelta(delta) => {
+                    let (item, audio) = (delta.item_id.clone(), delta.delta.clone());
+                    if let Err(error) = self.play(&item, &audio) {
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                    continue;
+                }
+                ServerEvent::ResponseOutputAudioDone(done) => {
+                    self.control.player.finish(&done.item_id)
+                }
+                ServerEvent::ResponseCreated(created) => {
+                    self.control.state.lock().expect("state lock").active =
+                        created.response.id.clone();
+                }
+                ServerEvent::ResponseDone(_) => {
+                    self.control.state.lock().expect("state lock").active = None
+                }
+                ServerEvent::SessionUpdated(updated) => {
+                    if let Some(format) = updated.session.output_format() {
+                        self.control.state.lock().expect("state lock").format =
+                            Some(format.clone());
+                    }
+                }
+                ServerEvent::InputAudioBufferSpeechStarted(_) if self.auto_barge_in => {
+                    let control = self.control.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = control.interrupt().await {
+                            tracing::warn!(%error, "barge-in could not reach the server");
+                        }
+                    });
+                }
+                _ => {}
+            }
+            return Poll::Ready(Some(Ok(event)));
+        }
+    }
+}
+
+/// How [`capture_audio`] captures.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CaptureOptions {
+    /// Milliseconds of audio per `input_audio_buffer.append` (default 40; the seed used 500).
+    pub interval_ms: u32,
+    /// The input device's name (default: the system default).
+    pub device: Option<String>,
+    /// The session's input format (default `audio/pcm` at 24 kHz; G.711 is encoded at 8 kHz).
+    pub format: Option<AudioFormat>,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        Self {
+            interval_ms: 40,
+            device: None,
+            format: None,
+        }
+    }
+}
+
+/// A running capture; stop it to flush the remainder and release the device.
+#[derive(Debug)]
+pub struct CaptureHandle {
+    capture: Option<Capture>,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl CaptureHandle {
+    /// Stops sending audio, keeping the device open.
+    pub fn mute(&self) {
+        if let Some(capture) = &self.capture {
+            capture.mute();
+        }
+    }
+
+    /// Sends audio again.
+    pub fn unmute(&self) {
+        if let Some(capture) = &self.capture {
+            capture.unmute();
+        }
+    }
+
+    /// Stops: the last partial chunk is sent, then the device is released.
+    ///
+    /// # Errors
+    /// The device's error, or the session's if appends could not be sent.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(capture) = self.capture.take() {
+            // Joins the capture thread, which flushes into the channel and drops its end.
+            tokio::task::spawn_blocking(move || capture.stop())
+                .await
+                .ok();
+        }
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(Error::other(ErrorKind::Closed, e.to_string(), None))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Streams the microphone into the session as `input_audio_buffer.append` events every
+/// `interval_ms` (resampled from the device's native format to 24 kHz mono PCM16, or
+/// G.711 at 8 kHz). Appends wait for room in the send queue; none is dropped.
+///
+/// # Errors
+/// When no input device can be opened.
+pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<CaptureHandle> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Captured>();
+    let capture = Capture::start(
+        options.device.as_deref(),
+        options.interval_ms,
+        move |captured| {
+            let _ = tx.send(captured);
+        },
+    )
+    .map_err(audio_error)?;
+    let mut sender = sender.clone();
+    let format = options.format;
+    let task = tokio::spawn(async move {
+        let mut narrow = match format {
+            Some(AudioFormat::Pcmu(_) | AudioFormat::Pcma(_)) => {
+                Some(Resampler::new(24_000, 8_000).map_err(audio_error)?)
+            }
+            _ => None,
+        };
+        let ulaw = matches!(format, Some(AudioFormat::Pcmu(_)));
+        while let Some(captured) = rx.recv().await {
+            let chunk = match captured {
+                Captured::Audio(chunk) => chunk,
+                Captured::Error(error) => return Err(audio_error(error)),
+                _ => continue,
+            };
+            let event = match &mut narrow {
+                None => ClientEvent::audio_append(&chunk),
+                Some(resampler) => {
+                    let mut wide = Vec::new();
+                    reelthyme_audio::i16_to_f32(&chunk, &mut wide);
+                    let mut out = Vec::new();
+                    resampler.process(&wide, &mut out);
+                    let mut pcm = Vec::new();
+                    reelthyme_audio::f32_to_i16(&out, &mut pcm);
+                    let bytes: Vec<u8> = pcm
+                        .iter()
+                        .map(|&s| {
+                            if ulaw {
+                                g711::ulaw_encode(s)
+                            } else {
+                                g711::alaw_encode(s)
+                            }
+                        })
+                        .collect();
+                    ClientEvent::audio_append_base64(Base64Audio::from_bytes(&bytes))
+                }
+            };
+            sender.send(event).await?;
+        }
+        Ok(())
+    });
+    Ok(CaptureHandle {
+        capture: Some(capture),
+        task: Some(task),
+    })
+}
