@@ -105,6 +105,8 @@ struct PlayerShared {
     flushed: AtomicU64,
     /// Frames dropped by flushes.
     discarded: AtomicU64,
+    /// Set when the `Player` is dropped: the feeder stops.
+    closed: AtomicBool,
     error: Mutex<Option<AudioError>>,
 }
 
@@ -182,9 +184,40 @@ impl Player {
         let format = ready_rx
             .recv()
             .map_err(|_| AudioError::Device("the playback thread died".into()))??;
-        let mut ring = ring_rx
+        let ring = ring_rx
             .recv()
             .map_err(|_| AudioError::Device("the playback thread died".into()))?;
+        Self::assemble(shared, ring, format, Some(stop_tx), Some(stream_thread))
+    }
+
+    /// A player on a device you drive with the returned [`Clock`] (see there).
+    ///
+    /// # Errors
+    /// [`AudioError::Rate`] for an unusable rate.
+    pub fn with_clock(rate: u32, channels: u16) -> Result<(Self, Clock), AudioError> {
+        let shared = Arc::new(PlayerShared::default());
+        let (ring, consumer) = rtrb::RingBuffer::new(ring_frames(rate));
+        let format = DeviceFormat {
+            name: "clock".into(),
+            rate,
+            channels,
+            sample_format: "F32".into(),
+        };
+        let clock = Clock {
+            ring: consumer,
+            shared: shared.clone(),
+            channels: usize::from(channels.max(1)),
+        };
+        Ok((Self::assemble(shared, ring, format, None, None)?, clock))
+    }
+
+    fn assemble(
+        shared: Arc<PlayerShared>,
+        mut ring: rtrb::Producer<f32>,
+        format: DeviceFormat,
+        stop: Option<mpsc::Sender<()>>,
+        stream_thread: Option<JoinHandle<()>>,
+    ) -> Result<Self, AudioError> {
         let producer = Arc::new(Mutex::new(Producer {
             resampler: Resampler::new(API_RATE, format.rate)?,
             scratch: Vec::new(),
@@ -201,8 +234,8 @@ impl Player {
             .name("reelthyme-playback-feeder".into())
             .spawn(move || {
                 loop {
-                    if Arc::strong_count(&feeder_shared) == 1 {
-                        return; // the Player is gone
+                    if feeder_shared.closed.load(Ordering::Acquire) {
+                        return;
                     }
                     {
                         let mut producer = feeder_producer.lock().expect("producer lock");
@@ -214,16 +247,20 @@ impl Player {
                             producer.sent += written as u64;
                         }
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    std::thread::sleep(std::time::Duration::from_millis(2));
                 }
             })
             .map_err(|e| device_error("starting the playback feeder", e))?;
+        let threads = stream_thread
+            .into_iter()
+            .chain(std::iter::once(feeder))
+            .collect();
         Ok(Self {
             shared,
             producer,
             format,
-            stop: Some(stop_tx),
-            threads: vec![stream_thread, feeder],
+            stop,
+            threads,
         })
     }
 
@@ -310,9 +347,8 @@ impl Player {
 
 impl Drop for Player {
     fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
         drop(self.stop.take());
-        let shared = std::mem::take(&mut self.shared);
-        drop(shared);
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -320,6 +356,70 @@ impl Drop for Player {
 }
 
 type Opened<T> = (cpal::Stream, DeviceFormat, T);
+
+/// The output callback's work, shared by the cpal stream and [`Clock`]: honour a pending
+/// flush, move ring samples (mono) onto every channel of `out`, silence when the ring is
+/// empty, and count what was played and consumed. No lock, no allocation.
+fn render<T: Copy>(
+    out: &mut [T],
+    channels: usize,
+    ring: &mut rtrb::Consumer<f32>,
+    shared: &PlayerShared,
+    convert: impl Fn(f32) -> T,
+) {
+    let epoch = shared.flush.load(Ordering::Acquire);
+    if shared.flushed.load(Ordering::Relaxed) != epoch {
+        let stale = ring.slots();
+        if let Ok(chunk) = ring.read_chunk(stale) {
+            chunk.commit_all();
+        }
+        shared.discarded.fetch_add(stale as u64, Ordering::AcqRel);
+        shared.flushed.store(epoch, Ordering::Release);
+    }
+    let frames = out.len() / channels.max(1);
+    let mut played = 0;
+    for frame in out.chunks_mut(channels.max(1)) {
+        let sample = match ring.pop() {
+            Ok(sample) => {
+                played += 1;
+                sample
+            }
+            Err(_) => 0.0,
+        };
+        frame.fill(convert(sample));
+    }
+    shared.played.fetch_add(played, Ordering::AcqRel);
+    shared.consumed.fetch_add(frames as u64, Ordering::AcqRel);
+}
+
+/// A device you drive yourself: each [`Clock::pull`] is one audio callback, running the
+/// same code as a cpal stream's. For tests of timing (barge-in) that a real device, or
+/// the unpaced ALSA file device, cannot time, and for bridges whose "device" is a network
+/// peer that pulls audio at its own pace.
+pub struct Clock {
+    ring: rtrb::Consumer<f32>,
+    shared: Arc<PlayerShared>,
+    channels: usize,
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clock")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clock {
+    /// Plays `frames` frames: returns them interleaved, and the number that were audio
+    /// (the rest is silence).
+    pub fn pull(&mut self, frames: usize) -> (Vec<f32>, u64) {
+        let mut out = vec![0.0; frames * self.channels];
+        let before = self.shared.played.load(Ordering::Acquire);
+        render(&mut out, self.channels, &mut self.ring, &self.shared, |s| s);
+        (out, self.shared.played.load(Ordering::Acquire) - before)
+    }
+}
 
 fn open_output(
     name: Option<&str>,
@@ -370,31 +470,7 @@ where
     device
         .build_output_stream::<T, _, _>(
             *config,
-            move |out: &mut [T], _| {
-                let epoch = shared.flush.load(Ordering::Acquire);
-                if shared.flushed.load(Ordering::Relaxed) != epoch {
-                    let stale = ring.slots();
-                    if let Ok(chunk) = ring.read_chunk(stale) {
-                        chunk.commit_all();
-                    }
-                    shared.discarded.fetch_add(stale as u64, Ordering::AcqRel);
-                    shared.flushed.store(epoch, Ordering::Release);
-                }
-                let frames = out.len() / channels;
-                let mut played = 0;
-                for frame in out.chunks_mut(channels) {
-                    let sample = match ring.pop() {
-                        Ok(sample) => {
-                            played += 1;
-                            sample
-                        }
-                        Err(_) => 0.0,
-                    };
-                    frame.fill(T::from_sample(sample));
-                }
-                shared.played.fetch_add(played, Ordering::AcqRel);
-                shared.consumed.fetch_add(frames as u64, Ordering::AcqRel);
-            },
+            move |out: &mut [T], _| render(out, channels, &mut ring, &shared, T::from_sample),
             move |error| {
                 tracing::warn!(%error, "playback stream error");
                 *errors.error.lock().expect("error lock") = Some(device_error("playback", error));

@@ -125,8 +125,19 @@ pub fn stream_with(
     session: Session,
     options: StreamOptions,
 ) -> Result<(AudioEvents, AudioControl)> {
-    let format = session.config().output_format().cloned();
     let player = Player::start(options.device.as_deref()).map_err(audio_error)?;
+    Ok(stream_to(session, player, options))
+}
+
+/// [`stream`] to a player of your own: another device, or a
+/// [`Player::with_clock`](reelthyme_audio::Player::with_clock) you drive (tests of timing,
+/// bridges that pull audio at a network peer's pace).
+pub fn stream_to(
+    session: Session,
+    player: Player,
+    options: StreamOptions,
+) -> (AudioEvents, AudioControl) {
+    let format = session.config().output_format().cloned();
     let (sender, events) = session.split();
     let state = Arc::new(Mutex::new(ResponseState {
         active: None,
@@ -137,15 +148,13 @@ pub fn stream_with(
         sender,
         state,
     };
-    Ok((
-        AudioEvents {
-            events,
-            control: control.clone(),
-            auto_barge_in: options.auto_barge_in,
-            upsampler: None,
-        },
-        control,
-    ))
+    let events = AudioEvents {
+        events,
+        control: control.clone(),
+        auto_barge_in: options.auto_barge_in,
+        upsampler: None,
+    };
+    (events, control)
 }
 
 impl AudioEvents {

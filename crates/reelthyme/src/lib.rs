@@ -42,7 +42,7 @@ mod session;
 #[cfg(feature = "audio")]
 pub use audio::{
     AudioControl, AudioEvents, CaptureHandle, CaptureOptions, StreamOptions, capture_audio, stream,
-    stream_with,
+    stream_to, stream_with,
 };
 #[cfg(feature = "audio")]
 pub use reelthyme_audio as audio_io;

@@ -1,0 +1,146 @@
+//! Exact barge-in, timed by a clock the test controls (the ALSA file device is not paced):
+//! the player runs the same callback code as a cpal stream, pulled 10 ms at a time. While
+//! the assistant is speaking the user starts talking; playback must stop within one device
+//! period, and the truncate the simulator receives must carry the milliseconds the "device"
+//! really played of that item (± one period) — and be accepted.
+
+#![cfg(feature = "audio")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reelthyme::audio_io::Player;
+use reelthyme::events::{ClientEvent, ServerEvent};
+use reelthyme::{Config, Endpoint, StreamOptions};
+use reelthyme_sim::{Recorder, SimConfig, Simulator};
+
+const RATE: u32 = 48_000;
+const PERIOD: usize = 480; // 10 ms
+
+fn speech(seconds_silence: f64, seconds_voice: f64) -> Vec<i16> {
+    let silence = (seconds_silence * 24_000.0) as usize;
+    let voice = (seconds_voice * 24_000.0) as usize;
+    let mut out = vec![0_i16; silence];
+    out.extend((0..voice).map(|n| {
+        ((n as f64 / 24_000.0 * 2.0 * std::f64::consts::PI * 190.0).sin() * 9_000.0) as i16
+    }));
+    out.extend(vec![0_i16; 24_000]);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_stops_playback_within_a_period_and_truncates_at_what_was_heard() {
+    let recorder = Recorder::new();
+    let long = "Once upon a time there was a very long story that went on and on. ".repeat(8);
+    let sim = Simulator::start(
+        SimConfig::default()
+            .speed(50.0)
+            .rule(
+                reelthyme_sim::Match::Contains("story".into()),
+                reelthyme_sim::Reply::Text(long),
+            )
+            .recorder(recorder.clone()),
+    )
+    .await
+    .unwrap();
+    let endpoint = Endpoint::openai("gpt-realtime").base_url(&format!("{}/v1", sim.url()));
+    let session = reelthyme::connect(Config::new(endpoint)).await.unwrap();
+    let mut tx = session.sender();
+    let (player, mut clock) = Player::with_clock(RATE, 2).unwrap();
+    let (mut events, control) = reelthyme::stream_to(session, player, StreamOptions::default());
+
+    // The "device": one 10 ms callback after another, counting frames of audio played.
+    let played = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let device = {
+        let (played, stop) = (played.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let (_, audio) = clock.pull(PERIOD);
+                played.fetch_add(audio, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        })
+    };
+
+    // No automatic answer to the interruption, so only the interrupted item can play.
+    let vad = serde_json::json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "turn_detection": {"type": "server_vad", "create_response": false, "interrupt_response": true}}}}});
+    tx.send(ClientEvent::from_value(vad).unwrap())
+        .await
+        .unwrap();
+    tx.send(ClientEvent::user_text("Tell me a story"))
+        .await
+        .unwrap();
+    tx.send(ClientEvent::response_create()).await.unwrap();
+    let mut item_id = None;
+    let mut spoke = false;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            // Talk once 1.5 s of the answer has been heard.
+            if !spoke && played.load(Ordering::Relaxed) >= u64::from(RATE) * 3 / 2 {
+                spoke = true;
+                for chunk in speech(0.1, 0.6).chunks(960) {
+                    tx.send(ClientEvent::audio_append(chunk)).await.unwrap();
+                }
+            }
+            let event = tokio::time::timeout(Duration::from_millis(20), events.next()).await;
+            let Ok(Some(event)) = event else { continue };
+            match event.unwrap() {
+                ServerEvent::ResponseOutputItemAdded(added) if item_id.is_none() => {
+                    item_id = added.item.id().map(str::to_owned);
+                }
+                ServerEvent::InputAudioBufferSpeechStarted(_) => {}
+                ServerEvent::ConversationItemTruncated(truncated) => {
+                    return truncated;
+                }
+                ServerEvent::Error(error)
+                    if error.error.code() != Some("response_cancel_not_active") =>
+                {
+                    panic!("the server refused something: {:?}", error.error)
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a truncation in time");
+    // Playback stopped: more device periods play nothing of the interrupted answer.
+    let stopped_at = played.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let later = played.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    device.join().unwrap();
+    assert!(
+        later - stopped_at <= PERIOD as u64,
+        "{} frames played after the barge-in",
+        later - stopped_at
+    );
+
+    // The truncate names the item that was playing and the time the device really played.
+    assert_eq!(Some(&outcome.item_id), item_id.as_ref());
+    let heard_ms = stopped_at * 1000 / u64::from(RATE);
+    let period_ms = (PERIOD as u64 * 1000 / u64::from(RATE)) as i64;
+    assert!(
+        (outcome.audio_end_ms as i64 - heard_ms as i64).abs() <= period_ms,
+        "truncated at {} ms, the device played {heard_ms} ms",
+        outcome.audio_end_ms
+    );
+    assert!(outcome.audio_end_ms >= 1_500, "{}", outcome.audio_end_ms);
+    eprintln!(
+        "barge-in: truncated at {} ms; the device played {heard_ms} ms; {} frames after",
+        outcome.audio_end_ms,
+        later - stopped_at
+    );
+    assert_eq!(control.backlog_ms(), 0);
+    // What reached the server is exactly that truncate, and the server accepted it.
+    let truncates: Vec<_> = recorder
+        .frames()
+        .into_iter()
+        .filter(|f| !f.from_server && f.json["type"] == "conversation.item.truncate")
+        .collect();
+    assert_eq!(truncates.len(), 1);
+    assert_eq!(truncates[0].json["audio_end_ms"], outcome.audio_end_ms);
+}
