@@ -219,7 +219,15 @@ impl Stream for AudioEvents {
                     continue;
                 }
                 ServerEvent::ResponseOutputAudioDone(done) => {
-                    self.control.player.finish(&done.item_id)
+                    // Both resamplers hold a tail: G.711's 8 → 24 kHz, then the player's.
+                    if let Some(upsampler) = &mut self.upsampler {
+                        let mut tail = Vec::new();
+                        upsampler.flush(&mut tail);
+                        let mut pcm = Vec::new();
+                        reelthyme_audio::f32_to_i16(&tail, &mut pcm);
+                        self.control.player.play(&done.item_id, &pcm);
+                    }
+                    self.control.player.finish(&done.item_id);
                 }
                 ServerEvent::ResponseCreated(created) => {
                     self.control.state.lock().expect("state lock").active =

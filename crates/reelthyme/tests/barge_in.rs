@@ -144,3 +144,80 @@ async fn speech_stops_playback_within_a_period_and_truncates_at_what_was_heard()
     assert_eq!(truncates.len(), 1);
     assert_eq!(truncates[0].json["audio_end_ms"], outcome.audio_end_ms);
 }
+
+/// A session whose output is G.711 A-law at 8 kHz: `stream` decodes and upsamples it, and
+/// the device plays all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g711_answers_are_decoded_and_played_in_full() {
+    let recorder = Recorder::new();
+    let sim = Simulator::start(SimConfig::default().speed(50.0).recorder(recorder.clone()))
+        .await
+        .unwrap();
+    let endpoint = Endpoint::openai("gpt-realtime").base_url(&format!("{}/v1", sim.url()));
+    let session = reelthyme::connect(Config::new(endpoint)).await.unwrap();
+    let mut tx = session.sender();
+    let (player, mut clock) = Player::with_clock(RATE, 1).unwrap();
+    let (mut events, control) = reelthyme::stream_to(session, player, StreamOptions::default());
+    let update = serde_json::json!({"type": "session.update", "session": {"type": "realtime",
+        "audio": {"output": {"format": {"type": "audio/pcma"}}}}});
+    tx.send(ClientEvent::from_value(update).unwrap())
+        .await
+        .unwrap();
+    tx.send(ClientEvent::user_text("Hello in A-law"))
+        .await
+        .unwrap();
+    tx.send(ClientEvent::response_create()).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let device = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let (frames, _) = clock.pull(PERIOD);
+                samples.extend(frames);
+                std::thread::sleep(Duration::from_micros(500));
+            }
+            samples
+        })
+    };
+    let item_id = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let ServerEvent::ResponseDone(done) = events.next().await.unwrap().unwrap() {
+                return done.response.output.unwrap()[0].id().unwrap().to_owned();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while control.backlog_ms() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let samples = device.join().unwrap();
+    let sent_bytes: usize = recorder
+        .frames()
+        .iter()
+        .filter(|f| f.from_server && f.json["type"] == "response.output_audio.delta")
+        .map(|f| {
+            reelthyme::events::Base64Audio::from_base64(f.json["delta"].as_str().unwrap())
+                .decode_bytes()
+                .unwrap()
+                .len()
+        })
+        .sum();
+    let sent_ms = sent_bytes as u64 / 8; // 8 kHz, one byte per sample
+    let played_ms = control.played_ms(&item_id).unwrap();
+    assert!(
+        played_ms.abs_diff(sent_ms) <= 2,
+        "played {played_ms} ms of {sent_ms} ms"
+    );
+    let loud = samples.iter().filter(|s| s.abs() > 0.05).count();
+    assert!(
+        loud as u64 > u64::from(RATE) / 10,
+        "the decoded answer is audible ({loud} loud frames)"
+    );
+}
