@@ -152,25 +152,20 @@ fn playback_and_capture_through_real_cpal_streams() {
         );
     }
 
-    // --- barge-in: interrupting mid-item truncates at what the device consumed ----------
+    // Barge-in timing needs a paced device: `reelthyme`'s tests/barge_in.rs drives the same
+    // callback code on `Player::with_clock`. On this unpaced device an item may drain before
+    // any interrupt could land, so only the drained case is checked here.
     let player = Player::start(None).unwrap();
-    player.play("item_b", &tone(5.0));
-    wait_until("some playback", || {
-        player.frames_consumed() > u64::from(format.rate) / 2
-    });
-    eprintln!("t={:?} half a second consumed", started.elapsed());
-    let truncation = player.interrupt().expect("the item was playing");
-    assert_eq!(truncation.item_id, "item_b");
-    let consumed_ms = player.frames_consumed() * 1000 / u64::from(format.rate);
-    assert!(
-        truncation.audio_end_ms > 0 && truncation.audio_end_ms <= consumed_ms,
-        "{truncation:?} vs {consumed_ms} ms"
+    player.play("item_b", &tone(0.2));
+    player.finish("item_b");
+    wait_until("the player to drain", || player.backlog_ms() == 0);
+    assert_eq!(
+        player.interrupt(),
+        None,
+        "a drained item needs no truncation"
     );
-    assert_eq!(player.backlog_ms(), 0);
-    assert_eq!(player.interrupt(), None, "nothing left to truncate");
     drop(player);
-
-    eprintln!("playback and barge-in took {:?}", started.elapsed());
+    eprintln!("playback took {:?}", started.elapsed());
     // --- capture: the device's native format in, 24 kHz mono PCM16 chunks out -----------
     // A 48 kHz stereo f32 input file: 1 s of a tone on both channels, then silence.
     let rate = 48_000.0;

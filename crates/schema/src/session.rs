@@ -297,7 +297,11 @@ pub struct Transcription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keywords: Option<Vec<String>>,
     /// Latency versus accuracy, for models that take it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::extra::present"
+    )]
     #[cfg_attr(test, proptest(strategy = "proptest::option::of(crate::arb::json())"))]
     pub delay: Option<Value>,
     /// Fields this crate does not model.
