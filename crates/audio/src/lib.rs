@@ -13,6 +13,8 @@
 mod convert;
 #[cfg(feature = "devices")]
 mod devices;
+#[cfg(feature = "devices")]
+pub mod headless;
 mod resample;
 mod tracker;
 

@@ -16,26 +16,14 @@ use reelthyme_audio::{Capture, Captured, Player};
 fn alsa_setup(dir: &Path) -> (PathBuf, PathBuf) {
     let infile = dir.join("in.raw");
     let outfile = dir.join("out.raw");
-    let conf = dir.join("asound.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "pcm.!default {{\n type asym\n capture.pcm {{ type file slave.pcm \"null\" file \"/dev/null\" infile \"{}\" format \"raw\" }}\n playback.pcm {{ type file slave.pcm \"null\" file \"{}\" format \"raw\" }}\n}}\n",
-            infile.display(),
-            outfile.display()
-        ),
-    )
-    .unwrap();
+    let config = reelthyme_audio::headless::alsa_file_devices(dir, &infile, &outfile).unwrap();
     // Silence to start with; scenarios write their own input.
     std::fs::write(&infile, vec![0_u8; 48_000 * 8]).unwrap();
     // SAFETY: set once, at the start of the only test in this binary, before any thread
     // that reads the environment (cpal, ALSA) exists.
     #[allow(unsafe_code)]
     unsafe {
-        std::env::set_var(
-            "ALSA_CONFIG_PATH",
-            format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
-        );
+        std::env::set_var("ALSA_CONFIG_PATH", config);
     }
     (infile, outfile)
 }

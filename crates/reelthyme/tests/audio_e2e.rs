@@ -75,24 +75,12 @@ async fn speech_in_through_the_microphone_answer_out_through_the_speaker() {
         .collect();
     raw.extend(std::iter::repeat_n(0_u8, 48_000 * 2 * 4 * 4));
     std::fs::write(&infile, raw).unwrap();
-    let conf = dir.join("asound.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "pcm.!default {{\n type asym\n capture.pcm {{ type file slave.pcm \"null\" file \"/dev/null\" infile \"{}\" format \"raw\" }}\n playback.pcm {{ type file slave.pcm \"null\" file \"{}\" format \"raw\" }}\n}}\n",
-            infile.display(),
-            outfile.display()
-        ),
-    )
-    .unwrap();
+    let config = reelthyme::audio_io::headless::alsa_file_devices(&dir, &infile, &outfile).unwrap();
     // SAFETY: the only test in this binary, on a current-thread runtime: no other thread
     // reads the environment yet (ALSA reads it when cpal first opens a device, below).
     #[allow(unsafe_code)]
     unsafe {
-        std::env::set_var(
-            "ALSA_CONFIG_PATH",
-            format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
-        );
+        std::env::set_var("ALSA_CONFIG_PATH", config);
     }
 
     let recorder = Recorder::new();
