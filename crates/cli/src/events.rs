@@ -66,14 +66,14 @@ pub(crate) fn run(command: EventsCommand) -> Result<ExitCode> {
                 roundtrip,
                 drift,
             };
-            let input: Box<dyn Read> = match file.as_deref() {
-                None => Box::new(std::io::stdin()),
-                Some(path) if path.as_os_str() == "-" => Box::new(std::io::stdin()),
-                Some(path) => Box::new(
-                    std::fs::File::open(path)
-                        .with_context(|| format!("cannot open {}", path.display()))?,
-                ),
-            };
+            let input: Box<dyn Read> =
+                match file.as_deref() {
+                    None => Box::new(std::io::stdin()),
+                    Some(path) if path.as_os_str() == "-" => Box::new(std::io::stdin()),
+                    Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
+                        crate::Usage(format!("cannot open {}: {e}", path.display()))
+                    })?),
+                };
             check(
                 BufReader::new(input),
                 options,

@@ -1,7 +1,7 @@
 //! `reelthyme`: realtime conversations from the terminal, and the tools around them.
 //!
-//! Exit status: 0 on success, 1 when a check or conversation failed, 2 on bad usage or
-//! unreadable input.
+//! Exit status: 0 on success, 1 when a check, a conversation or a request failed, 2 on
+//! bad usage or unreadable input.
 
 use std::process::ExitCode;
 
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod chat;
 mod events;
+mod secret;
 mod sim;
 
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ enum Command {
     },
     /// Chat by text: interactively, or one scripted turn (`--message`, `--jsonl`).
     Chat(chat::ChatArgs),
+    /// Mint an ephemeral key (`ek_…`) for a browser or mobile client; prints it.
+    MintSecret(secret::MintArgs),
     /// Serve the local Realtime API simulator; prints its `ws://HOST:PORT` base first.
     Sim(sim::SimArgs),
 }
@@ -44,16 +47,33 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Events { command } => events::run(command),
         Command::Chat(args) => chat::run(args),
+        Command::MintSecret(args) => secret::run(args),
         Command::Sim(args) => sim::run(args),
     };
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("reelthyme: {error:#}");
-            ExitCode::from(2)
+            if error.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// An error in how the command was called (exit status 2, like clap's own).
+#[derive(Debug)]
+pub(crate) struct Usage(pub(crate) String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 /// Logs go to stderr, so stdout stays for output scripts read.
 fn init_logging(verbose: u8) {

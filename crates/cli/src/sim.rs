@@ -38,7 +38,11 @@ enum BetaArg {
 
 pub(crate) fn run(args: SimArgs) -> Result<ExitCode> {
     if !(args.speed.is_finite() && args.speed > 0.0) {
-        anyhow::bail!("--speed must be a positive number, not {}", args.speed);
+        return Err(crate::Usage(format!(
+            "--speed must be a positive number, not {}",
+            args.speed
+        ))
+        .into());
     }
     let mut config = SimConfig::default()
         .speed(args.speed)

@@ -85,7 +85,7 @@ fn a_refused_key_exits_non_zero_with_the_error_on_stderr() {
         ])
         .output()
         .unwrap();
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("invalid_api_key"), "{stderr}");
@@ -114,4 +114,67 @@ fn without_a_key_it_talks_to_the_built_in_simulator() {
         "You said: hello simulator"
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("built-in simulator"));
+}
+
+#[test]
+fn mint_secret_prints_a_key_that_starts_a_session() {
+    let (_sim, base) = start_sim(&["--api-key", "sk-mint"]);
+    let output = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args([
+            "mint-secret",
+            "--base-url",
+            &format!("{base}/v1"),
+            "--api-key",
+            "sk-mint",
+        ])
+        .args(["--instructions", "Be a pirate.", "--expires-in", "60"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("ek_"), "{key}");
+    // The key works where the standard key is required, and carries its session.
+    let chat = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args([
+            "chat",
+            "--base-url",
+            &format!("{base}/v1"),
+            "--api-key",
+            &key,
+            "--message",
+            "hi",
+            "--jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        chat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chat.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8(chat.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["session"]["instructions"], "Be a pirate.");
+    let refused = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args([
+            "mint-secret",
+            "--base-url",
+            &format!("{base}/v1"),
+            "--api-key",
+            "sk-wrong",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_api_key"));
 }
