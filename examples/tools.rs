@@ -1,0 +1,58 @@
+//! Function tools: the model asks for `get_weather`, we run it and send the result back.
+//! `cargo run --example tools`
+
+use futures_util::StreamExt;
+use reelthyme::events::{ClientEvent, ResponseParams, ServerEvent, Session, Tool};
+use reelthyme_examples::Target;
+use serde_json::json;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let target = Target::new(reelthyme_sim::SimConfig::default()).await?;
+    let session = reelthyme::connect(target.config.clone().outgoing(reelthyme::validate)).await?;
+    let (mut tx, mut events) = session.split();
+    let mut config = Session::realtime();
+    config.tools = Some(vec![Tool::function(
+        "get_weather",
+        "The current weather in a city.",
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    )]);
+    tx.send(ClientEvent::session_update(config)).await?;
+    tx.send(ClientEvent::user_text("What's the weather in Paris?"))
+        .await?;
+    tx.send(ClientEvent::response_create_with(ResponseParams::text()))
+        .await?;
+    while let Some(event) = events.next().await {
+        match event? {
+            ServerEvent::ResponseFunctionCallArgumentsDone(call) => {
+                println!("the model calls {:?}({})", call.name, call.arguments);
+                let args: serde_json::Value = serde_json::from_str(&call.arguments)?;
+                let result = json!({"city": args["city"], "temperature_c": 18, "sky": "clear"});
+                tx.send(ClientEvent::function_call_output(
+                    &call.call_id,
+                    result.to_string(),
+                ))
+                .await?;
+            }
+            ServerEvent::ResponseDone(done) => {
+                let called = done
+                    .response
+                    .output
+                    .iter()
+                    .flatten()
+                    .any(|i| matches!(i, reelthyme::events::Item::FunctionCall(_)));
+                if called {
+                    // The tool's output is in: ask for the answer that uses it.
+                    tx.send(ClientEvent::response_create_with(ResponseParams::text()))
+                        .await?;
+                } else {
+                    break;
+                }
+            }
+            ServerEvent::ResponseOutputTextDelta(delta) => print!("{}", delta.delta),
+            _ => {}
+        }
+    }
+    println!();
+    Ok(())
+}
