@@ -31,6 +31,41 @@ pub(crate) struct ChatArgs {
     /// With --message: print every server event as one JSON line.
     #[arg(long, requires = "message")]
     jsonl: bool,
+    /// Record every event, both directions, timestamped, to this JSONL file (replay it with
+    /// `reelthyme replay`; check it with `reelthyme events check`).
+    #[arg(long, value_name = "FILE")]
+    record: Option<std::path::PathBuf>,
+}
+
+/// Writes a recording as the session goes.
+struct Recorder {
+    file: std::io::BufWriter<std::fs::File>,
+    started: std::time::Instant,
+}
+
+impl Recorder {
+    fn create(path: &std::path::Path, model: &str) -> Result<Self> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut file = std::io::BufWriter::new(file);
+        writeln!(file, "{}", reelthyme_sim::recording_header(model))?;
+        Ok(Self {
+            file,
+            started: std::time::Instant::now(),
+        })
+    }
+
+    fn write(&mut self, from_server: bool, event: serde_json::Value) -> Result<()> {
+        let t_ms = self.started.elapsed().as_millis() as u64;
+        let entry = reelthyme_sim::Entry {
+            t_ms,
+            from_server,
+            event,
+        };
+        writeln!(self.file, "{}", entry.to_line())?;
+        self.file.flush()?;
+        Ok(())
+    }
 }
 
 pub(crate) fn run(args: ChatArgs) -> Result<ExitCode> {
@@ -67,13 +102,41 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         .await
         .context("cannot start the session")?;
     let (mut tx, mut events) = session.split();
+    let mut recorder = args
+        .record
+        .as_deref()
+        .map(|path| Recorder::create(path, &args.model))
+        .transpose()?;
     match args.message {
         Some(message) => {
-            tx.send(ClientEvent::user_text(message)).await?;
-            tx.send(ClientEvent::response_create()).await?;
             let mut stdout = std::io::stdout().lock();
+            // `session.created` comes first (connect waited for it): record and print it
+            // before our events, in the order a replay must reproduce.
+            let created = events
+                .next()
+                .await
+                .context("the session ended at once")?
+                .context("the session failed")?;
+            if let Some(recorder) = &mut recorder {
+                recorder.write(true, created.to_value())?;
+            }
+            if args.jsonl {
+                writeln!(stdout, "{}", created.to_json())?;
+            }
+            for event in [
+                ClientEvent::user_text(message),
+                ClientEvent::response_create(),
+            ] {
+                if let Some(recorder) = &mut recorder {
+                    recorder.write(false, event.to_value())?;
+                }
+                tx.send(event).await?;
+            }
             while let Some(event) = events.next().await {
                 let event = event.context("the session failed")?;
+                if let Some(recorder) = &mut recorder {
+                    recorder.write(true, event.to_value())?;
+                }
                 if args.jsonl {
                     writeln!(stdout, "{}", event.to_json())?;
                 }

@@ -87,7 +87,8 @@ fn check(input: impl BufRead, options: CheckOptions, out: &mut impl Write) -> Re
     let (mut passed, mut failed) = (0_usize, 0_usize);
     for (index, line) in input.lines().enumerate() {
         let line = line.context("cannot read input")?;
-        if line.trim().is_empty() {
+        // Blank lines, and the header line of a `reelthyme chat --record` recording.
+        if line.trim().is_empty() || is_recording_header(&line) {
             continue;
         }
         let outcome = check_line(&line, options);
@@ -122,6 +123,12 @@ fn check(input: impl BufRead, options: CheckOptions, out: &mut impl Write) -> Re
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn is_recording_header(line: &str) -> bool {
+    line.contains("reelthyme_recording")
+        && serde_json::from_str::<serde_json::Value>(line)
+            .is_ok_and(|v| v.get("reelthyme_recording").is_some())
 }
 
 fn display_type(type_name: &str) -> String {

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod chat;
 mod events;
+mod replay;
 mod secret;
 mod sim;
 
@@ -37,6 +38,8 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Mint an ephemeral key (`ek_…`) for a browser or mobile client; prints it.
     MintSecret(secret::MintArgs),
+    /// Serve a recorded session (`chat --record`) as a server; prints its `ws://` base first.
+    Replay(replay::ReplayArgs),
     /// Serve the local Realtime API simulator; prints its `ws://HOST:PORT` base first.
     Sim(sim::SimArgs),
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Events { command } => events::run(command),
         Command::Chat(args) => chat::run(args),
         Command::MintSecret(args) => secret::run(args),
+        Command::Replay(args) => replay::run(args),
         Command::Sim(args) => sim::run(args),
     };
     match result {

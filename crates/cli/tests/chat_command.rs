@@ -178,3 +178,66 @@ fn mint_secret_prints_a_key_that_starts_a_session() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_api_key"));
 }
+
+fn start(args: &[&str]) -> (Killed, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Killed(child), line.trim().to_owned())
+}
+
+#[test]
+fn a_recorded_session_replays_the_same_server_events() {
+    let dir = std::env::temp_dir().join(format!("reelthyme-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recording = dir.join("session.jsonl");
+    let (_sim, base) = start_sim(&[]);
+    let chat = |base: &str, record: Option<&std::path::Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reelthyme"));
+        command.args([
+            "chat",
+            "--base-url",
+            &format!("{base}/v1"),
+            "--api-key",
+            "sk-x",
+        ]);
+        command.args(["--message", "Record me", "--jsonl"]);
+        if let Some(path) = record {
+            command.arg("--record").arg(path);
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let live = chat(&base, Some(&recording));
+    // The recording is valid `events check` input (GA rows, both directions).
+    let check = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args(["events", "check", "--roundtrip"])
+        .arg(&recording)
+        .output()
+        .unwrap();
+    let check_out = String::from_utf8_lossy(&check.stdout);
+    // The header line is not an event: everything else must pass.
+    assert!(
+        check_out.trim_end().ends_with(" passed, 1 failed"),
+        "{check_out}"
+    );
+    let (_replay, replay_base) = start(&["replay", recording.to_str().unwrap()]);
+    let replayed = chat(&replay_base, None);
+    assert_eq!(
+        replayed, live,
+        "the replay gives the client the same server event sequence"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

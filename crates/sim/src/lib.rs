@@ -22,6 +22,7 @@
 mod config;
 mod engine;
 mod ids;
+mod replay;
 mod rest;
 mod server;
 mod synth;
@@ -36,6 +37,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{BetaMode, Faults, Match, Recorded, Recorder, Reply, Rule, SimConfig};
+pub use replay::{
+    Entry, RECORDING_VERSION, RecordingError, header as recording_header, read_recording,
+};
 pub use server::{AuthKind, ConnectionInfo};
 
 /// A running simulator. Dropping it stops accepting connections and closes every session.
@@ -67,6 +71,24 @@ impl Simulator {
     /// # Errors
     /// When the address cannot be bound.
     pub async fn bind(addr: SocketAddr, config: SimConfig) -> std::io::Result<Self> {
+        Self::bind_with(addr, config, None).await
+    }
+
+    /// Serves a recording instead of simulating: every connection gets the recorded server
+    /// events in order, each recorded client event waiting for one from the client (see
+    /// [`read_recording`] for the format).
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn replay(addr: SocketAddr, entries: Vec<Entry>) -> std::io::Result<Self> {
+        Self::bind_with(addr, SimConfig::default(), Some(entries)).await
+    }
+
+    async fn bind_with(
+        addr: SocketAddr,
+        config: SimConfig,
+        replay: Option<Vec<Entry>>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, receiver) = watch::channel(false);
@@ -77,6 +99,7 @@ impl Simulator {
             shutdown: receiver,
             secrets: Mutex::new(std::collections::HashMap::new()),
             calls: Mutex::new(std::collections::HashMap::new()),
+            replay: replay.map(Arc::new),
         });
         let accept_shared = shared.clone();
         let accept = tokio::spawn(async move {

@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     pub(crate) secrets: Mutex<HashMap<String, Secret>>,
     /// Open calls (`rtc_…`) and the signal that hangs them up.
     pub(crate) calls: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// A recording to replay instead of simulating.
+    pub(crate) replay: Option<Arc<Vec<crate::replay::Entry>>>,
 }
 
 /// An ephemeral key and the session configuration it carries.
@@ -400,6 +402,14 @@ fn websocket_upgrade(
             Some(websocket_config()),
         )
         .await;
+        if let Some(entries) = &shared.replay {
+            shared
+                .connections
+                .lock()
+                .expect("connections lock")
+                .push(handshake.info.clone());
+            return crate::replay::serve(ws, entries).await;
+        }
         shared
             .connections
             .lock()
