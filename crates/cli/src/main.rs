@@ -12,6 +12,7 @@ mod events;
 mod replay;
 mod secret;
 mod sim;
+mod talk;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +35,8 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// Talk: a voice conversation in the terminal (the built-in simulator without a key).
+    Talk(talk::TalkArgs),
     /// Chat by text: interactively, or one scripted turn (`--message`, `--jsonl`).
     Chat(chat::ChatArgs),
     /// Mint an ephemeral key (`ek_…`) for a browser or mobile client; prints it.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Events { command } => events::run(command),
+        Command::Talk(args) => talk::run(args),
         Command::Chat(args) => chat::run(args),
         Command::MintSecret(args) => secret::run(args),
         Command::Replay(args) => replay::run(args),

@@ -35,6 +35,22 @@ impl Default for StreamOptions {
     }
 }
 
+impl StreamOptions {
+    /// Plays on the output device with this name (default: the system default).
+    #[must_use]
+    pub fn device(mut self, name: Option<String>) -> Self {
+        self.device = name;
+        self
+    }
+
+    /// Whether speech interrupts playback automatically (default true).
+    #[must_use]
+    pub fn auto_barge_in(mut self, on: bool) -> Self {
+        self.auto_barge_in = on;
+        self
+    }
+}
+
 #[derive(Debug, Default)]
 struct ResponseState {
     active: Option<String>,
@@ -276,6 +292,29 @@ impl Default for CaptureOptions {
             device: None,
             format: None,
         }
+    }
+}
+
+impl CaptureOptions {
+    /// Milliseconds per append (default 40).
+    #[must_use]
+    pub fn interval_ms(mut self, ms: u32) -> Self {
+        self.interval_ms = ms.max(1);
+        self
+    }
+
+    /// Captures from the input device with this name (default: the system default).
+    #[must_use]
+    pub fn device(mut self, name: Option<String>) -> Self {
+        self.device = name;
+        self
+    }
+
+    /// The session's input format (default `audio/pcm`; G.711 formats encode at 8 kHz).
+    #[must_use]
+    pub fn format(mut self, format: AudioFormat) -> Self {
+        self.format = Some(format);
+        self
     }
 }
 
