@@ -239,7 +239,15 @@ impl Player {
                     }
                     {
                         let mut producer = feeder_producer.lock().expect("producer lock");
-                        let room = ring.slots().min(producer.pending.len());
+                        // While a barge-in flush is pending the callback will discard the
+                        // ring: anything written now would be lost and miscounted.
+                        let flushing = feeder_shared.flushed.load(Ordering::Acquire)
+                            != feeder_shared.flush.load(Ordering::Acquire);
+                        let room = if flushing {
+                            0
+                        } else {
+                            ring.slots().min(producer.pending.len())
+                        };
                         if room > 0
                             && let Ok(chunk) = ring.write_chunk_uninit(room)
                         {

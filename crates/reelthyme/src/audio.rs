@@ -55,6 +55,10 @@ impl StreamOptions {
 struct ResponseState {
     active: Option<String>,
     format: Option<AudioFormat>,
+    /// The response a barge-in cut: its deltas still in flight are not played.
+    interrupted: Option<String>,
+    /// The G.711 upsampler holds the cut answer's tail: start the next one fresh.
+    reset_upsampler: bool,
 }
 
 /// Controls playback: barge-in by hand, and what has been heard.
@@ -81,8 +85,18 @@ impl AudioControl {
     /// # Errors
     /// When the session has closed.
     pub async fn interrupt(&self) -> Result<Option<Truncation>> {
-        let truncation = self.player.interrupt();
-        let active = self.state.lock().expect("state lock").active.take();
+        // `Player::interrupt` waits (≤ 500 ms) for the device to honour the flush: keep it
+        // off the async workers.
+        let player = self.player.clone();
+        let truncation = tokio::task::spawn_blocking(move || player.interrupt())
+            .await
+            .unwrap_or(None);
+        let active = {
+            let mut state = self.state.lock().expect("state lock");
+            state.interrupted = state.active.clone();
+            state.reset_upsampler = true;
+            state.active.take()
+        };
         let mut sender = self.sender.clone();
         if active.is_some() {
             sender.send(ClientEvent::response_cancel()).await?;
@@ -156,8 +170,8 @@ pub fn stream_to(
     let format = session.config().output_format().cloned();
     let (sender, events) = session.split();
     let state = Arc::new(Mutex::new(ResponseState {
-        active: None,
         format,
+        ..ResponseState::default()
     }));
     let control = AudioControl {
         player: Arc::new(player),
@@ -175,13 +189,13 @@ pub fn stream_to(
 
 impl AudioEvents {
     fn play(&mut self, item_id: &str, audio: &Base64Audio) -> Result<()> {
-        let format = self
-            .control
-            .state
-            .lock()
-            .expect("state lock")
-            .format
-            .clone();
+        let format = {
+            let mut state = self.control.state.lock().expect("state lock");
+            if std::mem::take(&mut state.reset_upsampler) {
+                self.upsampler = None;
+            }
+            state.format.clone()
+        };
         let samples = match format {
             Some(AudioFormat::Pcmu(_) | AudioFormat::Pcma(_)) => {
                 let ulaw = matches!(format, Some(AudioFormat::Pcmu(_)));
@@ -227,6 +241,19 @@ impl Stream for AudioEvents {
                 other => return other,
             };
             match &event {
+                ServerEvent::ResponseOutputAudioDelta(delta)
+                    if self
+                        .control
+                        .state
+                        .lock()
+                        .expect("state lock")
+                        .interrupted
+                        .as_deref()
+                        == Some(delta.response_id.as_str()) =>
+                {
+                    // Audio of the answer the user interrupted, still arriving: not played.
+                    continue;
+                }
                 ServerEvent::ResponseOutputAudioDelta(delta) => {
                     let (item, audio) = (delta.item_id.clone(), delta.delta.clone());
                     if let Err(error) = self.play(&item, &audio) {
@@ -415,6 +442,30 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
                 }
             };
             sender.send(event).await?;
+        }
+        // Capture stopped: what the 24 → 8 kHz resampler still holds is the last audio.
+        if let Some(resampler) = &mut narrow {
+            let mut tail = Vec::new();
+            resampler.flush(&mut tail);
+            if !tail.is_empty() {
+                let mut pcm = Vec::new();
+                reelthyme_audio::f32_to_i16(&tail, &mut pcm);
+                let bytes: Vec<u8> = pcm
+                    .iter()
+                    .map(|&s| {
+                        if ulaw {
+                            g711::ulaw_encode(s)
+                        } else {
+                            g711::alaw_encode(s)
+                        }
+                    })
+                    .collect();
+                sender
+                    .send(ClientEvent::audio_append_base64(Base64Audio::from_bytes(
+                        &bytes,
+                    )))
+                    .await?;
+            }
         }
         Ok(())
     });

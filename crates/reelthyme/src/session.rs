@@ -417,7 +417,9 @@ impl SessionEvents {
 
     /// The frames as raw JSON (no parsing, no transforms), for logging or proxying.
     pub fn into_raw(self) -> impl Stream<Item = Result<Value>> + Send {
-        self.frames.map(|frame| {
+        // `session.created` was read by `connect`: it comes first here too.
+        let first = self.buffered.map(|event| Ok(event.to_value()));
+        let rest = self.frames.map(|frame| {
             frame.and_then(|text| {
                 serde_json::from_str(&text).map_err(|e| {
                     Error::other(
@@ -427,7 +429,8 @@ impl SessionEvents {
                     )
                 })
             })
-        })
+        });
+        futures_util::stream::iter(first).chain(rest)
     }
 }
 
@@ -454,8 +457,10 @@ impl Stream for SessionEvents {
                 Ok(event) => event,
                 Err(error) => {
                     let _entered = self.span.enter();
+                    // A bad frame is recoverable; the connection's end (a close code) never is.
                     let recoverable =
-                        matches!(error.kind(), ErrorKind::Parse | ErrorKind::Protocol);
+                        matches!(error.kind(), ErrorKind::Parse | ErrorKind::Protocol)
+                            && error.close_code().is_none();
                     match (&self.on_error, recoverable) {
                         (Some(handler), true) => {
                             handler(&error);

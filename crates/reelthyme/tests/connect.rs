@@ -508,3 +508,79 @@ async fn incoming_transforms_and_the_error_handler_compose() {
     );
     assert_eq!(*seen_errors.lock().unwrap(), [ErrorKind::Parse]);
 }
+
+#[tokio::test]
+async fn an_earlier_non_fatal_error_does_not_turn_a_clean_close_into_a_failure() {
+    // Event 0 session.created, 1 the error for the cancel, 2 cleared; close 1000 after 3.
+    let faults = Faults {
+        close_after: Some((3, 1000, String::new())),
+        ..Faults::default()
+    };
+    let (sim, _) = start(SimConfig::default().faults(faults)).await;
+    let mut session = reelthyme::connect(Config::new(endpoint(&sim)))
+        .await
+        .unwrap();
+    session.send(ClientEvent::response_cancel()).await.unwrap();
+    session.send(ClientEvent::audio_clear()).await.unwrap();
+    // The fault closes before the fourth event would go out.
+    session.send(ClientEvent::audio_clear()).await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(item) = tokio::time::timeout(WAIT, session.next()).await.unwrap() {
+        seen.push(
+            item.map(|e| e.type_name().to_owned())
+                .map_err(|e| e.to_string()),
+        );
+    }
+    assert_eq!(
+        seen,
+        [
+            Ok("session.created".to_owned()),
+            Ok("error".to_owned()),
+            Ok("input_audio_buffer.cleared".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn queued_events_are_sent_even_when_the_events_half_is_dropped() {
+    let (sim, recorder) = start(SimConfig::default()).await;
+    let session = reelthyme::connect(Config::new(endpoint(&sim)))
+        .await
+        .unwrap();
+    let (mut tx, events) = session.split();
+    drop(events);
+    for i in 0..200 {
+        tx.send(ClientEvent::audio_commit().with_event_id(format!("c{i}")))
+            .await
+            .unwrap();
+    }
+    drop(tx); // the last half: the session closes after what is queued
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let sent = recorder.frames().iter().filter(|f| !f.from_server).count();
+        if sent == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {sent} of 200 events arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn raw_events_start_with_session_created() {
+    let (sim, _) = start(SimConfig::default()).await;
+    let session = reelthyme::connect(Config::new(endpoint(&sim)))
+        .await
+        .unwrap();
+    let (_tx, events) = session.split();
+    let mut raw = Box::pin(events.into_raw());
+    let first = tokio::time::timeout(WAIT, raw.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first["type"], "session.created");
+}

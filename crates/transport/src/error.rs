@@ -108,7 +108,9 @@ impl Error {
         matches!(
             inner.kind,
             ErrorKind::Closed | ErrorKind::Timeout | ErrorKind::SessionExpired
-        ) || (inner.kind == ErrorKind::Connect && !matches!(inner.http_status, Some(400..=499)))
+        ) || (inner.kind == ErrorKind::Connect
+            && (!matches!(inner.http_status, Some(400..=499))
+                || matches!(inner.http_status, Some(408 | 429))))
     }
 
     /// Whether this is a timeout (connecting or keepalive).

@@ -92,9 +92,14 @@ pub async fn create_client_secret(
 /// # Errors
 /// As [`create_client_secret`]; an unknown call is [`ErrorKind::Connect`] with status 404.
 pub async fn hangup(endpoint: &Endpoint, call_id: &str, options: &Options) -> Result<()> {
-    post(endpoint, &format!("calls/{call_id}/hangup"), None, options)
-        .await
-        .map(drop)
+    post(
+        endpoint,
+        &format!("calls/{}/hangup", crate::endpoint::encode(call_id)),
+        None,
+        options,
+    )
+    .await
+    .map(drop)
 }
 
 /// `https://…/v1/realtime/{path}` for the endpoint's family.

@@ -314,32 +314,49 @@ async fn write(
     ping_interval: Duration,
     shared: Arc<Shared>,
 ) {
-    let mut ping = tokio::time::interval(ping_interval);
+    let mut ping = tokio::time::interval(ping_interval.max(Duration::from_millis(1)));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
+    // Every socket operation races the reader's stop signal: on a dead network a write can
+    // block for as long as TCP retransmits (minutes), and the reader's keepalive verdict
+    // must end it, so that queued senders learn the connection is gone.
     let result: Result<(), tungstenite::Error> = async {
         loop {
-            tokio::select! {
+            let message = tokio::select! {
                 command = commands.next() => match command {
-                    Some(Command::Text(text)) => sink.send(Message::text(text)).await?,
+                    Some(Command::Text(text)) => Message::text(text),
                     Some(Command::Flush(done)) => {
-                        sink.flush().await?;
+                        tokio::select! {
+                            flushed = sink.flush() => flushed?,
+                            _ = &mut stop => return Ok(()),
+                        }
                         let _ = done.send(());
+                        continue;
                     }
                     Some(Command::Close(code, reason)) => {
                         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                        sink.send(Message::Close(Some(frame))).await?;
+                        tokio::select! {
+                            sent = sink.send(Message::Close(Some(frame))) => sent?,
+                            _ = &mut stop => {}
+                        }
                         return Ok(());
                     }
                     // Every sender is gone: the user dropped the session. Close politely.
                     None => {
                         let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-                        sink.send(Message::Close(Some(frame))).await?;
+                        tokio::select! {
+                            sent = sink.send(Message::Close(Some(frame))) => sent?,
+                            _ = &mut stop => {}
+                        }
                         return Ok(());
                     }
                 },
-                _ = ping.tick() => sink.send(Message::Ping(Default::default())).await?,
+                _ = ping.tick() => Message::Ping(Default::default()),
                 // The reader saw the connection end; anything still queued cannot be sent.
+                _ = &mut stop => return Ok(()),
+            };
+            tokio::select! {
+                sent = sink.send(message) => sent?,
                 _ = &mut stop => return Ok(()),
             }
         }
@@ -361,6 +378,7 @@ async fn read(
 ) {
     // The last `error` event, to explain a close that follows it.
     let mut last_error: Option<ErrorDetail> = None;
+    let mut receiver_gone = false;
     let end: Option<Error> = loop {
         let frame = match tokio::time::timeout(dead_after, stream.next()).await {
             Err(_) => {
@@ -377,11 +395,17 @@ async fn read(
         match frame {
             Some(Ok(Message::Text(text))) => {
                 let text = text.as_str();
-                if text.contains("\"error\"") {
-                    last_error = error_detail(text).or(last_error);
-                }
-                if events.send(Ok(text.to_owned())).await.is_err() {
-                    break None; // the receiver was dropped
+                // Only an `error` right before the close explains it: any other event
+                // means the earlier error was not fatal.
+                last_error = if text.contains("\"error\"") {
+                    error_detail(text)
+                } else {
+                    None
+                };
+                // When the receiving half is gone, keep reading (and dropping) frames so
+                // the writer can finish what is queued and the close handshake completes.
+                if !receiver_gone && events.send(Ok(text.to_owned())).await.is_err() {
+                    receiver_gone = true;
                 }
             }
             Some(Ok(Message::Binary(bytes))) => {
@@ -389,8 +413,8 @@ async fn read(
                     ErrorKind::Protocol,
                     format!("the server sent a binary frame ({} bytes)", bytes.len()),
                 );
-                if events.send(Err(error)).await.is_err() {
-                    break None;
+                if !receiver_gone && events.send(Err(error)).await.is_err() {
+                    receiver_gone = true;
                 }
             }
             Some(Ok(Message::Close(frame))) => {
@@ -398,7 +422,8 @@ async fn read(
                     (u16::from(f.code), f.reason.to_string())
                 });
                 tracing::debug!(code, %reason, "server closed");
-                break if code == 1000 && last_error.is_none() {
+                // 1000 is a normal closure whatever came before it; failures close otherwise.
+                break if code == 1000 {
                     None
                 } else {
                     Some(Error::from_close(code, &reason, last_error.take()))
