@@ -101,6 +101,22 @@ type Wav = Arc<Mutex<Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>
 /// The events log and when it started.
 type EventsLog = Arc<Mutex<(std::io::BufWriter<std::fs::File>, Instant)>>;
 
+/// Appends one event to the recording's `events.jsonl`.
+fn log_event(log: &EventsLog, from_server: bool, event: serde_json::Value) {
+    let mut log = log.lock().expect("log lock");
+    let t_ms = log.1.elapsed().as_millis() as u64;
+    let _ = writeln!(
+        log.0,
+        "{}",
+        reelthyme_sim::Entry {
+            t_ms,
+            from_server,
+            event
+        }
+        .to_line()
+    );
+}
+
 fn wav(dir: &std::path::Path, name: &str) -> Result<Wav> {
     let spec = hound::WavSpec {
         channels: 1,
@@ -178,18 +194,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     };
     let log = |from_server: bool, event: serde_json::Value| {
         if let Some(log) = &events_log {
-            let mut log = log.lock().expect("log lock");
-            let t_ms = log.1.elapsed().as_millis() as u64;
-            let _ = writeln!(
-                log.0,
-                "{}",
-                reelthyme_sim::Entry {
-                    t_ms,
-                    from_server,
-                    event
-                }
-                .to_line()
-            );
+            log_event(log, from_server, event);
         }
     };
     let assistant_wav = match &record_dir {
@@ -207,18 +212,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     if incoming_log.is_some() || incoming_wav.is_some() {
         config = config.incoming(move |event| {
             if let Some(log) = &incoming_log {
-                let mut log = log.lock().expect("log lock");
-                let t_ms = log.1.elapsed().as_millis() as u64;
-                let _ = writeln!(
-                    log.0,
-                    "{}",
-                    reelthyme_sim::Entry {
-                        t_ms,
-                        from_server: true,
-                        event: event.to_value()
-                    }
-                    .to_line()
-                );
+                log_event(log, true, event.to_value());
             }
             if let (Some(wav), ServerEvent::ResponseOutputAudioDelta(delta)) =
                 (&incoming_wav, &event)

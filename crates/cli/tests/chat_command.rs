@@ -13,18 +13,9 @@ impl Drop for Killed {
 }
 
 fn start_sim(args: &[&str]) -> (Killed, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
-        .args(["sim", "--speed", "50"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Killed(child), line.trim().to_owned())
+    let mut all = vec!["sim", "--speed", "50"];
+    all.extend_from_slice(args);
+    start(&all)
 }
 
 #[test]

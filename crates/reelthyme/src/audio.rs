@@ -424,21 +424,9 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
                 Some(resampler) => {
                     let mut wide = Vec::new();
                     reelthyme_audio::i16_to_f32(&chunk, &mut wide);
-                    let mut out = Vec::new();
-                    resampler.process(&wide, &mut out);
-                    let mut pcm = Vec::new();
-                    reelthyme_audio::f32_to_i16(&out, &mut pcm);
-                    let bytes: Vec<u8> = pcm
-                        .iter()
-                        .map(|&s| {
-                            if ulaw {
-                                g711::ulaw_encode(s)
-                            } else {
-                                g711::alaw_encode(s)
-                            }
-                        })
-                        .collect();
-                    ClientEvent::audio_append_base64(Base64Audio::from_bytes(&bytes))
+                    let mut narrowed = Vec::new();
+                    resampler.process(&wide, &mut narrowed);
+                    g711_append(&narrowed, ulaw)
                 }
             };
             sender.send(event).await?;
@@ -448,23 +436,7 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
             let mut tail = Vec::new();
             resampler.flush(&mut tail);
             if !tail.is_empty() {
-                let mut pcm = Vec::new();
-                reelthyme_audio::f32_to_i16(&tail, &mut pcm);
-                let bytes: Vec<u8> = pcm
-                    .iter()
-                    .map(|&s| {
-                        if ulaw {
-                            g711::ulaw_encode(s)
-                        } else {
-                            g711::alaw_encode(s)
-                        }
-                    })
-                    .collect();
-                sender
-                    .send(ClientEvent::audio_append_base64(Base64Audio::from_bytes(
-                        &bytes,
-                    )))
-                    .await?;
+                sender.send(g711_append(&tail, ulaw)).await?;
             }
         }
         Ok(())
@@ -473,4 +445,17 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
         capture: Some(capture),
         task: Some(task),
     })
+}
+
+/// An append of 8 kHz samples encoded as G.711 (µ-law or A-law).
+fn g711_append(samples: &[f32], ulaw: bool) -> ClientEvent {
+    let mut pcm = Vec::new();
+    reelthyme_audio::f32_to_i16(samples, &mut pcm);
+    let encode = if ulaw {
+        g711::ulaw_encode
+    } else {
+        g711::alaw_encode
+    };
+    let bytes: Vec<u8> = pcm.into_iter().map(encode).collect();
+    ClientEvent::audio_append_base64(Base64Audio::from_bytes(&bytes))
 }
