@@ -275,9 +275,11 @@ async fn every_server_close_code_maps_to_its_error() {
             events.next().await.is_none(),
             "the stream ends after the error"
         );
-        assert!(
-            tx.send(ClientEvent::audio_clear()).await.is_err(),
-            "sending after the close fails"
+        let late = tx.send(ClientEvent::audio_clear()).await.unwrap_err();
+        assert_eq!(
+            (late.kind(), late.close_code()),
+            (kind, Some(code)),
+            "a late sender learns why: {late}"
         );
     }
     // A normal close (1000) just ends the stream.

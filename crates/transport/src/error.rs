@@ -93,6 +93,20 @@ impl Error {
         self
     }
 
+    /// A copy of everything but the source (which is not `Clone`), for every sender that
+    /// asks after the connection ended.
+    pub(crate) fn details(&self) -> Self {
+        let inner = &self.inner;
+        Self::from_inner(Inner {
+            kind: inner.kind,
+            message: inner.message.clone(),
+            close_code: inner.close_code,
+            http_status: inner.http_status,
+            api: inner.api.clone(),
+            source: None,
+        })
+    }
+
     pub(crate) fn set_kind(&mut self, kind: ErrorKind) {
         self.inner.kind = kind;
     }

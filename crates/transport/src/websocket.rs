@@ -109,20 +109,27 @@ enum Command {
 /// arrive after it.
 #[derive(Debug, Default)]
 struct Shared {
-    failure: Mutex<Option<(ErrorKind, String)>>,
+    /// Why the connection ended. The reader's verdict (with the close code and the
+    /// server's error) wins over the writer's generic one.
+    failure: Mutex<Option<Error>>,
 }
 
 impl Shared {
-    fn fail(&self, kind: ErrorKind, message: String) {
+    fn fail(&self, error: &Error) {
         let mut failure = self.failure.lock().expect("failure lock");
-        failure.get_or_insert((kind, message));
+        let replace = match &*failure {
+            None => true,
+            // The writer only knows the socket broke; the reader knows why.
+            Some(existing) => existing.close_code().is_none() && error.close_code().is_some(),
+        };
+        if replace {
+            *failure = Some(error.details());
+        }
     }
 
     fn closed_error(&self) -> Error {
         match &*self.failure.lock().expect("failure lock") {
-            Some((kind, message)) => {
-                Error::new(*kind, format!("the connection is closed: {message}"))
-            }
+            Some(error) => error.details(),
             None => Error::new(ErrorKind::Closed, "the connection is closed"),
         }
     }
@@ -364,7 +371,10 @@ async fn write(
     .await;
     if let Err(error) = result {
         tracing::debug!(%error, "writer stopped");
-        shared.fail(ErrorKind::Closed, error.to_string());
+        shared.fail(&Error::new(
+            ErrorKind::Closed,
+            format!("the connection failed: {error}"),
+        ));
     }
     commands.close();
 }
@@ -445,7 +455,7 @@ async fn read(
         }
     };
     if let Some(error) = end {
-        shared.fail(error.kind(), error.to_string());
+        shared.fail(&error);
         let _ = events.send(Err(error)).await;
     }
     let _ = stop.send(());
