@@ -192,18 +192,21 @@ pub(crate) fn reject(status: StatusCode, code: Option<&str>, message: &str) -> H
 }
 
 /// Who a request is from: the kind of credential and the credential.
+/// A request header as text, if present and valid UTF-8.
+fn header_value<B>(request: &HttpRequest<B>, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 pub(crate) fn credentials<B>(
     request: &HttpRequest<B>,
     protocols: &[String],
     query: &[(String, String)],
 ) -> (AuthKind, Option<String>) {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| header_value(request, name);
     if let Some(bearer) =
         header("authorization").and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
     {
@@ -258,13 +261,7 @@ fn handshake<B>(
             "api-version and deployment query parameters are required",
         ));
     }
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| header_value(request, name);
     let protocols: Vec<String> = header("sec-websocket-protocol")
         .map(|p| {
             p.split(',')
