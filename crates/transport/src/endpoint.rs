@@ -129,6 +129,13 @@ fn websocket_base(url: &str) -> String {
     }
 }
 
+/// Whether a URL (already without a trailing slash) has a path after its authority.
+fn has_path(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority_end = after_scheme.find(['/', '?', '#']);
+    authority_end.is_some_and(|at| after_scheme[at..].starts_with('/'))
+}
+
 pub(crate) fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
@@ -182,7 +189,8 @@ impl Endpoint {
     }
 
     /// From the environment: `OPENAI_API_KEY`, `OPENAI_BASE_URL` (or `REELTHYME_BASE_URL`;
-    /// `http(s)://` is turned into `ws(s)://`), `REELTHYME_MODEL` (default `gpt-realtime`).
+    /// read as [`Endpoint::base_url`] does, so `http://127.0.0.1:PORT` means its `/v1`),
+    /// `REELTHYME_MODEL` (default `gpt-realtime`).
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when `OPENAI_API_KEY` is not set.
@@ -202,10 +210,16 @@ impl Endpoint {
     }
 
     /// A compatible server's base, e.g. `ws://127.0.0.1:PORT/v1` (the path the official
-    /// SDKs take as `websocket_base_url`); `/realtime` is appended.
+    /// SDKs take as `websocket_base_url`); `/realtime` is appended. A base with no path
+    /// means `/v1`, as with OpenAI's own SDKs' default: `http://127.0.0.1:PORT` (what
+    /// `reelthyme sim` prints) is `ws://127.0.0.1:PORT/v1`. `http(s)://` becomes `ws(s)://`.
+    /// On an Azure endpoint the base is the resource URL and is taken as it is.
     #[must_use]
     pub fn base_url(mut self, base: &str) -> Self {
         self.base = websocket_base(base);
+        if self.flavor == Flavor::OpenAi && !has_path(&self.base) {
+            self.base.push_str("/v1");
+        }
         self
     }
 
@@ -402,6 +416,98 @@ mod tests {
                 .url(),
             "wss://res.openai.azure.com/openai/realtime?api-version=2024-10-01-preview&deployment=dep"
         );
+    }
+
+    #[test]
+    fn a_base_without_a_path_means_v1() {
+        for base in [
+            "http://127.0.0.1:9",
+            "ws://127.0.0.1:9",
+            "ws://127.0.0.1:9/",
+            " http://127.0.0.1:9/ ",
+        ] {
+            assert_eq!(
+                Endpoint::openai("m").base_url(base).url(),
+                "ws://127.0.0.1:9/v1/realtime?model=m",
+                "{base}"
+            );
+        }
+        assert_eq!(
+            Endpoint::openai("m").base_url("https://example.com").url(),
+            "wss://example.com/v1/realtime?model=m"
+        );
+        // An explicit path is kept, whatever it is.
+        for (base, url) in [
+            (
+                "ws://127.0.0.1:9/v1",
+                "ws://127.0.0.1:9/v1/realtime?model=m",
+            ),
+            (
+                "ws://127.0.0.1:9/v1/realtime",
+                "ws://127.0.0.1:9/v1/realtime?model=m",
+            ),
+            (
+                "https://proxy.example/openai/v2",
+                "wss://proxy.example/openai/v2/realtime?model=m",
+            ),
+        ] {
+            assert_eq!(Endpoint::openai("m").base_url(base).url(), url, "{base}");
+        }
+        // Azure's base is the resource: no `/v1` before `/openai/v1/realtime`.
+        assert_eq!(
+            Endpoint::azure("https://r.openai.azure.com", "d")
+                .base_url("https://other.openai.azure.com")
+                .url(),
+            "wss://other.openai.azure.com/openai/v1/realtime?model=d"
+        );
+    }
+
+    /// What `reelthyme sim` prints, used as it is: the WebSocket and the REST calls both reach
+    /// the simulator's `/v1`.
+    #[tokio::test]
+    async fn the_simulators_printed_base_works_for_websocket_and_rest() {
+        use std::time::Duration;
+
+        use futures_util::StreamExt;
+
+        let sim = reelthyme_sim::Simulator::start(reelthyme_sim::SimConfig::default())
+            .await
+            .unwrap();
+        let options = crate::Options::default();
+        for base in [sim.url(), sim.url().replacen("ws://", "http://", 1)] {
+            let endpoint = Endpoint::openai("gpt-realtime")
+                .base_url(&base)
+                .api_key("sk-local");
+            let mut connection =
+                tokio::time::timeout(Duration::from_secs(10), crate::connect(&endpoint, &options))
+                    .await
+                    .expect("connects in time")
+                    .unwrap_or_else(|e| panic!("{base}: {e}"));
+            let first = tokio::time::timeout(Duration::from_secs(10), connection.receiver.next())
+                .await
+                .expect("an event in time")
+                .expect("one event")
+                .unwrap();
+            assert!(first.contains("\"session.created\""), "{first}");
+            let secret = tokio::time::timeout(
+                Duration::from_secs(10),
+                crate::create_client_secret(&endpoint, &Default::default(), &options),
+            )
+            .await
+            .expect("REST answers in time")
+            .unwrap_or_else(|e| panic!("{base}: {e}"));
+            assert!(secret.value.expose_secret().starts_with("ek_"));
+        }
+        sim.shutdown().await;
+    }
+
+    #[test]
+    fn has_path_looks_past_the_authority() {
+        assert!(!has_path("ws://127.0.0.1:9"));
+        assert!(!has_path("127.0.0.1:9"));
+        assert!(!has_path("ws://h?x=/y"));
+        assert!(has_path("ws://h/v1"));
+        assert!(has_path("h/v1"));
     }
 
     #[test]
