@@ -1,20 +1,12 @@
 //! `reelthyme events check` as a user runs it: the real binary, on the spec's corpus.
 
-use std::path::PathBuf;
 use std::process::Command;
-
-fn corpus() -> PathBuf {
-    std::env::var_os("REELTHYME_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("protocol/openapi_examples.jsonl")
-}
 
 #[test]
 fn checks_the_spec_corpus_and_names_the_defective_rows() {
     let output = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
         .args(["events", "check", "--roundtrip"])
-        .arg(corpus())
+        .arg(reelthyme_testkit::spec_examples())
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();

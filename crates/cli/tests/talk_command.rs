@@ -4,34 +4,8 @@
 
 #![cfg(target_os = "linux")]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn shared_audio(name: &str) -> PathBuf {
-    std::env::var_os("REELTHYME_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("audio")
-        .join(name)
-}
-
-/// 16-bit PCM WAV samples (interleaved).
-fn wav_samples(path: &Path) -> Vec<i16> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        if &bytes[at..at + 4] == b"data" {
-            return bytes[at + 8..at + 8 + size]
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect();
-        }
-        at += 8 + size + (size & 1);
-    }
-    panic!("no data chunk");
-}
 
 struct Tmux(String);
 
@@ -67,7 +41,8 @@ fn talk_in_a_terminal_hears_the_user_answers_and_quits_on_q() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (infile, outfile) = (dir.join("in.raw"), dir.join("out.raw"));
-    let mut raw: Vec<u8> = wav_samples(&shared_audio("weather_48k_stereo.wav"))
+    let mut raw: Vec<u8> = reelthyme_testkit::read_wav(&reelthyme_testkit::audio("weather_48k_stereo.wav"))
+        .samples
         .iter()
         .flat_map(|&s| (f32::from(s) / 32_768.0).to_le_bytes())
         .collect();
