@@ -2,6 +2,7 @@
 //! callers usually decide on (retry, timeout, close code, the server's error).
 
 use std::fmt;
+use std::sync::Arc;
 
 use reelthyme_schema::ErrorDetail;
 
@@ -46,6 +47,17 @@ pub enum ErrorKind {
     Config,
 }
 
+/// Frames that were queued but never written; `Debug` shows how many, not their text
+/// (which can be megabytes of audio).
+#[derive(Clone, Default)]
+struct Unsent(Arc<[String]>);
+
+impl fmt::Debug for Unsent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} frame(s)", self.0.len())
+    }
+}
+
 /// The error of this crate. Never contains an API key. One pointer wide (the details are
 /// boxed), so `Result`s stay small on the hot paths.
 #[derive(Debug)]
@@ -60,6 +72,11 @@ struct Inner {
     close_code: Option<u16>,
     http_status: Option<u16>,
     api: Option<ErrorDetail>,
+    /// Frames a sender queued that were never written (in order), when the connection
+    /// ended with them still queued.
+    unsent: Unsent,
+    /// Whether this error ended the connection (the last item of the event stream).
+    terminal: bool,
     source: Option<BoxError>,
 }
 
@@ -77,6 +94,8 @@ impl Error {
             close_code: None,
             http_status: None,
             api: None,
+            unsent: Unsent::default(),
+            terminal: false,
             source: None,
         })
     }
@@ -103,8 +122,59 @@ impl Error {
             close_code: inner.close_code,
             http_status: inner.http_status,
             api: inner.api.clone(),
+            unsent: inner.unsent.clone(),
+            terminal: inner.terminal,
             source: None,
         })
+    }
+
+    pub(crate) fn with_close_code(mut self, code: u16) -> Self {
+        self.inner.close_code = Some(code);
+        self
+    }
+
+    pub(crate) fn with_unsent(mut self, unsent: Vec<String>) -> Self {
+        if !unsent.is_empty() {
+            self.inner.unsent = Unsent(unsent.into());
+        }
+        self
+    }
+
+    pub(crate) fn into_terminal(mut self) -> Self {
+        self.inner.terminal = true;
+        self
+    }
+
+    /// Frames that were queued (their `send` returned `Ok`) but never written because the
+    /// connection ended first, in the order they were queued. Empty for most errors. The
+    /// frames are the JSON text of the events; resend them on a new connection if they
+    /// still matter.
+    pub fn unsent(&self) -> &[String] {
+        &self.inner.unsent.0
+    }
+
+    /// Whether the session is over: no more events will come and nothing more can be sent.
+    /// `false` for failures of one frame or one event — a frame that did not parse, a
+    /// binary frame, an outgoing event a transform refused — after which the session goes
+    /// on, so an event loop can skip them:
+    ///
+    /// ```
+    /// # fn demo(event: reelthyme_transport::Result<String>) -> reelthyme_transport::Result<()> {
+    /// match event {
+    ///     Ok(event) => println!("{event}"),
+    ///     Err(error) if !error.is_fatal() => eprintln!("skipped: {error}"),
+    ///     Err(error) => return Err(error),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_fatal(&self) -> bool {
+        let inner = &self.inner;
+        inner.terminal
+            || inner.close_code.is_some()
+            || !matches!(
+                inner.kind,
+                ErrorKind::Parse | ErrorKind::Protocol | ErrorKind::Rejected
+            )
     }
 
     pub(crate) fn set_kind(&mut self, kind: ErrorKind) {
@@ -176,6 +246,8 @@ impl Error {
             close_code: Some(code),
             http_status: None,
             api,
+            unsent: Unsent::default(),
+            terminal: false,
             source: None,
         })
     }
@@ -194,6 +266,8 @@ impl Error {
             close_code: None,
             http_status: Some(status),
             api: detail,
+            unsent: Unsent::default(),
+            terminal: false,
             source: None,
         })
     }

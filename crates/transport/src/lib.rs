@@ -28,15 +28,24 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
 mod endpoint;
 mod error;
+mod http;
+mod pipe;
 mod rest;
 mod tls;
 mod websocket;
 
 pub use endpoint::{ApiKey, DEFAULT_MODEL, Dialect, Endpoint, Flavor, OPENAI_BASE, Target};
 pub use error::{BoxError, Error, ErrorKind, Result};
+pub use pipe::{FrameReceiver, FrameSender};
 pub use rest::{ClientSecret, ClientSecretRequest, create_client_secret, hangup};
-pub use websocket::{
-    Connection, FrameReceiver, FrameSender, Options, Transport, WebSocket, connect,
-};
+pub use websocket::{Connection, Options, Transport, WebSocket, connect};
+
+// README.md's examples are tested as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -3,21 +3,18 @@
 //! (`POST /v1/realtime/calls/{call_id}/hangup`). HTTP/1.1 by hyper, over the same rustls
 //! configuration as the WebSocket.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use reelthyme_schema::Session;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::Uri;
 
 use crate::endpoint::{ApiKey, Endpoint, Flavor};
 use crate::error::{Error, ErrorKind, Result};
-use crate::tls;
+use crate::http::{self, Origin};
 use crate::websocket::Options;
 
 /// What an ephemeral key allows: how long it lives and the session it starts.
@@ -137,23 +134,11 @@ async fn post(
     let uri: Uri = url
         .parse()
         .map_err(|e| Error::new(ErrorKind::Config, format!("invalid URL {url}")).with_source(e))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| Error::new(ErrorKind::Config, format!("no host in {url}")))?
-        .to_owned();
-    let https = uri.scheme_str() == Some("https");
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let origin = Origin::of(&uri)?;
     let mut request = Request::builder()
         .method(Method::POST)
         .uri(uri.path_and_query().map_or("/", |p| p.as_str()));
-    request = request.header(
-        "host",
-        if uri.port().is_some() {
-            format!("{host}:{port}")
-        } else {
-            host.clone()
-        },
-    );
+    request = request.header("host", origin.authority.as_str());
     for (name, value) in endpoint.request()?.headers() {
         // The WebSocket handshake's own headers do not belong on a REST call.
         if !name.as_str().starts_with("sec-websocket")
@@ -174,31 +159,8 @@ async fn post(
         .map_err(|e| Error::new(ErrorKind::Config, "cannot build the request").with_source(e))?;
     tracing::debug!(%url, "POST");
     let exchange = async {
-        let tcp = TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Connect,
-                    format!("cannot connect to {host}:{port}"),
-                )
-                .with_source(e)
-            })?;
-        if https {
-            let config = tls::client_config(&options.extra_root_certificates)?;
-            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
-                Error::new(ErrorKind::Config, format!("invalid host name {host}")).with_source(e)
-            })?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::clone(&config))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| {
-                    Error::new(ErrorKind::Connect, format!("TLS with {host} failed: {e}"))
-                        .with_source(e)
-                })?;
-            send(TokioIo::new(tls), request).await
-        } else {
-            send(TokioIo::new(tcp), request).await
-        }
+        let io = origin.connect(&options.extra_root_certificates).await?;
+        send(TokioIo::new(io), request).await
     };
     tokio::time::timeout(options.connect_timeout, exchange)
         .await
@@ -220,16 +182,7 @@ where
         .await
         .map_err(|e| Error::new(ErrorKind::Connect, "the HTTP request failed").with_source(e))?;
     let status = response.status().as_u16();
-    let body = Limited::new(response.into_body(), 4 << 20)
-        .collect()
-        .await
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Connect,
-                format!("reading the response failed: {e}"),
-            )
-        })?
-        .to_bytes();
+    let body = http::body(response, 4 << 20).await?;
     match status {
         200..=299 => Ok(body),
         401 | 403 => {

@@ -1,34 +1,40 @@
-//! The WebSocket transport: one writer task and one reader task per connection, joined to
-//! the caller by bounded queues.
+//! The WebSocket transport: one task per connection, whose writer and reader halves run
+//! concurrently, joined to the caller by the bounded frame pipe (`pipe.rs`).
 //!
-//! - Outgoing frames queue in a channel of [`Options::send_queue`] frames; when it is full
-//!   `send` waits (backpressure), it never drops. The writer task alone writes the socket,
-//!   so frames leave in the order they were queued.
-//! - Incoming frames queue in a channel of [`Options::receive_queue`] items; when it is
-//!   full the reader stops reading the socket, TCP flow control slows the server, and
-//!   memory stays bounded however slow the consumer is.
+//! - The writer alone writes the socket, so frames leave in the order they were queued.
+//!   Every write is bounded by [`Options::dead_after`]: a server that stops reading cannot
+//!   hold senders forever.
+//! - The reader stops reading while the consumer's queue is full (in frames or in bytes),
+//!   so TCP flow control slows the server and memory stays bounded.
 //! - Keepalive: the writer pings every [`Options::ping_interval`]; the reader declares the
-//!   peer dead when nothing (not even a pong) arrives for [`Options::dead_after`] while it
-//!   is waiting on the socket.
+//!   peer dead when nothing (not even a pong) arrives for [`Options::dead_after`].
+//! - Closing is a handshake both ways: `close()` writes a close frame and returns once the
+//!   server answers it (bounded by [`Options::close_timeout`]); a server's close is
+//!   answered.
 
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_channel::{mpsc, oneshot};
-use futures_core::Stream;
-use futures_sink::Sink;
+use bytes::Bytes;
+use futures_channel::oneshot;
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::Empty;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use reelthyme_schema::ErrorDetail;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tracing::Instrument;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
-use crate::tls;
+use crate::http::{self, Origin};
+use crate::pipe::{Command, FrameReceiver, FrameSender, Inbox, Limits, Link, Outbox, pipe};
 
 /// Tuning of a connection. The defaults suit OpenAI.
 #[derive(Debug, Clone)]
@@ -46,6 +52,17 @@ pub struct Options {
     pub dead_after: Duration,
     /// DER certificates to trust besides the Mozilla roots (private CAs, test servers).
     pub extra_root_certificates: Vec<Vec<u8>>,
+    /// The largest message accepted from the server, in bytes (default 8 MiB). Real
+    /// server events are a few KB; the largest, an item retrieved with its audio, is about
+    /// 5 MiB for 90 s of speech. A larger message ends the connection with
+    /// [`ErrorKind::Protocol`].
+    pub max_message_size: usize,
+    /// Bytes of received frames that may wait to be read (default 16 MiB, at least
+    /// [`Options::max_message_size`]): with [`Options::receive_queue`], this bounds the
+    /// memory a fast server and a slow consumer can take.
+    pub receive_bytes: usize,
+    /// How long `close()` waits for the server to answer the close frame (default 5 s).
+    pub close_timeout: Duration,
 }
 
 impl Default for Options {
@@ -57,6 +74,9 @@ impl Default for Options {
             ping_interval: Duration::from_secs(15),
             dead_after: Duration::from_secs(45),
             extra_root_certificates: Vec::new(),
+            max_message_size: 8 << 20,
+            receive_bytes: 16 << 20,
+            close_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -91,136 +111,32 @@ impl Options {
         self
     }
 
+    /// Sets [`Options::max_message_size`] (at least 1 KiB).
+    #[must_use]
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes.max(1 << 10);
+        self
+    }
+
+    /// Sets [`Options::receive_bytes`].
+    #[must_use]
+    pub fn receive_bytes(mut self, bytes: usize) -> Self {
+        self.receive_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets [`Options::close_timeout`].
+    #[must_use]
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
     /// Trusts one more root certificate (DER).
     #[must_use]
     pub fn add_root_certificate(mut self, der: Vec<u8>) -> Self {
         self.extra_root_certificates.push(der);
         self
-    }
-}
-
-enum Command {
-    Text(String),
-    Flush(oneshot::Sender<()>),
-    Close(u16, String),
-}
-
-/// State shared by the halves: the error that ended the connection, for senders that
-/// arrive after it.
-#[derive(Debug, Default)]
-struct Shared {
-    /// Why the connection ended. The reader's verdict (with the close code and the
-    /// server's error) wins over the writer's generic one.
-    failure: Mutex<Option<Error>>,
-}
-
-impl Shared {
-    fn fail(&self, error: &Error) {
-        let mut failure = self.failure.lock().expect("failure lock");
-        let replace = match &*failure {
-            None => true,
-            // The writer only knows the socket broke; the reader knows why.
-            Some(existing) => existing.close_code().is_none() && error.close_code().is_some(),
-        };
-        if replace {
-            *failure = Some(error.details());
-        }
-    }
-
-    fn closed_error(&self) -> Error {
-        match &*self.failure.lock().expect("failure lock") {
-            Some(error) => error.details(),
-            None => Error::new(ErrorKind::Closed, "the connection is closed"),
-        }
-    }
-}
-
-/// The sending half: cheap to clone, each clone can send from its own task.
-#[derive(Debug, Clone)]
-pub struct FrameSender {
-    tx: mpsc::Sender<Command>,
-    shared: Arc<Shared>,
-}
-
-impl FrameSender {
-    /// Queues a text frame, waiting while the queue is full.
-    ///
-    /// # Errors
-    /// When the connection has closed.
-    pub async fn send(&mut self, text: String) -> Result<()> {
-        self.tx
-            .send(Command::Text(text))
-            .await
-            .map_err(|_| self.shared.closed_error())
-    }
-
-    /// Waits until every frame queued before this call has been written to the socket.
-    ///
-    /// # Errors
-    /// When the connection closed before they were.
-    pub async fn flush(&mut self) -> Result<()> {
-        let (done, written) = oneshot::channel();
-        self.tx
-            .send(Command::Flush(done))
-            .await
-            .map_err(|_| self.shared.closed_error())?;
-        written.await.map_err(|_| self.shared.closed_error())
-    }
-
-    /// Closes the connection (code 1000) after the frames already queued.
-    ///
-    /// # Errors
-    /// When the connection had already closed.
-    pub async fn close(&mut self) -> Result<()> {
-        self.tx
-            .send(Command::Close(1000, String::new()))
-            .await
-            .map_err(|_| self.shared.closed_error())
-    }
-}
-
-impl Sink<String> for FrameSender {
-    type Error = Error;
-
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let shared = self.shared.clone();
-        Pin::new(&mut self.tx)
-            .poll_ready(cx)
-            .map_err(|_| shared.closed_error())
-    }
-
-    fn start_send(mut self: Pin<&mut Self>, text: String) -> Result<()> {
-        let shared = self.shared.clone();
-        Pin::new(&mut self.tx)
-            .start_send(Command::Text(text))
-            .map_err(|_| shared.closed_error())
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<()>> {
-        // Queued frames are the writer task's; `FrameSender::flush` waits for the socket.
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let shared = self.shared.clone();
-        Pin::new(&mut self.tx)
-            .poll_close(cx)
-            .map_err(|_| shared.closed_error())
-    }
-}
-
-/// The receiving half: text frames as they arrive, then — if the connection ended
-/// abnormally — one `Err` describing why, then the end of the stream.
-#[derive(Debug)]
-pub struct FrameReceiver {
-    rx: mpsc::Receiver<Result<String>>,
-}
-
-impl Stream for FrameReceiver {
-    type Item = Result<String>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.rx).poll_next(cx)
     }
 }
 
@@ -233,164 +149,280 @@ pub struct Connection {
     pub receiver: FrameReceiver,
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Opens a WebSocket connection to `endpoint`.
+///
+/// The upgrade is an HTTP/1.1 request made with hyper (see the `http` module for why), then
+/// the socket is handed to tungstenite.
 ///
 /// # Errors
 /// [`ErrorKind::Connect`] (with [`Error::http_status`] when the server answered the
 /// upgrade with another status), [`ErrorKind::Timeout`], [`ErrorKind::Config`].
 pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<Connection> {
-    let request = endpoint.request()?;
-    let connector = Connector::Rustls(tls::client_config(&options.extra_root_certificates)?);
-    // A 15 MiB append is 20 MiB of base64; server frames are small, but allow the same.
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(64 << 20));
     let url = endpoint.url();
     tracing::debug!(%url, "connecting");
-    let handshake = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(config),
-        true,
-        Some(connector),
-    );
-    let (socket, response) = match tokio::time::timeout(options.connect_timeout, handshake).await {
-        Err(_) => {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                format!("connecting to {url} timed out"),
-            ));
-        }
-        Ok(Err(tungstenite::Error::Http(response))) => {
-            let body = response
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned());
-            return Err(Error::http(response.status().as_u16(), body.as_deref()));
-        }
-        Ok(Err(error)) => {
-            return Err(Error::new(
-                ErrorKind::Connect,
-                format!("cannot connect to {url}: {error}"),
-            )
-            .with_source(error));
-        }
-        Ok(Ok(connected)) => connected,
+    let socket = tokio::time::timeout(options.connect_timeout, upgrade(endpoint, options))
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, format!("connecting to {url} timed out")))??;
+    tracing::debug!("connected");
+    let (sender, receiver, link) = pipe(Limits {
+        send_queue: options.send_queue,
+        receive_queue: options.receive_queue,
+        receive_bytes: options.receive_bytes.max(options.max_message_size),
+    });
+    let timing = Timing {
+        ping_interval: options.ping_interval.max(Duration::from_millis(1)),
+        dead_after: options.dead_after.max(Duration::from_millis(1)),
+        close_timeout: options.close_timeout,
     };
-    tracing::debug!(status = response.status().as_u16(), "connected");
-    Ok(spawn(socket, options))
+    tokio::spawn(run(socket, link, timing).instrument(tracing::Span::current()));
+    Ok(Connection { sender, receiver })
 }
 
-fn spawn(socket: Socket, options: &Options) -> Connection {
-    let (sink, stream) = socket.split();
-    let (command_tx, command_rx) = mpsc::channel(options.send_queue);
-    let (event_tx, event_rx) = mpsc::channel(options.receive_queue);
-    let shared = Arc::new(Shared::default());
-    let (stop_tx, stop_rx) = oneshot::channel();
-    tokio::spawn(write(
-        sink,
-        command_rx,
-        stop_rx,
-        options.ping_interval,
-        shared.clone(),
-    ));
-    tokio::spawn(read(
-        stream,
-        event_tx,
-        stop_tx,
-        options.dead_after,
-        shared.clone(),
-    ));
-    Connection {
-        sender: FrameSender {
-            tx: command_tx,
-            shared,
-        },
-        receiver: FrameReceiver { rx: event_rx },
+async fn upgrade(endpoint: &Endpoint, options: &Options) -> Result<Socket> {
+    let request = endpoint.request()?;
+    let url = endpoint.url();
+    let origin = Origin::of(request.uri())?;
+    let key = request
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| k.as_bytes().to_vec())
+        .ok_or_else(|| Error::new(ErrorKind::Config, "the upgrade request has no key"))?;
+    let (mut parts, ()) = request.into_parts();
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .map_err(|e| Error::new(ErrorKind::Config, format!("invalid URL {url}")).with_source(e))?;
+    parts.headers.insert(
+        "host",
+        origin
+            .authority
+            .parse()
+            .map_err(|_| Error::new(ErrorKind::Config, format!("invalid host in {url}")))?,
+    );
+    let request = hyper::Request::from_parts(parts, Empty::<Bytes>::new());
+    let io = origin.connect(&options.extra_root_certificates).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Connect, "HTTP handshake failed").with_source(e))?;
+    tokio::spawn(connection.with_upgrades());
+    let response = sender.send_request(request).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Connect,
+            format!("the upgrade request to {url} failed: {e}"),
+        )
+        .with_source(e)
+    })?;
+    let status = response.status().as_u16();
+    if status != 101 {
+        let body = http::body(response, 64 << 10).await.unwrap_or_default();
+        return Err(Error::http(status, std::str::from_utf8(&body).ok()));
+    }
+    let accept = response.headers().get("sec-websocket-accept");
+    if accept.map(|a| a.as_bytes()) != Some(derive_accept_key(&key).as_bytes()) {
+        return Err(Error::new(
+            ErrorKind::Protocol,
+            format!("{url} answered the upgrade without a valid Sec-WebSocket-Accept"),
+        ));
+    }
+    let upgraded = hyper::upgrade::on(response).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Connect,
+            format!("the upgrade to {url} failed: {e}"),
+        )
+        .with_source(e)
+    })?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(options.max_message_size))
+        .max_frame_size(Some(options.max_message_size));
+    Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, Some(config)).await)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    ping_interval: Duration,
+    /// Silence from the server, or a socket write that does not complete, for this long
+    /// means the peer is dead.
+    dead_after: Duration,
+    close_timeout: Duration,
+}
+
+/// The end of a connection, fired by whichever half sees it first.
+#[derive(Clone)]
+struct Cancel(watch::Sender<bool>);
+
+impl Cancel {
+    fn new() -> Self {
+        Self(watch::Sender::new(false))
+    }
+
+    fn fire(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn fired(&self) {
+        let _ = self.0.subscribe().wait_for(|fired| *fired).await;
     }
 }
 
+/// Drives one connection: the writer and the reader run concurrently in this task, then
+/// the pipe settles the verdict.
 type SocketSink = futures_util::stream::SplitSink<Socket, Message>;
 type SocketStream = futures_util::stream::SplitStream<Socket>;
 
+async fn run(socket: Socket, mut link: Link, timing: Timing) {
+    let (mut sink, mut stream) = socket.split();
+    let cancel = Cancel::new();
+    let Link { outbox, inbox, .. } = &mut link;
+    let (written, read) = tokio::join!(
+        write(&mut sink, outbox, &cancel, timing),
+        read(&mut stream, inbox, &cancel, timing.dead_after),
+    );
+    // Let a close reply tungstenite queued (the server closed first) reach the socket.
+    if read.close_received
+        && let Ok(mut socket) = stream.reunite(sink)
+    {
+        let _ = tokio::time::timeout(Duration::from_millis(100), socket.close(None)).await;
+    }
+    // The reader knows why the server ended it (close code, the error before it); the
+    // writer only that the socket broke.
+    let end = read.error.or(written.error);
+    if let Some(error) = &end {
+        tracing::debug!(%error, "connection ended");
+    } else {
+        tracing::debug!("connection closed");
+    }
+    link.finish(end, read.held, written.close_acks, read.close_received)
+        .await;
+}
+
+struct Written {
+    error: Option<Error>,
+    close_acks: Vec<oneshot::Sender<Result<()>>>,
+}
+
 async fn write(
-    mut sink: SocketSink,
-    mut commands: mpsc::Receiver<Command>,
-    mut stop: oneshot::Receiver<()>,
-    ping_interval: Duration,
-    shared: Arc<Shared>,
-) {
-    let mut ping = tokio::time::interval(ping_interval.max(Duration::from_millis(1)));
+    sink: &mut SocketSink,
+    outbox: &mut Outbox,
+    cancel: &Cancel,
+    timing: Timing,
+) -> Written {
+    let mut ping = tokio::time::interval(timing.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
-    // Every socket operation races the reader's stop signal: on a dead network a write can
-    // block for as long as TCP retransmits (minutes), and the reader's keepalive verdict
-    // must end it, so that queued senders learn the connection is gone.
-    let result: Result<(), tungstenite::Error> = async {
+    let mut close_acks = Vec::new();
+    let dead = || {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "a write did not complete in {} ms: the server is not reading",
+                timing.dead_after.as_millis()
+            ),
+        )
+    };
+    // Every socket operation is bounded: against a peer that stopped reading, a write
+    // blocks for as long as TCP keeps the connection (forever, with zero-window probes).
+    let result: Result<(), Error> = async {
         loop {
-            let message = tokio::select! {
-                command = commands.next() => match command {
-                    Some(Command::Text(text)) => Message::text(text),
-                    Some(Command::Flush(done)) => {
-                        tokio::select! {
-                            flushed = sink.flush() => flushed?,
-                            _ = &mut stop => return Ok(()),
-                        }
-                        let _ = done.send(());
-                        continue;
-                    }
-                    Some(Command::Close(code, reason)) => {
-                        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                        tokio::select! {
-                            sent = sink.send(Message::Close(Some(frame))) => sent?,
-                            _ = &mut stop => {}
-                        }
-                        return Ok(());
-                    }
-                    // Every sender is gone: the user dropped the session. Close politely.
-                    None => {
-                        let frame = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-                        tokio::select! {
-                            sent = sink.send(Message::Close(Some(frame))) => sent?,
-                            _ = &mut stop => {}
-                        }
-                        return Ok(());
-                    }
-                },
-                _ = ping.tick() => Message::Ping(Default::default()),
-                // The reader saw the connection end; anything still queued cannot be sent.
-                _ = &mut stop => return Ok(()),
+            let command = tokio::select! {
+                biased;
+                () = cancel.fired() => return Ok(()),
+                command = outbox.next_command() => command,
+                _ = ping.tick() => {
+                    guarded(cancel, timing.dead_after, sink.send(Message::Ping(Bytes::new())), dead).await?;
+                    continue;
+                }
             };
-            tokio::select! {
-                sent = sink.send(message) => sent?,
-                _ = &mut stop => return Ok(()),
+            let (code, reason) = match command {
+                Some(Command::Text(text)) => {
+                    guarded(cancel, timing.dead_after, sink.send(Message::text(text)), dead).await?;
+                    continue;
+                }
+                Some(Command::Flush(done)) => {
+                    guarded(cancel, timing.dead_after, sink.flush(), dead).await?;
+                    let _ = done.send(());
+                    continue;
+                }
+                Some(Command::Close(code, reason, ack)) => {
+                    close_acks.extend(ack);
+                    (code, reason)
+                }
+                // Every sender is gone: the user dropped the session. Close politely.
+                None => (1000, String::new()),
+            };
+            outbox.stop();
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            };
+            guarded(cancel, timing.dead_after, sink.send(Message::Close(Some(frame))), dead).await?;
+            // The connection ends when the server answers; bounded.
+            if tokio::time::timeout(timing.close_timeout, cancel.fired())
+                .await
+                .is_err()
+            {
+                tracing::debug!("the server did not answer the close");
             }
+            return Ok(());
         }
     }
     .await;
-    if let Err(error) = result {
-        tracing::debug!(%error, "writer stopped");
-        shared.fail(&Error::new(
-            ErrorKind::Closed,
-            format!("the connection failed: {error}"),
-        ));
+    cancel.fire();
+    Written {
+        error: result.err(),
+        close_acks,
     }
-    commands.close();
+}
+
+/// Runs one socket operation, bounded by `limit` and by the connection's end.
+async fn guarded<T>(
+    cancel: &Cancel,
+    limit: Duration,
+    operation: impl Future<Output = Result<T, tungstenite::Error>>,
+    dead: impl Fn() -> Error,
+) -> Result<(), Error> {
+    tokio::select! {
+        biased;
+        () = cancel.fired() => Ok(()),
+        done = tokio::time::timeout(limit, operation) => match done {
+            Err(_) => Err(dead()),
+            Ok(Err(error)) => Err(Error::new(
+                ErrorKind::Closed,
+                format!("the connection failed: {error}"),
+            )
+            .with_source(error)),
+            Ok(Ok(_)) => Ok(()),
+        },
+    }
+}
+
+struct Read {
+    error: Option<Error>,
+    /// Items read but not yet delivered when the connection ended.
+    held: Vec<Result<String>>,
+    close_received: bool,
 }
 
 async fn read(
-    mut stream: SocketStream,
-    mut events: mpsc::Sender<Result<String>>,
-    stop: oneshot::Sender<()>,
+    stream: &mut SocketStream,
+    inbox: &mut Inbox,
+    cancel: &Cancel,
     dead_after: Duration,
-    shared: Arc<Shared>,
-) {
+) -> Read {
     // The last `error` event, to explain a close that follows it.
     let mut last_error: Option<ErrorDetail> = None;
-    let mut receiver_gone = false;
-    let end: Option<Error> = loop {
-        let frame = match tokio::time::timeout(dead_after, stream.next()).await {
+    let mut held = Vec::new();
+    let mut close_received = false;
+    let error = loop {
+        let frame = tokio::select! {
+            biased;
+            () = cancel.fired() => break None,
+            frame = tokio::time::timeout(dead_after, stream.next()) => frame,
+        };
+        let item = match frame {
             Err(_) => {
                 break Some(Error::new(
                     ErrorKind::Timeout,
@@ -400,10 +432,7 @@ async fn read(
                     ),
                 ));
             }
-            Ok(frame) => frame,
-        };
-        match frame {
-            Some(Ok(Message::Text(text))) => {
+            Ok(Some(Ok(Message::Text(text)))) => {
                 let text = text.as_str();
                 // Only an `error` right before the close explains it: any other event
                 // means the earlier error was not fatal.
@@ -412,22 +441,14 @@ async fn read(
                 } else {
                     None
                 };
-                // When the receiving half is gone, keep reading (and dropping) frames so
-                // the writer can finish what is queued and the close handshake completes.
-                if !receiver_gone && events.send(Ok(text.to_owned())).await.is_err() {
-                    receiver_gone = true;
-                }
+                Ok(text.to_owned())
             }
-            Some(Ok(Message::Binary(bytes))) => {
-                let error = Error::new(
-                    ErrorKind::Protocol,
-                    format!("the server sent a binary frame ({} bytes)", bytes.len()),
-                );
-                if !receiver_gone && events.send(Err(error)).await.is_err() {
-                    receiver_gone = true;
-                }
-            }
-            Some(Ok(Message::Close(frame))) => {
+            Ok(Some(Ok(Message::Binary(bytes)))) => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("the server sent a binary frame ({} bytes)", bytes.len()),
+            )),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                close_received = true;
                 let (code, reason) = frame.map_or((1005, String::new()), |f| {
                     (u16::from(f.code), f.reason.to_string())
                 });
@@ -439,26 +460,52 @@ async fn read(
                     Some(Error::from_close(code, &reason, last_error.take()))
                 };
             }
-            Some(Ok(_)) => {} // ping, pong: tungstenite answers pings itself
-            Some(Err(error)) => {
+            Ok(Some(Ok(_))) => continue, // ping, pong: tungstenite answers pings itself
+            Ok(Some(Err(tungstenite::Error::Capacity(error)))) => {
+                break Some(Error::new(
+                    ErrorKind::Protocol,
+                    format!("the server sent a frame over the size limit: {error}"),
+                ));
+            }
+            Ok(Some(Err(error))) => {
                 break Some(
                     Error::new(ErrorKind::Closed, format!("the connection failed: {error}"))
+                        .with_close_code(1006)
                         .with_source(error),
                 );
             }
-            None => {
-                break Some(Error::new(
-                    ErrorKind::Closed,
-                    "the connection ended without a close frame",
-                ));
+            Ok(None) => {
+                break Some(
+                    Error::new(
+                        ErrorKind::Closed,
+                        "the connection ended without a close frame",
+                    )
+                    .with_close_code(1006),
+                );
+            }
+        };
+        // Room in the consumer's queue, in frames and bytes; a full queue stops reading
+        // here, and TCP holds the server back.
+        let bytes = item.as_ref().map_or(1, String::len);
+        tokio::select! {
+            biased;
+            () = cancel.fired() => {
+                held.push(item);
+                break None;
+            }
+            slot = inbox.ready(bytes) => {
+                if let Some(slot) = slot {
+                    inbox.push(slot, item);
+                }
             }
         }
     };
-    if let Some(error) = end {
-        shared.fail(&error);
-        let _ = events.send(Err(error)).await;
+    cancel.fire();
+    Read {
+        error,
+        held,
+        close_received,
     }
-    let _ = stop.send(());
 }
 
 fn error_detail(text: &str) -> Option<ErrorDetail> {
