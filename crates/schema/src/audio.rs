@@ -136,8 +136,21 @@ impl Base64Audio {
     }
 
     /// The duration of PCM16 audio at `rate` Hz, in milliseconds (from the text's length).
+    ///
+    /// The text is not checked (see [`Self::decoded_len`]): for valid base64 this is exact;
+    /// for anything else it is what the length suggests, never more than the text could
+    /// hold and never negative. (A `rate` of 0 gives infinity, or NaN for no audio.)
     pub fn pcm16_duration_ms(&self, rate: u32) -> f64 {
-        let bytes = self.0.len() / 4 * 3 - self.0.bytes().rev().take_while(|&b| b == b'=').count();
+        // Valid base64 ends with at most two `=`; more, or padding without a whole
+        // quantum before it (`"=="`, `"A="`), must not underflow.
+        let padding = self
+            .0
+            .bytes()
+            .rev()
+            .take(2)
+            .take_while(|&b| b == b'=')
+            .count();
+        let bytes = (self.0.len() / 4 * 3).saturating_sub(padding);
         (bytes / 2) as f64 * 1000.0 / f64::from(rate)
     }
 }

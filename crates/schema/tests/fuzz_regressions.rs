@@ -1,0 +1,29 @@
+//! Inputs the fuzzers (`cargo xtask fuzz`, crates/fuzz) or reviews found to crash or
+//! misbehave, one test each, kept so they stay fixed. Each names its fuzz target.
+
+use reelthyme_schema::Base64Audio;
+
+/// Review 2026-11-24 (reliability) #17c; fuzz target `audio`: the duration of text that is
+/// all padding, or shorter than one base64 quantum, underflowed (a panic in debug builds,
+/// ≈ 3.8×10¹⁷ ms in release builds).
+#[test]
+fn pcm16_duration_of_padding_only_text_is_zero() {
+    for text in ["=", "==", "===", "====", "A=", "AA=", "========"] {
+        let ms = Base64Audio::from_base64(text).pcm16_duration_ms(24_000);
+        assert!(ms.is_finite() && ms < 1.0, "{text:?}: {ms} ms");
+    }
+    assert_eq!(
+        Base64Audio::from_base64("==").pcm16_duration_ms(24_000),
+        0.0
+    );
+}
+
+/// The duration of valid audio is still that of its decoded bytes, padding included.
+#[test]
+fn pcm16_duration_counts_the_decoded_bytes() {
+    for samples in [0_usize, 1, 2, 3, 480] {
+        let audio = Base64Audio::from_pcm16(&vec![0x1234; samples]);
+        let expected = samples as f64 * 1000.0 / 24_000.0;
+        assert_eq!(audio.pcm16_duration_ms(24_000), expected, "{samples} samples");
+    }
+}
