@@ -98,9 +98,10 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
             endpoint
         }
     };
+    let url = endpoint.url();
     let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate))
         .await
-        .context("cannot start the session")?;
+        .with_context(|| format!("cannot start a session at {url}"))?;
     let (mut tx, mut events) = session.split();
     let mut recorder = args
         .record

@@ -3,12 +3,15 @@
 //! Exit status: 0 on success, 1 when a check, a conversation or a request failed, 2 on
 //! bad usage or unreadable input.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod chat;
 mod events;
+mod failure;
 mod replay;
 mod secret;
 mod sim;
@@ -61,7 +64,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("reelthyme: {error:#}");
+            let (message, hint) = failure::describe(&error);
+            eprintln!("reelthyme: {message}");
+            if let Some(hint) = hint {
+                eprintln!("  try: {hint}");
+            }
             if error.downcast_ref::<Usage>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -83,18 +90,76 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// Log targets that are never shown, whatever `-v` or `RUST_LOG` ask for: tungstenite's
+/// client handshake logs the raw upgrade request at TRACE, `Authorization: Bearer sk-…`
+/// header included (review #5), and `log` records reach us through the bridge that
+/// `init()` installs (kept: rustls and tungstenite log nothing else that is secret, and
+/// their other records help with TLS and protocol trouble).
+const SECRET_TARGETS: &[&str] = &["tungstenite::handshake", "tokio_tungstenite::handshake"];
+
+/// Whether records of `target` may be logged (see [`SECRET_TARGETS`]).
+fn loggable(target: &str) -> bool {
+    !SECRET_TARGETS.iter().any(|secret| {
+        target
+            .strip_prefix(secret)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
 /// Logs go to stderr, so stdout stays for output scripts read.
 fn init_logging(verbose: u8) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, filter};
+
     let default = match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let env_filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .unwrap_or_else(|error| {
+                eprintln!("reelthyme: ignoring RUST_LOG={directives:?} ({error})");
+                EnvFilter::new(default)
+            }),
+        _ => EnvFilter::new(default),
+    };
+    // A filter of its own rather than `target=off` directives in the `EnvFilter`: there, a
+    // more specific directive from `RUST_LOG` (`tungstenite::handshake::client=trace`)
+    // would win over ours.
+    let secrets = filter::filter_fn(|metadata| loggable(metadata.target()));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(ansi)
+        .with_filter(env_filter)
+        .with_filter(secrets);
+    tracing_subscriber::registry().with(layer).init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handshake_targets_are_never_loggable() {
+        for target in [
+            "tungstenite::handshake",
+            "tungstenite::handshake::client",
+            "tokio_tungstenite::handshake",
+        ] {
+            assert!(!loggable(target), "{target}");
+        }
+        for target in [
+            "tungstenite::protocol",
+            "tungstenite::handshakes_elsewhere",
+            "reelthyme_transport::websocket",
+            "rustls::client::hs",
+        ] {
+            assert!(loggable(target), "{target}");
+        }
+    }
 }

@@ -208,6 +208,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     // Every server event passes here before `stream` takes the audio out: log it, and keep
     // the assistant's audio for the recording.
     let (incoming_log, incoming_wav) = (events_log.clone(), assistant_wav.clone());
+    let endpoint_url = endpoint.url();
     let mut config = Config::new(endpoint).outgoing(reelthyme::validate);
     if incoming_log.is_some() || incoming_wav.is_some() {
         config = config.incoming(move |event| {
@@ -228,9 +229,10 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
             Some(event)
         });
     }
+    let url = endpoint_url;
     let session = reelthyme::connect(config)
         .await
-        .context("cannot start the session")?;
+        .with_context(|| format!("cannot start a session at {url}"))?;
     let mut tx = session.sender();
     let mut update = Session::realtime();
     update.instructions = args.instructions.clone();
@@ -252,13 +254,14 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     }
 
     let options = StreamOptions::default().device(args.output_device.clone());
-    let (mut events, control) = reelthyme::stream_with(session, options)?;
+    let (mut events, control) =
+        reelthyme::stream_with(session, options).context("cannot open the speaker")?;
     // The microphone: chunks to a channel; the level for the meter; the recording.
     let (chunk_tx, mut chunks) = tokio::sync::mpsc::unbounded_channel();
     let capture = Capture::start(args.input_device.as_deref(), 40, move |captured| {
         let _ = chunk_tx.send(captured);
     })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    .context("cannot open the microphone")?;
     let (key_tx, mut keys) = tokio::sync::mpsc::unbounded_channel();
     terminal::enable_raw_mode().context("the terminal has no raw mode")?;
     let _restore = Restore;

@@ -1,0 +1,237 @@
+//! What the `reelthyme` binary tells a person when something goes wrong, and what its logs
+//! never contain.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `reelthyme sim` with `args`; returns it and the base URL it printed.
+fn start_sim(args: &[&str]) -> (Killed, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args(["sim", "--port", "0", "--speed", "50"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Killed(child), line.trim().to_owned())
+}
+
+fn reelthyme(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reelthyme"));
+    command
+        .args(args)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("REELTHYME_BASE_URL")
+        .env_remove("RUST_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+const SECRET: &str = "sk-SUPERSECRET-4f1c2a9e";
+
+#[test]
+fn trace_logs_never_contain_the_api_key() {
+    let (_sim, base) = start_sim(&[]);
+    let base = format!("{base}/v1");
+    let chat = [
+        "chat",
+        "--message",
+        "hi",
+        "--base-url",
+        &base,
+        "--api-key",
+        SECRET,
+    ];
+    let with_vvv: Vec<&str> = ["-vvv"].iter().chain(chat.iter()).copied().collect();
+    let runs: [(&[&str], &[(&str, &str)]); 4] = [
+        (&with_vvv, &[]),
+        (&chat, &[("RUST_LOG", "trace")]),
+        // Asking for the handshake's logs by name does not get them either.
+        (
+            &chat,
+            &[(
+                "RUST_LOG",
+                "tungstenite=trace,tokio_tungstenite=trace,tungstenite::handshake::client=trace",
+            )],
+        ),
+        (&with_vvv, &[("RUST_LOG", "trace,tungstenite=trace")]),
+    ];
+    for (args, env) in runs {
+        let output = reelthyme(args, env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?} {env:?}: {stderr}");
+        assert!(
+            !stderr.contains("SUPERSECRET"),
+            "{args:?} {env:?}: the key is in the logs:\n{}",
+            stderr
+                .lines()
+                .filter(|l| l.contains("SUPERSECRET"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        if env.first().is_none_or(|(_, v)| v.starts_with("trace")) {
+            let traces = stderr.lines().filter(|l| l.contains("TRACE")).count();
+            assert!(traces > 20, "{args:?} {env:?}: few trace lines:\n{stderr}");
+        }
+    }
+}
+
+/// Stderr of an expected failure: a line or two a person can act on, nothing for a debugger.
+fn assert_actionable(output: &Output, expected: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        (1..=2).contains(&lines.len()),
+        "one or two lines, not:\n{stderr}"
+    );
+    for noise in [
+        "Backtrace",
+        "backtrace",
+        "panicked",
+        "Caused by",
+        "Error {",
+        "kind:",
+    ] {
+        assert!(!stderr.contains(noise), "{noise:?} in:\n{stderr}");
+    }
+    for text in expected {
+        assert!(stderr.contains(text), "{text:?} missing from:\n{stderr}");
+    }
+    stderr
+}
+
+/// A port with nothing listening on it.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+#[test]
+fn a_refused_connection_says_so_and_what_to_check() {
+    let base = format!("ws://127.0.0.1:{}/v1", closed_port());
+    // Even with backtraces asked for: an expected failure is not a crash.
+    let output = reelthyme(
+        &[
+            "chat",
+            "--message",
+            "hi",
+            "--base-url",
+            &base,
+            "--api-key",
+            "sk-x",
+        ],
+        &[("RUST_BACKTRACE", "1")],
+    );
+    assert_actionable(&output, &["refused", "--base-url", "reelthyme sim"]);
+}
+
+#[test]
+fn a_wrong_key_is_an_authentication_failure() {
+    let (_sim, base) = start_sim(&["--api-key", "sk-right"]);
+    let output = reelthyme(
+        &[
+            "chat",
+            "--message",
+            "hi",
+            "--base-url",
+            &format!("{base}/v1"),
+        ],
+        &[("OPENAI_API_KEY", SECRET)],
+    );
+    let stderr = assert_actionable(&output, &["authentication", "OPENAI_API_KEY"]);
+    assert!(!stderr.contains("SUPERSECRET"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_path_points_to_the_base_url() {
+    let (_sim, base) = start_sim(&[]);
+    let output = reelthyme(
+        &[
+            "chat",
+            "--message",
+            "hi",
+            "--base-url",
+            &format!("{base}/v2"),
+            "--api-key",
+            "sk-x",
+        ],
+        &[],
+    );
+    assert_actionable(&output, &["404", "--base-url", "/v1"]);
+}
+
+#[test]
+fn a_bad_recording_is_named_with_what_is_wrong() {
+    let dir = std::env::temp_dir().join(format!("reelthyme-diag-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("not-a-recording.jsonl");
+    std::fs::write(&file, "{\"type\":\"session.created\"}\n").unwrap();
+    for command in ["replay"] {
+        let output = reelthyme(&[command, file.to_str().unwrap()], &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("not-a-recording.jsonl")
+                && stderr.contains("not a reelthyme recording"),
+            "{command}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{command}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `talk` where ALSA's default devices do not exist: a message that says so and what to
+/// try, before the terminal is touched.
+#[cfg(target_os = "linux")]
+#[test]
+fn talk_without_a_sound_device_explains_what_to_try() {
+    let dir = std::env::temp_dir().join(format!("reelthyme-nodev-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("asound.conf");
+    std::fs::write(
+        &conf,
+        "pcm.!default { type hw card 42 }\nctl.!default { type hw card 42 }\n",
+    )
+    .unwrap();
+    let alsa = format!("/usr/share/alsa/alsa.conf:{}", conf.display());
+    let output = reelthyme(&["talk", "--sim"], &[("ALSA_CONFIG_PATH", &alsa)]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // libasound writes its own complaints to stderr; ours are the `reelthyme:` lines.
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("ALSA lib "))
+        .collect();
+    assert!((1..=2).contains(&ours.len()), "{stderr}");
+    assert!(
+        ours[0].starts_with("reelthyme: ") && ours[0].contains("device"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--list-devices") && stderr.contains("Headless machines"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
