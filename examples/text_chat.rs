@@ -1,14 +1,20 @@
 //! A text-only conversation: two turns, text streamed as it arrives.
 //! `cargo run --example text_chat`
+//!
+//! OpenAI when `OPENAI_API_KEY` is set, otherwise a local simulator
+//! (`endpoint_or_simulator()` below: copy it, or keep only its first branch).
+
+#![forbid(unsafe_code)]
 
 use futures_util::StreamExt;
 use reelthyme::events::{ClientEvent, ResponseParams, ServerEvent};
-use reelthyme_examples::Target;
+use reelthyme::{Config, Endpoint};
+use reelthyme_sim::{SimConfig, Simulator};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let target = Target::new(reelthyme_sim::SimConfig::default()).await?;
-    let session = reelthyme::connect(target.config.clone().outgoing(reelthyme::validate)).await?;
+    let (endpoint, _simulator) = endpoint_or_simulator(SimConfig::default()).await?;
+    let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate)).await?;
     let (mut tx, mut events) = session.split();
     for question in ["Hello! Who are you?", "What can you do?"] {
         println!("> {question}");
@@ -28,4 +34,23 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// OpenAI with `OPENAI_API_KEY` (and `OPENAI_BASE_URL`, `REELTHYME_MODEL`); otherwise a
+/// simulator on loopback, returned so that it lives as long as the caller needs it.
+async fn endpoint_or_simulator(sim: SimConfig) -> anyhow::Result<(Endpoint, Option<Simulator>)> {
+    if let Ok(endpoint) = Endpoint::from_env() {
+        eprintln!("using {}", endpoint.url());
+        return Ok((endpoint, None));
+    }
+    let simulator = Simulator::start(sim).await?;
+    eprintln!(
+        "no OPENAI_API_KEY: using the built-in simulator at {}",
+        simulator.url()
+    );
+    // The simulator takes any key unless configured with one; REST calls need one sent.
+    let endpoint = Endpoint::openai("gpt-realtime")
+        .base_url(&simulator.url())
+        .api_key("sk-local-simulator");
+    Ok((endpoint, Some(simulator)))
 }

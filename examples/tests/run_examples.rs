@@ -1,11 +1,23 @@
 //! The examples run as users run them (`cargo run --example NAME`), against the built-in
 //! simulator (no `OPENAI_API_KEY`), and print what they promise. (`walkthrough` needs sound
-//! devices; `reelthyme`'s audio tests cover that path.)
+//! devices, so here it runs without one and must say what to do; `reelthyme`'s audio tests
+//! cover the device path.)
 
 use std::process::Command;
 
 fn run(example: &str) -> String {
-    let output = Command::new(env!("CARGO"))
+    let output = cargo_run(example, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{example} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn cargo_run(example: &str, env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO"))
         .args([
             "run",
             "--quiet",
@@ -17,15 +29,9 @@ fn run(example: &str) -> String {
         ])
         .env_remove("OPENAI_API_KEY")
         .env("RUST_BACKTRACE", "0")
+        .envs(env.iter().copied())
         .output()
-        .expect("cargo runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{example} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+        .expect("cargo runs")
 }
 
 #[test]
@@ -34,4 +40,29 @@ fn device_free_examples_run_against_the_simulator() {
     assert!(run("tools").contains("The get_weather tool returned"));
     assert!(run("transcription").contains("transcript: testing one two three"));
     assert!(run("sideband").contains("hung up; the sideband session ends: None"));
+}
+
+/// Without a usable sound device (ALSA's default pointed at a card that does not exist)
+/// the walkthrough ends with what happened and what to do — not an error chain.
+#[cfg(target_os = "linux")]
+#[test]
+fn walkthrough_without_a_sound_card_says_what_to_do() {
+    let dir = std::env::temp_dir().join(format!("reelthyme-no-card-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("asound.conf");
+    std::fs::write(&conf, "pcm.!default { type hw card 99 }\n").unwrap();
+    let path = format!("/usr/share/alsa/alsa.conf:{}", conf.display());
+    let output = cargo_run("walkthrough", &[("ALSA_CONFIG_PATH", &path)]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let end = stderr.trim_end();
+    assert!(end.contains("walkthrough: no sound device to"), "{stderr}");
+    assert!(end.contains("Headless\nmachines and CI"), "{stderr}");
+    assert!(end.contains("ALSA_CONFIG_PATH="), "{stderr}");
+    assert!(end.contains("--list-devices"), "{stderr}");
+    assert!(
+        !stderr.contains("Error:") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,8 +1,21 @@
 //! Project automation: `cargo xtask <command>`.
 //!
+//! - `demo [CHAT ARGS…]`: README's first command — builds and runs `reelthyme chat` for one
+//!   turn (the built-in simulator without `OPENAI_API_KEY`); without ALSA's headers it
+//!   builds the CLI without its `audio` feature instead of failing.
+//! - `test [CARGO TEST ARGS…]`: README's test command — installs what the tests need when
+//!   it can (system packages, the official Python SDK's venv), then
+//!   `cargo test --workspace --locked`.
+//! - `system-packages`: the Debian packages the tests need, one line (for `apt-get install`).
 //! - `regenerate-schemas [--check]`: write `schemas/` from the Rust types, or fail when the
 //!   committed files are stale.
 //! - `bench`: run the benchmarks.
+
+#![forbid(unsafe_code)]
+
+mod demo;
+mod suite;
+mod system;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,9 +27,16 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("regenerate-schemas") => regenerate_schemas(args[1..].iter().any(|a| a == "--check")),
         Some("bench") => bench(&args[1..]),
+        Some("demo") => demo::run(&root(), &args[1..]),
+        Some("test") => suite::run(&root(), &args[1..]),
+        Some("system-packages") => {
+            let packages: Vec<&str> = system::REQUIREMENTS.iter().map(|r| r.package).collect();
+            println!("{}", packages.join(" "));
+            Ok(())
+        }
         _ => {
             eprintln!(
-                "usage: cargo xtask <regenerate-schemas [--check] | bench [cargo bench args]>"
+                "usage: cargo xtask <demo [chat args] | test [cargo test args] | system-packages | regenerate-schemas [--check] | bench [cargo bench args] | fuzz [--seconds N] [TARGET...]>"
             );
             std::process::exit(2);
         }
@@ -61,7 +81,7 @@ fn regenerate_schemas(check: bool) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = Command::new(cargo())
         .current_dir(root())
         .args(["bench", "--workspace"])
         .args(args)
@@ -70,4 +90,9 @@ fn bench(args: &[String]) -> Result<()> {
         bail!("cargo bench failed");
     }
     Ok(())
+}
+
+/// The cargo that runs us (`cargo xtask` sets `CARGO`).
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }

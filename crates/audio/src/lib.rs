@@ -10,6 +10,9 @@
 //! |---|---|---|
 //! | `devices` | yes | microphone capture and speaker playback through cpal (ALSA on Linux) |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
 mod convert;
 #[cfg(feature = "devices")]
 mod devices;
@@ -36,3 +39,8 @@ pub enum AudioError {
     #[error("audio device: {0}")]
     Device(String),
 }
+
+// README.md's examples are tested as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,39 +1,95 @@
-//! Realtime voice and text conversations on OpenAI's Realtime API, in three verbs after the
-//! Clojure library it ports: [`connect`] a session (a sink of client events and a stream of
-//! server events, with outgoing and incoming transforms and an error handler), `stream`
-//! audio to the speaker and `capture_audio` from the microphone (coming with the audio
-//! crate).
+//! Realtime voice and text conversations on OpenAI's Realtime API (and Azure OpenAI, and
+//! compatible servers), in three verbs after the Clojure library it ports:
 //!
-//! Unlike the original, an event refused by the outgoing transform is an error for its
-//! sender (never silently dropped), bursts of sends wait for room instead of being lost,
-//! and everything can be tested offline against the `reelthyme-sim` simulator.
+//! - [`connect`] — a [`Session`]: a `Sink` of client events and a `Stream` of typed server
+//!   events, with an outgoing transform (e.g. [`validate`]), an incoming transform and an
+//!   error handler ([`Config`]);
+//! - `stream` — the answer's audio to the default (or a named) speaker and every other event
+//!   to you, with automatic barge-in: when the server hears the user, playback stops, the
+//!   response is cancelled and the item is truncated at exactly what the device played;
+//! - `capture_audio` — the microphone into the session, 40 ms per
+//!   `input_audio_buffer.append` (PCM16, or G.711 at 8 kHz).
+//!
+//! (`stream` and `capture_audio` come with the default feature `audio`.) Unlike the
+//! original, an event refused by the outgoing transform is an error for its sender, never a
+//! silent drop; queues are bounded both ways, so bursts of sends wait for room and a slow
+//! reader holds the server back instead of losing events. Everything can be tested offline
+//! against the `reelthyme-sim` simulator. The library runs on Tokio: call it from inside a
+//! Tokio runtime.
 //!
 //! # Example
-//! ```no_run
-//! use futures_util::StreamExt;
-//! use reelthyme::{self as rt, Config, events::ClientEvent};
 //!
-//! # async fn demo() -> rt::Result<()> {
-//! let session = rt::connect(Config::from_env()?.outgoing(rt::validate)).await?;
-//! let mut tx = session.sender();
-//! let (_, mut events) = session.split();
-//! tx.send(ClientEvent::user_text("What is the weather today?")).await?;
-//! tx.send(ClientEvent::response_create()).await?;
+//! A text turn, here against the local simulator; for OpenAI use [`Config::from_env`]
+//! (`OPENAI_API_KEY`, and optionally `OPENAI_BASE_URL` and `REELTHYME_MODEL`).
+//!
+//! ```
+//! use futures_util::StreamExt;
+//! use reelthyme::events::{ClientEvent, ResponseParams, ServerEvent};
+//! use reelthyme::{Config, Endpoint};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sim = reelthyme_sim::Simulator::start(Default::default()).await?;
+//! let endpoint = Endpoint::openai("gpt-realtime").base_url(&sim.url()).api_key("sk-local");
+//!
+//! let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate)).await?;
+//! let (mut tx, mut events) = session.split(); // `tx` is Clone: send from many tasks
+//! tx.send(ClientEvent::user_text("What is the weather like in Paris today?")).await?;
+//! tx.send(ClientEvent::response_create_with(ResponseParams::text())).await?;
+//! let mut answer = String::new();
+//! while let Some(event) = events.next().await {
+//!     match event? {
+//!         ServerEvent::ResponseOutputTextDelta(delta) => answer.push_str(&delta.delta),
+//!         ServerEvent::ResponseDone(_) => break,
+//!         _ => {}
+//!     }
+//! }
+//! assert!(!answer.is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! Voice, on the default sound devices (feature `audio`):
+//!
+//! ```no_run
+//! # #[cfg(feature = "audio")]
+//! # async fn demo() -> reelthyme::Result<()> {
+//! use futures_util::StreamExt;
+//! use reelthyme::{CaptureOptions, Config};
+//!
+//! let session = reelthyme::connect(Config::from_env()?).await?;
+//! let tx = session.sender(); // take it before `stream` consumes the session
+//! let (mut events, audio) = reelthyme::stream(session)?;
+//! let capture = reelthyme::capture_audio(&tx, CaptureOptions::default())?;
+//! // Audio plays only while `events` is polled: keep this loop free of slow awaits.
 //! while let Some(event) = events.next().await {
 //!     let event = event?;
-//!     println!("{}", event.type_name());
 //!     if event.type_name() == "response.done" {
 //!         break;
 //!     }
 //! }
+//! capture.stop().await?; // sends the last partial chunk, releases the microphone
+//! # drop(audio);
 //! # Ok(()) }
 //! ```
 //!
 //! # Crates
+//!
 //! | module | crate | what |
 //! |---|---|---|
 //! | [`events`] | `reelthyme-schema` | the typed events, validation, the beta dialect |
-//! | [`transport`] | `reelthyme-transport` | endpoints, WebSocket, errors |
+//! | [`transport`] | `reelthyme-transport` | endpoints, WebSocket, REST calls, errors |
+//! | `audio_io` | `reelthyme-audio` | resampling, codecs, devices (feature `audio`) |
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `audio` | yes | `stream` and `capture_audio` on sound devices through cpal (on Linux: links ALSA, so building needs `libasound2-dev` and `pkg-config`) |
+//!
+//! With `default-features = false` the crate needs no system library.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 #[cfg(feature = "audio")]
 mod audio;
@@ -53,3 +109,8 @@ pub use reelthyme_transport::{
     create_client_secret, hangup,
 };
 pub use session::{Config, Session, SessionEvents, SessionSender, connect, validate};
+
+// README.md's examples are tested as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -5,44 +5,12 @@
 
 #![cfg(all(feature = "audio", target_os = "linux"))]
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use reelthyme::events::ServerEvent;
 use reelthyme::{CaptureOptions, Config, Endpoint};
 use reelthyme_sim::{Recorder, SimConfig, Simulator};
-
-fn shared_audio(name: &str) -> PathBuf {
-    std::env::var_os("REELTHYME_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("audio")
-        .join(name)
-}
-
-/// The samples of a 16-bit PCM WAV (interleaved), and its rate and channels.
-fn read_wav(path: &Path) -> (Vec<i16>, u32, u16) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (mut rate, mut channels, mut at) = (0, 0, 12);
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        let body = &bytes[at + 8..(at + 8 + size).min(bytes.len())];
-        if id == b"fmt " {
-            channels = u16::from_le_bytes([body[2], body[3]]);
-            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-        } else if id == b"data" {
-            let samples = body
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]))
-                .collect();
-            return (samples, rate, channels);
-        }
-        at += 8 + size + (size & 1);
-    }
-    panic!("no data chunk in {}", path.display());
-}
 
 fn best_correlation(a: &[f32], b: &[f32], max_lag: usize) -> f64 {
     let mut best = f64::MIN;
@@ -67,8 +35,9 @@ async fn speech_in_through_the_microphone_answer_out_through_the_speaker() {
     let (infile, outfile) = (dir.join("in.raw"), dir.join("out.raw"));
     // The input device runs at 48 kHz stereo f32: the fixture at that rate, then silence
     // (after its file ends the device repeats stale data, so the padding is long).
-    let (speech, rate, channels) = read_wav(&shared_audio("weather_48k_stereo.wav"));
-    assert_eq!((rate, channels), (48_000, 2));
+    let wav = reelthyme_testkit::read_wav(&reelthyme_testkit::audio("weather_48k_stereo.wav"));
+    assert_eq!((wav.rate, wav.channels), (48_000, 2));
+    let speech = wav.samples;
     let mut raw: Vec<u8> = speech
         .iter()
         .flat_map(|&s| (f32::from(s) / 32_768.0).to_le_bytes())

@@ -28,6 +28,9 @@
 //! assert_eq!(delta.delta.decode_pcm16().unwrap(), [0, i16::MAX]);
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
 mod audio;
 pub mod beta;
 pub mod check;
@@ -180,3 +183,8 @@ mod roundtrip {
         }
     }
 }
+
+// README.md's examples are tested as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,18 +1,9 @@
-//! The 160 example events of OpenAI's published spec (`shared/protocol/openapi_examples.jsonl`):
+//! The 160 example events of OpenAI's published spec (`reelthyme_testkit::spec_examples()`):
 //! every GA row and every pre-GA beta row parses, validates and round-trips, except the rows
 //! whose spec defects are named below, each with what is wrong and what the library does.
 
-use std::path::PathBuf;
-
 use reelthyme_schema::check::{CheckOptions, Outcome, Stage, check_line};
 use serde_json::Value;
-
-fn corpus_path() -> PathBuf {
-    let shared = std::env::var_os("REELTHYME_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("protocol/openapi_examples.jsonl")
-}
 
 struct Row {
     line: String,
@@ -23,10 +14,10 @@ struct Row {
 }
 
 fn rows() -> Vec<Row> {
-    let path = corpus_path();
+    let path = reelthyme_testkit::spec_examples();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "the spec corpus must be at {} (set REELTHYME_SHARED): {e}",
+            "the spec corpus (reelthyme-testkit) must be at {}: {e}",
             path.display()
         )
     });

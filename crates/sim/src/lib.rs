@@ -9,8 +9,9 @@
 //! fault injection.
 //!
 //! # Example
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
 //! use reelthyme_sim::{Simulator, SimConfig};
 //!
 //! let sim = Simulator::start(SimConfig::default().speed(20.0)).await?;
@@ -18,6 +19,8 @@
 //! sim.shutdown().await;
 //! # Ok(()) }
 //! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod engine;
@@ -187,3 +190,8 @@ impl Drop for Simulator {
         }
     }
 }
+
+// README.md's examples are tested as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
