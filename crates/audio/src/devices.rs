@@ -21,6 +21,9 @@ use crate::{AudioError, PlaybackTracker, Resampler, Truncation, downmix, f32_to_
 /// The rate the API speaks.
 const API_RATE: u32 = 24_000;
 
+/// The default longest playback backlog (see [`Player::set_max_backlog`]).
+const DEFAULT_MAX_BACKLOG_SECONDS: u64 = 300;
+
 fn device_error(what: &str, error: impl std::fmt::Display) -> AudioError {
     AudioError::Device(format!("{what}: {error}"))
 }
@@ -103,6 +106,12 @@ struct PlayerShared {
     flush: AtomicU64,
     /// The last `flush` value the callback honoured.
     flushed: AtomicU64,
+    /// `played` when the callback honoured the last flush: frames before it belong to the
+    /// interrupted audio, frames after it to what was queued since.
+    played_at_flush: AtomicU64,
+    /// The most frames `pending` may hold (a device that stopped consuming must not make
+    /// the queue grow for ever).
+    max_pending: AtomicU64,
     /// Frames dropped by flushes.
     discarded: AtomicU64,
     /// Set when the `Player` is dropped: the feeder stops.
@@ -121,13 +130,35 @@ struct Producer {
     seen: u64,
     /// Frames moved into the ring.
     sent: u64,
+    /// While a barge-in waits for the callback to honour its flush (epoch): the tracker of
+    /// the interrupted audio, which the frames played until the flush belong to.
+    cut: Option<(PlaybackTracker, u64)>,
+    /// Whether audio was dropped because the backlog was full (reported once).
+    overflowed: bool,
 }
 
 impl Producer {
+    /// Gives the frames the device played since the last call to the trackers: to the cut
+    /// one up to the flush, to the current one after it.
     fn sync(&mut self, shared: &PlayerShared) {
-        let played = shared.played.load(Ordering::Acquire);
+        if let Some((cut, epoch)) = &mut self.cut {
+            let honoured = shared.flushed.load(Ordering::Acquire) >= *epoch;
+            let boundary = if honoured {
+                shared.played_at_flush.load(Ordering::Acquire)
+            } else {
+                shared.played.load(Ordering::Acquire)
+            };
+            let boundary = boundary.max(self.seen);
+            cut.consumed(boundary - self.seen);
+            self.seen = boundary;
+            if !honoured {
+                return;
+            }
+        }
+        let played = shared.played.load(Ordering::Acquire).max(self.seen);
         self.tracker.consumed(played - self.seen);
         self.seen = played;
+        self.tracker.prune();
     }
 }
 
@@ -135,6 +166,8 @@ impl Producer {
 pub struct Player {
     shared: Arc<PlayerShared>,
     producer: Arc<Mutex<Producer>>,
+    /// Serialises barge-ins (not playback: `play` never waits for one).
+    interrupting: Mutex<()>,
     format: DeviceFormat,
     stop: Option<mpsc::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
@@ -218,6 +251,10 @@ impl Player {
         stop: Option<mpsc::Sender<()>>,
         stream_thread: Option<JoinHandle<()>>,
     ) -> Result<Self, AudioError> {
+        shared.max_pending.store(
+            u64::from(format.rate) * DEFAULT_MAX_BACKLOG_SECONDS,
+            Ordering::Release,
+        );
         let producer = Arc::new(Mutex::new(Producer {
             resampler: Resampler::new(API_RATE, format.rate)?,
             scratch: Vec::new(),
@@ -225,6 +262,8 @@ impl Player {
             tracker: PlaybackTracker::new(format.rate),
             seen: 0,
             sent: 0,
+            cut: None,
+            overflowed: false,
         }));
         // The feeder moves queued audio into the ring as the device makes room, so the
         // callback never waits and producers never wait for the device.
@@ -242,7 +281,7 @@ impl Player {
                         // While a barge-in flush is pending the callback will discard the
                         // ring: anything written now would be lost and miscounted.
                         let flushing = feeder_shared.flushed.load(Ordering::Acquire)
-                            != feeder_shared.flush.load(Ordering::Acquire);
+                            < feeder_shared.flush.load(Ordering::Acquire);
                         let room = if flushing {
                             0
                         } else {
@@ -266,6 +305,7 @@ impl Player {
         Ok(Self {
             shared,
             producer,
+            interrupting: Mutex::new(()),
             format,
             stop,
             threads,
@@ -277,6 +317,16 @@ impl Player {
         &self.format
     }
 
+    /// The longest backlog `play` keeps (default 300 s; audio beyond it is dropped and
+    /// reported by [`Player::error`]). The server sends answers faster than real time, so
+    /// the backlog must hold a whole answer; it only fills when the device stops consuming.
+    pub fn set_max_backlog(&self, max: std::time::Duration) {
+        let frames = max.as_secs_f64() * f64::from(self.format.rate);
+        self.shared
+            .max_pending
+            .store(frames.max(1.0) as u64, Ordering::Release);
+    }
+
     /// Queues 24 kHz mono PCM16 audio of an assistant item.
     pub fn play(&self, item_id: &str, samples: &[i16]) {
         let mut source = Vec::with_capacity(samples.len());
@@ -285,6 +335,17 @@ impl Player {
         let producer = &mut *producer;
         producer.scratch.clear();
         producer.resampler.process(&source, &mut producer.scratch);
+        let max = self.shared.max_pending.load(Ordering::Acquire);
+        if producer.pending.len() as u64 + producer.scratch.len() as u64 > max {
+            if !std::mem::replace(&mut producer.overflowed, true) {
+                tracing::warn!("playback backlog full: the output device is not consuming");
+                self.report(AudioError::Device(format!(
+                    "playback backlog over {} s: the output device is not consuming audio",
+                    max / u64::from(self.format.rate.max(1))
+                )));
+            }
+            return;
+        }
         producer.pending.extend(producer.scratch.iter().copied());
         let frames = producer.scratch.len() as u64;
         producer.tracker.queued(
@@ -308,22 +369,55 @@ impl Player {
 
     /// Barge-in: drops everything queued (in the ring too) and returns what to truncate
     /// (see [`PlaybackTracker::interrupt`]). Playback continues with what is played next.
+    ///
+    /// It waits (at most 500 ms: a stopped device never answers) for the audio callback to
+    /// empty the ring, so that the count of frames played is final — without holding the
+    /// lock `play` takes: audio queued meanwhile waits for the flush, then plays. A device
+    /// that does not answer is reported by [`Player::error`].
     pub fn interrupt(&self) -> Option<Truncation> {
-        let mut producer = self.producer.lock().expect("producer lock");
-        producer.pending.clear();
-        let mut flushed = Vec::new();
-        producer.resampler.flush(&mut flushed); // its audio belongs to the interrupted answer
-        // Ask the callback to empty the ring, and wait (briefly: a stopped device never
-        // answers) until it has, so the count of frames played is final.
-        let epoch = self.shared.flush.fetch_add(1, Ordering::AcqRel) + 1;
+        let _one_at_a_time = self.interrupting.lock().expect("interrupt lock");
+        let epoch = {
+            let mut producer = self.producer.lock().expect("producer lock");
+            let producer = &mut *producer;
+            producer.sync(&self.shared);
+            producer.pending.clear();
+            let mut flushed = Vec::new();
+            producer.resampler.flush(&mut flushed); // the interrupted answer's tail
+            let epoch = self.shared.flush.fetch_add(1, Ordering::AcqRel) + 1;
+            let cut = std::mem::replace(
+                &mut producer.tracker,
+                PlaybackTracker::new(self.format.rate),
+            );
+            producer.cut = Some((cut, epoch));
+            epoch
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
         while self.shared.flushed.load(Ordering::Acquire) < epoch
             && std::time::Instant::now() < deadline
         {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        let mut producer = self.producer.lock().expect("producer lock");
         producer.sync(&self.shared);
-        producer.tracker.interrupt()
+        let (mut cut, _) = producer.cut.take().expect("the cut of this interrupt");
+        if self.shared.flushed.load(Ordering::Acquire) < epoch {
+            // The flush never happened: the ring's audio stays queued in the device, and
+            // the feeder resumes (the epoch is taken as honoured).
+            self.shared.flushed.fetch_max(epoch, Ordering::AcqRel);
+            drop(producer);
+            self.report(AudioError::Device(
+                "the output device did not respond to a barge-in within 500 ms: it is stalled or stopped"
+                    .into(),
+            ));
+        }
+        cut.interrupt()
+    }
+
+    fn report(&self, error: AudioError) {
+        let mut slot = self.shared.error.lock().expect("error lock");
+        if slot.is_none() {
+            *slot = Some(error);
+        }
     }
 
     /// Milliseconds of `item_id` the device has played.
@@ -376,13 +470,16 @@ fn render<T: Copy>(
     convert: impl Fn(f32) -> T,
 ) {
     let epoch = shared.flush.load(Ordering::Acquire);
-    if shared.flushed.load(Ordering::Relaxed) != epoch {
+    if shared.flushed.load(Ordering::Acquire) < epoch {
         let stale = ring.slots();
         if let Ok(chunk) = ring.read_chunk(stale) {
             chunk.commit_all();
         }
         shared.discarded.fetch_add(stale as u64, Ordering::AcqRel);
-        shared.flushed.store(epoch, Ordering::Release);
+        shared
+            .played_at_flush
+            .store(shared.played.load(Ordering::Acquire), Ordering::Release);
+        shared.flushed.fetch_max(epoch, Ordering::AcqRel);
     }
     let frames = out.len() / channels.max(1);
     let mut played = 0;

@@ -243,6 +243,23 @@ impl Stream for FrameReceiver {
     }
 }
 
+/// How a connection ended, as its transport saw it.
+pub(crate) struct End {
+    /// Why it ended; `None` for a clean close.
+    pub(crate) error: Option<Error>,
+    /// A frame whose write had started but not completed: it may or may not have reached
+    /// the peer, and is reported unsent, first.
+    pub(crate) in_flight: Option<String>,
+    /// Items read but not yet delivered to the consumer.
+    pub(crate) held: Vec<Result<String>>,
+    /// `close()` calls waiting for the end.
+    pub(crate) close_acks: Vec<oneshot::Sender<Result<()>>>,
+    /// `flush()` calls that cannot complete.
+    pub(crate) unanswered_flushes: Vec<oneshot::Sender<()>>,
+    /// Whether the peer answered (or sent) a close frame.
+    pub(crate) close_answered: bool,
+}
+
 /// The transport's end of a pipe: the sending users' commands (`outbox`) and the
 /// consumer's queue (`inbox`), which a transport drives from two concurrent halves.
 pub(crate) struct Link {
@@ -325,21 +342,22 @@ impl Inbox {
 }
 
 impl Link {
-    /// Settles the end of the connection: `end` is why it ended (`None` for a clean close)
-    /// and `held` the incoming items the transport read but had not delivered yet.
-    /// Collects what was queued but never written, records the verdict (so that senders
-    /// woken from now on see it), answers the pending close and flush requests, then
-    /// delivers the held items and the verdict to the consumer.
-    pub(crate) async fn finish(
-        mut self,
-        end: Option<Error>,
-        held: Vec<Result<String>>,
-        mut close_acks: Vec<oneshot::Sender<Result<()>>>,
-        close_answered: bool,
-    ) {
+    /// Settles the end of the connection: collects what was queued but never written,
+    /// records the verdict (so that senders woken from now on see it), answers the pending
+    /// close and flush requests, then delivers the held items and the verdict to the
+    /// consumer.
+    pub(crate) async fn finish(mut self, end: End) {
+        let End {
+            error,
+            in_flight,
+            held,
+            mut close_acks,
+            unanswered_flushes,
+            close_answered,
+        } = end;
         let commands = &mut self.outbox.commands;
         commands.close();
-        let mut unsent = Vec::new();
+        let mut unsent: Vec<String> = in_flight.into_iter().collect();
         while let Ok(command) = commands.try_recv() {
             match command {
                 Command::Text(text) => unsent.push(text),
@@ -349,7 +367,7 @@ impl Link {
                 Command::Close(_, _, None) => {}
             }
         }
-        let verdict = match end {
+        let verdict = match error {
             Some(error) => Some(error.with_unsent(unsent)),
             None if unsent.is_empty() => None,
             None => Some(
@@ -367,6 +385,7 @@ impl Link {
         if let Some(error) = &verdict {
             *self.shared.failure.lock().expect("failure lock") = Some(error.details());
         }
+        drop(unanswered_flushes);
         for ack in close_acks {
             let answer = match &verdict {
                 Some(error) => Err(error.details()),

@@ -28,13 +28,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tracing::Instrument;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{self, Origin};
-use crate::pipe::{Command, FrameReceiver, FrameSender, Inbox, Limits, Link, Outbox, pipe};
+use crate::pipe::{Command, End, FrameReceiver, FrameSender, Inbox, Limits, Link, Outbox, pipe};
 
 /// Tuning of a connection. The defaults suit OpenAI.
 #[derive(Debug, Clone)]
@@ -295,13 +295,24 @@ async fn run(socket: Socket, mut link: Link, timing: Timing) {
     } else {
         tracing::debug!("connection closed");
     }
-    link.finish(end, read.held, written.close_acks, read.close_received)
-        .await;
+    link.finish(End {
+        error: end,
+        in_flight: written.in_flight,
+        held: read.held,
+        close_acks: written.close_acks,
+        unanswered_flushes: written.unanswered,
+        close_answered: read.close_received,
+    })
+    .await;
 }
 
 struct Written {
     error: Option<Error>,
+    /// A text frame whose write had started but not completed when the connection ended.
+    in_flight: Option<String>,
     close_acks: Vec<oneshot::Sender<Result<()>>>,
+    /// Flushes that cannot complete; dropped once the verdict is recorded.
+    unanswered: Vec<oneshot::Sender<()>>,
 }
 
 async fn write(
@@ -314,14 +325,11 @@ async fn write(
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
     let mut close_acks = Vec::new();
-    let dead = || {
-        Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "a write did not complete in {} ms: the server is not reading",
-                timing.dead_after.as_millis()
-            ),
-        )
+    let mut unanswered = Vec::new();
+    let mut in_flight = None;
+    let guard = Guard {
+        cancel,
+        limit: timing.dead_after,
     };
     // Every socket operation is bounded: against a peer that stopped reading, a write
     // blocks for as long as TCP keeps the connection (forever, with zero-window probes).
@@ -332,18 +340,29 @@ async fn write(
                 () = cancel.fired() => return Ok(()),
                 command = outbox.next_command() => command,
                 _ = ping.tick() => {
-                    guarded(cancel, timing.dead_after, sink.send(Message::Ping(Bytes::new())), dead).await?;
+                    guard.run(sink.send(Message::Ping(Bytes::new()))).await?;
                     continue;
                 }
             };
             let (code, reason) = match command {
                 Some(Command::Text(text)) => {
-                    guarded(cancel, timing.dead_after, sink.send(Message::text(text)), dead).await?;
+                    // `Utf8Bytes` shares the text, so keeping it for the report is free.
+                    let payload = Utf8Bytes::from(text);
+                    let written = guard.run(sink.send(Message::Text(payload.clone()))).await;
+                    if !matches!(written, Ok(Outcome::Done)) {
+                        in_flight = Some(payload.as_str().to_owned());
+                    }
+                    written?;
                     continue;
                 }
                 Some(Command::Flush(done)) => {
-                    guarded(cancel, timing.dead_after, sink.flush(), dead).await?;
-                    let _ = done.send(());
+                    match guard.run(sink.flush()).await {
+                        Ok(Outcome::Done) => {
+                            let _ = done.send(());
+                        }
+                        // Answered (with the verdict) once the end is settled.
+                        _ => unanswered.push(done),
+                    }
                     continue;
                 }
                 Some(Command::Close(code, reason, ack)) => {
@@ -358,7 +377,7 @@ async fn write(
                 code: CloseCode::from(code),
                 reason: reason.into(),
             };
-            guarded(cancel, timing.dead_after, sink.send(Message::Close(Some(frame))), dead).await?;
+            guard.run(sink.send(Message::Close(Some(frame)))).await?;
             // The connection ends when the server answers; bounded.
             if tokio::time::timeout(timing.close_timeout, cancel.fired())
                 .await
@@ -373,29 +392,49 @@ async fn write(
     cancel.fire();
     Written {
         error: result.err(),
+        in_flight,
         close_acks,
+        unanswered,
     }
 }
 
-/// Runs one socket operation, bounded by `limit` and by the connection's end.
-async fn guarded<T>(
-    cancel: &Cancel,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    /// The connection ended first.
+    Cancelled,
+}
+
+/// Bounds socket operations by a time limit and by the connection's end.
+struct Guard<'a> {
+    cancel: &'a Cancel,
     limit: Duration,
-    operation: impl Future<Output = Result<T, tungstenite::Error>>,
-    dead: impl Fn() -> Error,
-) -> Result<(), Error> {
-    tokio::select! {
-        biased;
-        () = cancel.fired() => Ok(()),
-        done = tokio::time::timeout(limit, operation) => match done {
-            Err(_) => Err(dead()),
-            Ok(Err(error)) => Err(Error::new(
-                ErrorKind::Closed,
-                format!("the connection failed: {error}"),
-            )
-            .with_source(error)),
-            Ok(Ok(_)) => Ok(()),
-        },
+}
+
+impl Guard<'_> {
+    async fn run<T>(
+        &self,
+        operation: impl Future<Output = Result<T, tungstenite::Error>>,
+    ) -> Result<Outcome, Error> {
+        tokio::select! {
+            biased;
+            () = self.cancel.fired() => Ok(Outcome::Cancelled),
+            done = tokio::time::timeout(self.limit, operation) => match done {
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "a write did not complete in {} ms: the server is not reading",
+                        self.limit.as_millis()
+                    ),
+                )),
+                Ok(Err(error)) => Err(Error::new(
+                    ErrorKind::Closed,
+                    format!("the connection failed: {error}"),
+                )
+                .with_source(error)),
+                Ok(Ok(_)) => Ok(Outcome::Done),
+            },
+        }
     }
 }
 
