@@ -51,16 +51,48 @@ pub struct Rule {
 }
 
 /// Faults to inject into every session, for testing clients' error handling.
+///
+/// Counts of "events sent" are of server events written to the socket (injected frames
+/// not included). Build with struct-update syntax: `Faults { kill_after: Some(3),
+/// ..Faults::default() }`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
-    /// Close the socket with this code and reason after sending this many events.
+    /// Close the socket with this code and reason after sending this many events (when the
+    /// next event is due).
     pub close_after: Option<(usize, u16, String)>,
-    /// Stop reading and writing (no pongs either) after sending this many events.
+    /// Stop reading and writing (no pongs either) after sending this many events (when the
+    /// next event is due).
     pub stall_after: Option<usize>,
     /// Send a text frame that is not JSON after this many events.
     pub malformed_after: Option<usize>,
     /// Send a binary frame after this many events.
     pub binary_after: Option<usize>,
+    /// Drop the TCP connection abruptly, without a close frame, right after sending this many
+    /// events (`Some(0)`: right after the 101, before `session.created`). The client sees an
+    /// abnormal end (1006).
+    pub kill_after: Option<usize>,
+    /// When the n-th (1-based) client event whose `type` is the string arrives, process it,
+    /// then do the action; e.g. `("input_audio_buffer.append", 3, FaultAction::Kill)` ends the
+    /// connection mid-append, and `("response.create", 1,
+    /// FaultAction::Delayed(Duration::from_millis(200), Box::new(FaultAction::Kill)))`
+    /// mid-response.
+    pub on_client: Option<(String, usize, FaultAction)>,
+    /// Close with this code and reason right after the 101, before `session.created`.
+    pub close_before_session_created: Option<(u16, String)>,
+}
+
+/// What a [`Faults::on_client`] trigger does.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum FaultAction {
+    /// Send a close frame with this code and reason (then wait briefly for the client's).
+    Close(u16, String),
+    /// Drop the TCP connection without a close frame (the client sees 1006).
+    Kill,
+    /// Stop reading, writing and answering pings, until the simulator shuts down.
+    Stall,
+    /// Do the action after this delay (the session goes on meanwhile).
+    Delayed(Duration, Box<FaultAction>),
 }
 
 /// What the beta header (`OpenAI-Beta: realtime=v1`) gets.
@@ -120,6 +152,9 @@ pub struct SimConfig {
     pub(crate) session_duration: Duration,
     pub(crate) recorder: Option<Recorder>,
     pub(crate) audio_chunk: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
 }
 
 impl Default for SimConfig {
@@ -135,6 +170,9 @@ impl Default for SimConfig {
             session_duration: Duration::from_secs(3600),
             recorder: None,
             audio_chunk: Duration::from_millis(100),
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -156,12 +194,42 @@ impl SimConfig {
     }
 
     /// How many times faster than real time audio is generated (default 1.0). Values that
-    /// are not positive and finite are ignored.
+    /// are not positive and finite are ignored; the rest are clamped to
+    /// [`MIN_SPEED`](Self::MIN_SPEED)..=[`MAX_SPEED`](Self::MAX_SPEED).
     #[must_use]
     pub fn speed(mut self, speed: f64) -> Self {
         if speed.is_finite() && speed > 0.0 {
-            self.speed = speed;
+            self.speed = speed.clamp(Self::MIN_SPEED, Self::MAX_SPEED);
         }
+        self
+    }
+
+    /// The slowest [`speed`](Self::speed): a thousand times slower than real time.
+    pub const MIN_SPEED: f64 = 1e-3;
+    /// The fastest [`speed`](Self::speed): a million times faster than real time.
+    pub const MAX_SPEED: f64 = 1e6;
+
+    /// How many TCP connections are served at once (default 1024). Connections over the cap
+    /// get `503 Service Unavailable` and are closed. At least 1.
+    #[must_use]
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long a client may take to send its request headers (default 30 s, as hyper's);
+    /// an idle or slow connection is closed after it.
+    #[must_use]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a write to a session's socket may block (default 30 s): a client that stops
+    /// reading for longer is disconnected.
+    #[must_use]
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
         self
     }
 
@@ -195,7 +263,8 @@ impl SimConfig {
         self
     }
 
-    /// How long sessions last before `session_expired` (default 60 minutes).
+    /// How long sessions last before `session_expired` (default 60 minutes). A duration too
+    /// long to represent (e.g. `Duration::MAX`) means sessions never expire.
     #[must_use]
     pub fn session_duration(mut self, duration: Duration) -> Self {
         self.session_duration = duration;

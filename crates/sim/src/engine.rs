@@ -30,17 +30,108 @@ const ACCEPTED: &str = "'session.update', 'session.close', 'input_audio_buffer.a
 const DEFAULT_INSTRUCTIONS: &str =
     "You are reelthyme's simulated assistant. You answer deterministically.";
 
+/// Conversation items kept; past it the oldest go, as the service's context truncation
+/// drops them.
+pub(crate) const MAX_ITEMS: usize = 1024;
+/// Bytes of conversation (items as JSON, and their audio) kept, likewise.
+const MAX_CONVERSATION_BYTES: usize = 64 << 20;
+/// Responses running at once: the conversation's and the out-of-band ones.
+pub(crate) const MAX_RESPONSES: usize = 16;
+/// What `max_output_tokens: "inf"` allows: the service's largest number.
+const DEFAULT_MAX_TOKENS: u64 = 4096;
+/// Characters per token, for the simulator's token counts.
+const CHARS_PER_TOKEN: u64 = 4;
+/// The most synthesized audio one response speaks.
+const MAX_REPLY_AUDIO: Duration = Duration::from_secs(5 * 60);
+/// The most user text a default answer echoes back.
+const MAX_ECHO_CHARS: usize = 1_000;
+/// The most user text a reply is chosen from (rules, tool guesses).
+const MAX_INPUT_CHARS: usize = 64 << 10;
+/// The input audio buffer holds at most the service's one documented size, 15 MiB of
+/// 16-bit audio; appends past it get an `error`.
+const MAX_BUFFER_SAMPLES: usize = reelthyme_schema::MAX_APPEND_BYTES / 2;
+/// The most events one `release` emits, so the connection can pace a backlog.
+const RELEASE_BATCH: usize = 64;
+/// The furthest ahead a response step is scheduled.
+const MAX_STEP_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A sample rate the engine can compute with: 0 (or any nonsense from an unvalidated
+/// configuration) must not divide by zero or allocate without bound.
+fn sane_rate(rate: u32) -> u32 {
+    if rate == 0 {
+        reelthyme_schema::PCM_SAMPLE_RATE
+    } else {
+        rate.clamp(8_000, 48_000)
+    }
+}
+
+/// Sets `key` on an object; other values are left alone (no `IndexMut` panics).
+fn set(target: &mut Value, key: &str, value: Value) {
+    if let Some(object) = target.as_object_mut() {
+        object.insert(key.to_owned(), value);
+    }
+}
+
+/// The first `max` characters of `text`.
+fn truncate_chars(text: &str, max: usize) -> &str {
+    text.char_indices()
+        .nth(max)
+        .map_or(text, |(at, _)| &text[..at])
+}
+
 /// A conversation item with its audio, kept apart so events can omit it.
 #[derive(Debug, Clone)]
 struct Stored {
     item: Value,
     audio: Vec<i16>,
     rate: u32,
+    /// The size of `item` as JSON, for the conversation's cap.
+    json_bytes: usize,
 }
 
 impl Stored {
+    fn new(item: Value, audio: Vec<i16>, rate: u32) -> Self {
+        let json_bytes = item.to_string().len();
+        Self {
+            item,
+            audio,
+            rate: sane_rate(rate),
+            json_bytes,
+        }
+    }
+
     fn id(&self) -> &str {
-        self.item["id"].as_str().unwrap_or_default()
+        self.item
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    fn bytes(&self) -> usize {
+        self.json_bytes + self.audio.len() * 2
+    }
+
+    fn set_item(&mut self, item: Value) {
+        self.json_bytes = item.to_string().len();
+        self.item = item;
+    }
+}
+
+/// Where a response's audio comes from, a chunk at a time.
+#[derive(Debug)]
+enum AudioSource {
+    /// Synthesized from this text at this rate.
+    Synth(Arc<str>, u32),
+    /// The user's own audio (an echo).
+    Echo(Arc<[i16]>),
+}
+
+impl AudioSource {
+    fn samples(&self, range: std::ops::Range<usize>) -> Vec<i16> {
+        match self {
+            Self::Synth(text, rate) => synth::speak_range(text, *rate, range),
+            Self::Echo(audio) => audio.get(range).map(<[i16]>::to_vec).unwrap_or_default(),
+        }
     }
 }
 
@@ -55,10 +146,14 @@ enum PartKind {
 enum Step {
     Created,
     MessageAdded,
-    FunctionAdded { call_id: String, name: String },
+    FunctionAdded {
+        call_id: String,
+        name: String,
+    },
     PartAdded(PartKind),
     TextDelta(String),
-    AudioDelta(Vec<i16>),
+    /// These samples of the response's audio source.
+    AudioDelta(std::ops::Range<usize>),
     ArgsDelta(String),
     PartDone,
     ItemDone,
@@ -87,6 +182,9 @@ struct Active {
     failure: Option<(String, String)>,
     output_format: AudioFormat,
     input_tokens: u64,
+    audio: Option<AudioSource>,
+    /// Cut short by `max_output_tokens` (or the simulator's own caps).
+    truncated: bool,
 }
 
 /// A session's state.
@@ -385,7 +483,7 @@ impl Engine {
     }
 
     fn input_rate(&self) -> u32 {
-        self.input_format().sample_rate().unwrap_or(24_000)
+        sane_rate(self.input_format().sample_rate().unwrap_or(24_000))
     }
 
     fn vad_settings(&self) -> Option<(VadSettings, bool, bool)> {
@@ -461,20 +559,33 @@ impl Engine {
                 );
             }
         };
+        if self.buffer.len().saturating_add(samples.len()) > MAX_BUFFER_SAMPLES {
+            let message = format!(
+                "The input audio buffer is full: it holds at most {} MiB of audio. Commit or clear it.",
+                reelthyme_schema::MAX_APPEND_BYTES >> 20
+            );
+            return self.error(Some("invalid_value"), &message, Some("audio"), event_id);
+        }
         self.buffer.extend_from_slice(&samples);
         self.timeline += samples.len() as u64;
         let Some((settings, create_response, interrupt)) = self.vad_settings() else {
+            // Without VAD the detector keeps its place, so turning it on later reports
+            // positions on the session's timeline.
+            self.vad.reset(self.timeline);
             return;
         };
         let mut events = Vec::new();
         self.vad.feed(&samples, settings, &mut events);
         let rate = u64::from(settings.rate);
+        let padding = settings.prefix_padding_ms.saturating_mul(rate) / 1000;
         for event in events {
             match event {
                 VadEvent::Started { speech_start } => {
-                    let item_id = self.ids.next("item");
-                    let start_ms =
-                        (speech_start * 1000 / rate).saturating_sub(settings.prefix_padding_ms);
+                    let item_id = self.new_item_id();
+                    let start_ms = (speech_start.saturating_mul(1000) / rate)
+                        .saturating_sub(settings.prefix_padding_ms);
+                    // The turn's audio starts at the prefix padding before the speech.
+                    self.trim_buffer_before(speech_start.saturating_sub(padding));
                     self.speech_item = Some(item_id.clone());
                     self.speech_start = speech_start;
                     self.emit(
@@ -488,26 +599,62 @@ impl Engine {
                     }
                 }
                 VadEvent::Stopped { speech_end } => {
-                    let item_id = self
-                        .speech_item
-                        .take()
-                        .unwrap_or_else(|| self.ids.next("item"));
-                    let end_ms = speech_end * 1000 / rate + settings.silence_duration_ms;
+                    let item_id = match self.speech_item.take() {
+                        Some(id) => id,
+                        None => self.new_item_id(),
+                    };
+                    let end_ms = (speech_end.saturating_mul(1000) / rate)
+                        .saturating_add(settings.silence_duration_ms);
                     self.emit(
                         "input_audio_buffer.speech_stopped",
                         json!({"audio_end_ms": end_ms, "item_id": item_id}),
                     );
                     // Commit what was buffered up to the end of the silence rule.
-                    let buffer_start = self.timeline - self.buffer.len() as u64;
-                    let end_sample = speech_end + settings.silence_duration_ms * rate / 1000;
-                    let keep_from =
-                        (end_sample.saturating_sub(buffer_start) as usize).min(self.buffer.len());
+                    let buffer_start = self.timeline.saturating_sub(self.buffer.len() as u64);
+                    let end_sample = speech_end
+                        .saturating_add(settings.silence_duration_ms.saturating_mul(rate) / 1000);
+                    let keep_from = usize::try_from(end_sample.saturating_sub(buffer_start))
+                        .unwrap_or(usize::MAX)
+                        .min(self.buffer.len());
                     let committed: Vec<i16> = self.buffer.drain(..keep_from).collect();
                     self.commit(item_id, committed);
-                    if create_response && !self.responses.iter().any(|r| r.in_conversation) {
+                    if create_response
+                        && !self.responses.iter().any(|r| r.in_conversation)
+                        && self.responses.len() < MAX_RESPONSES
+                    {
                         self.start_response(ResponseParams::default(), now);
                     }
                 }
+            }
+        }
+        if !self.vad.speaking() {
+            // Silence before speech is kept only as far back as the prefix padding (and the
+            // frames that confirm a start): a quiet microphone does not fill the buffer.
+            let confirm = rate * 50 / 1000;
+            let keep_from = self
+                .timeline
+                .saturating_sub(padding.saturating_add(confirm));
+            self.trim_buffer_before(keep_from);
+        }
+    }
+
+    /// Drops the buffered audio before `position` of the input timeline.
+    fn trim_buffer_before(&mut self, position: u64) {
+        let buffer_start = self.timeline.saturating_sub(self.buffer.len() as u64);
+        let drop = usize::try_from(position.saturating_sub(buffer_start))
+            .unwrap_or(usize::MAX)
+            .min(self.buffer.len());
+        if drop > 0 {
+            self.buffer.drain(..drop);
+        }
+    }
+
+    /// A fresh item id: not in the conversation, not announced by `speech_started`.
+    fn new_item_id(&mut self) -> String {
+        loop {
+            let id = self.ids.next("item");
+            if self.find(&id).is_none() && self.speech_item.as_deref() != Some(id.as_str()) {
+                return id;
             }
         }
     }
@@ -527,10 +674,10 @@ impl Engine {
                 event_id,
             );
         }
-        let item_id = self
-            .speech_item
-            .take()
-            .unwrap_or_else(|| self.ids.next("item"));
+        let item_id = match self.speech_item.take() {
+            Some(id) => id,
+            None => self.new_item_id(),
+        };
         let samples = std::mem::take(&mut self.buffer);
         self.vad.reset(self.timeline);
         self.commit(item_id, samples);
@@ -543,6 +690,12 @@ impl Engine {
     }
 
     fn commit(&mut self, item_id: String, samples: Vec<i16>) {
+        // An id the client took meanwhile is not reused.
+        let item_id = if self.find(&item_id).is_some() {
+            self.new_item_id()
+        } else {
+            item_id
+        };
         let previous = self.last_item_id();
         self.emit(
             "input_audio_buffer.committed",
@@ -552,11 +705,8 @@ impl Engine {
             "content": [{"type": "input_audio", "transcript": null}]});
         let rate = self.input_rate();
         let seconds = samples.len() as f64 / f64::from(rate);
-        self.items.push(Stored {
-            item: item.clone(),
-            audio: samples,
-            rate,
-        });
+        self.items.push(Stored::new(item.clone(), samples, rate));
+        self.prune_conversation();
         let object = json!({"object": "realtime.item"});
         let mut announced = item;
         merge(&mut announced, object);
@@ -593,17 +743,29 @@ impl Engine {
                 json!({"item_id": item_id, "content_index": 0, "delta": word}),
             );
         }
-        let audio_tokens = (seconds * 10.0).ceil() as u64;
+        let audio_tokens = if seconds.is_finite() {
+            (seconds * 10.0).ceil() as u64
+        } else {
+            0
+        };
         let text_tokens = (transcript.len() as u64).div_ceil(4);
         self.emit(
             "conversation.item.input_audio_transcription.completed",
             json!({"item_id": item_id, "content_index": 0, "transcript": transcript,
-                "usage": {"type": "tokens", "total_tokens": audio_tokens + text_tokens, "input_tokens": audio_tokens,
+                "usage": {"type": "tokens", "total_tokens": audio_tokens.saturating_add(text_tokens), "input_tokens": audio_tokens,
                     "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
                     "output_tokens": text_tokens}}),
         );
-        if let Some(stored) = self.items.iter_mut().find(|s| s.id() == item_id) {
-            stored.item["content"][0]["transcript"] = Value::String(transcript);
+        if let Some(stored) = self.items.iter_mut().rev().find(|s| s.id() == item_id) {
+            let mut item = stored.item.clone();
+            if let Some(part) = item
+                .get_mut("content")
+                .and_then(Value::as_array_mut)
+                .and_then(|parts| parts.first_mut())
+            {
+                set(part, "transcript", Value::String(transcript));
+            }
+            stored.set_item(item);
         }
     }
 
@@ -643,7 +805,7 @@ impl Engine {
         if value
             .get("id")
             .and_then(Value::as_str)
-            .is_some_and(|id| self.find(id).is_some())
+            .is_some_and(|id| self.find(id).is_some() || self.speech_item.as_deref() == Some(id))
         {
             let message = format!("Item with id already exists: {}", value["id"]);
             return self.error(
@@ -654,11 +816,12 @@ impl Engine {
             );
         }
         if value.get("id").is_none() {
-            value["id"] = Value::String(self.ids.next("item"));
+            let id = self.new_item_id();
+            set(&mut value, "id", Value::String(id));
         }
-        value["object"] = Value::String("realtime.item".into());
+        set(&mut value, "object", Value::String("realtime.item".into()));
         if value.get("status").is_none() {
-            value["status"] = Value::String("completed".into());
+            set(&mut value, "status", Value::String("completed".into()));
         }
         // Audio is kept apart and left out of the events, as the API does.
         let mut audio = Vec::new();
@@ -671,7 +834,7 @@ impl Engine {
                     audio.extend(decoded);
                     part.as_object_mut().map(|p| p.remove("audio"));
                     if part.get("transcript").is_none() {
-                        part["transcript"] = Value::Null;
+                        set(part, "transcript", Value::Null);
                     }
                 }
             }
@@ -681,14 +844,9 @@ impl Engine {
         } else {
             Value::String(self.items[index - 1].id().to_owned())
         };
-        self.items.insert(
-            index,
-            Stored {
-                item: value.clone(),
-                audio,
-                rate: 24_000,
-            },
-        );
+        self.items
+            .insert(index, Stored::new(value.clone(), audio, 24_000));
+        self.prune_conversation();
         self.emit(
             "conversation.item.added",
             json!({"previous_item_id": previous, "item": value}),
@@ -726,7 +884,7 @@ impl Engine {
                 .and_then(Value::as_array_mut)
                 .and_then(|parts| parts.first_mut())
             {
-                part["audio"] = Value::String(audio.into_string());
+                set(part, "audio", Value::String(audio.into_string()));
             }
         }
         self.emit("conversation.item.retrieved", json!({ "item": item }));
@@ -784,7 +942,8 @@ impl Engine {
             );
         }
         let audio = live.unwrap_or_else(|| stored.audio.clone());
-        let duration_ms = audio.len() as u64 * 1000 / u64::from(stored.rate);
+        let rate = u64::from(sane_rate(stored.rate));
+        let duration_ms = (audio.len() as u64).saturating_mul(1000) / rate;
         if audio_end_ms > duration_ms {
             let message = format!(
                 "Audio content of {duration_ms}ms is shorter than the requested audio_end_ms of {audio_end_ms}ms."
@@ -796,11 +955,19 @@ impl Engine {
                 event_id,
             );
         }
-        let keep = (audio_end_ms * u64::from(stored.rate) / 1000) as usize;
+        let keep = usize::try_from(audio_end_ms.saturating_mul(rate) / 1000).unwrap_or(usize::MAX);
         stored.audio = audio;
         stored.audio.truncate(keep);
         // The model must forget what the user did not hear: the transcript goes.
-        stored.item["content"][content_index as usize]["transcript"] = Value::String(String::new());
+        let mut item = stored.item.clone();
+        if let Some(part) = item
+            .get_mut("content")
+            .and_then(Value::as_array_mut)
+            .and_then(|parts| parts.get_mut(content_index as usize))
+        {
+            set(part, "transcript", Value::String(String::new()));
+        }
+        stored.set_item(item);
         self.emit(
             "conversation.item.truncated",
             json!({"item_id": item_id, "content_index": content_index, "audio_end_ms": audio_end_ms}),
@@ -813,6 +980,12 @@ impl Engine {
         if self.session.kind == Some(SessionKind::Transcription) {
             let message = "Responses are not supported in transcription sessions.";
             return self.error(Some("invalid_value"), message, Some("type"), event_id);
+        }
+        if self.responses.len() >= MAX_RESPONSES {
+            let message = format!(
+                "Too many responses in progress: at most {MAX_RESPONSES} run at once. Wait for one to finish."
+            );
+            return self.error(Some("too_many_active_responses"), &message, None, event_id);
         }
         let out_of_band = params.conversation.as_deref() == Some("none");
         if !out_of_band && let Some(active) = self.responses.iter().find(|r| r.in_conversation) {
@@ -849,23 +1022,26 @@ impl Engine {
 
     /// The text the assistant answers: of the last user message, or after a tool output.
     fn latest_input(&self, params: &ResponseParams) -> (String, Option<(String, String)>) {
-        let resolve = |value: &Value| -> Option<Value> {
+        let given: Vec<Value> = params
+            .input
+            .iter()
+            .flatten()
+            .filter_map(|i| serde_json::to_value(i).ok())
+            .collect();
+        fn resolve<'a>(items: &'a [Stored], value: &'a Value) -> Option<&'a Value> {
             if value["type"] == "item_reference" {
                 let id = value["id"].as_str()?;
-                self.items
-                    .iter()
-                    .find(|s| s.id() == id)
-                    .map(|s| s.item.clone())
+                items.iter().find(|s| s.id() == id).map(|s| &s.item)
             } else {
-                Some(value.clone())
+                Some(value)
             }
-        };
-        let items: Vec<Value> = match &params.input {
-            Some(input) => input
+        }
+        let items: Vec<&Value> = match &params.input {
+            Some(_) => given
                 .iter()
-                .filter_map(|i| resolve(&serde_json::to_value(i).ok()?))
+                .filter_map(|v| resolve(&self.items, v))
                 .collect(),
-            None => self.items.iter().map(|s| s.item.clone()).collect(),
+            None => self.items.iter().map(|s| &s.item).collect(),
         };
         if let Some(last) = items.last()
             && last["type"] == "function_call_output"
@@ -875,26 +1051,35 @@ impl Engine {
                 .iter()
                 .find(|i| i["type"] == "function_call" && i["call_id"] == call_id)
                 .and_then(|i| i["name"].as_str())
-                .unwrap_or("tool")
-                .to_owned();
-            let output = last["output"].as_str().unwrap_or_default().to_owned();
+                .unwrap_or("tool");
+            let name = truncate_chars(name, 64).to_owned();
+            let output = last["output"].as_str().unwrap_or_default();
+            let output = truncate_chars(output, MAX_ECHO_CHARS).to_owned();
             return (String::new(), Some((name, output)));
         }
-        let text = items
+        let mut text = String::new();
+        if let Some(message) = items
             .iter()
             .rev()
             .find(|i| i["type"] == "message" && i["role"] == "user")
-            .map(|i| {
-                i["content"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p["text"].as_str().or_else(|| p["transcript"].as_str()))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        (text, None)
+        {
+            for part in message["content"].as_array().into_iter().flatten() {
+                let Some(piece) = part["text"]
+                    .as_str()
+                    .or_else(|| part["transcript"].as_str())
+                else {
+                    continue;
+                };
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(truncate_chars(piece, MAX_INPUT_CHARS));
+                if text.len() >= MAX_INPUT_CHARS {
+                    break;
+                }
+            }
+        }
+        (truncate_chars(&text, MAX_INPUT_CHARS).to_owned(), None)
     }
 
     fn choose_reply(
@@ -1000,6 +1185,10 @@ impl Engine {
             .max_output_tokens
             .or(self.session.max_output_tokens)
             .unwrap_or(MaxTokens::Inf(reelthyme_schema::Infinite::Inf));
+        let token_limit = match max_tokens {
+            MaxTokens::Limit(n) => u64::from(n).clamp(1, DEFAULT_MAX_TOKENS),
+            _ => DEFAULT_MAX_TOKENS,
+        };
         let metadata = params.metadata.clone().flatten();
         let response = json!({
             "object": "realtime.response", "id": id, "status": "in_progress", "status_details": null,
@@ -1011,30 +1200,51 @@ impl Engine {
         let input_tokens = self
             .items
             .iter()
-            .map(|s| s.item.to_string().len() as u64 / 8 + s.audio.len() as u64 / 2_400)
+            .map(|s| s.json_bytes as u64 / 8 + s.audio.len() as u64 / 2_400)
             .sum::<u64>()
             + 20;
         let mut steps = VecDeque::new();
-        let pace = |d: Duration| d.div_f64(self.config.speed);
+        let speed = self.config.speed;
+        // `speed` is clamped where it is set; a step is never scheduled past a year.
+        let pace = |d: Duration| {
+            Duration::try_from_secs_f64(d.as_secs_f64() / speed)
+                .unwrap_or(MAX_STEP_DELAY)
+                .min(MAX_STEP_DELAY)
+        };
         let mut at = Duration::ZERO;
+        let advance = |at: Duration, d: Duration| at.saturating_add(pace(d)).min(MAX_STEP_DELAY);
         steps.push_back((at, Step::Created));
         let mut failure = None;
+        let mut truncated = false;
+        let mut audio = None;
+        // The answer's text, cut at the token limit (and, for speech, at the audio cap).
+        let max_chars = usize::try_from(token_limit * CHARS_PER_TOKEN).unwrap_or(usize::MAX);
+        let mut limit = |text: String, max_chars: usize| -> String {
+            if text.chars().count() > max_chars {
+                truncated = true;
+                truncate_chars(&text, max_chars).to_owned()
+            } else {
+                text
+            }
+        };
         match reply {
             Reply::Fail { code, message } => failure = Some((code, message)),
             Reply::FunctionCall { name, arguments } => {
                 let call_id = self.ids.next("call");
+                let arguments = limit(arguments, max_chars);
                 steps.push_back((at, Step::FunctionAdded { call_id, name }));
                 for piece in chunk_text(&arguments, 12) {
-                    at += pace(Duration::from_millis(10));
+                    at = advance(at, Duration::from_millis(10));
                     steps.push_back((at, Step::ArgsDelta(piece)));
                 }
                 steps.push_back((at, Step::ItemDone));
             }
             Reply::Text(text) | Reply::Echo(text) if !audio_out => {
+                let text = limit(text, max_chars);
                 steps.push_back((at, Step::MessageAdded));
                 steps.push_back((at, Step::PartAdded(PartKind::Text)));
                 for word in split_keep_spaces(&text) {
-                    at += pace(Duration::from_millis(10));
+                    at = advance(at, Duration::from_millis(10));
                     steps.push_back((at, Step::TextDelta(word)));
                 }
                 steps.push_back((at, Step::PartDone));
@@ -1046,34 +1256,49 @@ impl Engine {
                     Reply::Text(text) => (text, false),
                     _ => unreachable!("handled above"),
                 };
-                let rate = format.sample_rate().unwrap_or(24_000);
-                let audio = if echo {
-                    self.items
-                        .iter()
-                        .rev()
-                        .find(|s| !s.audio.is_empty() && s.item["role"] == "user")
-                        .map(|s| s.audio.clone())
-                        .unwrap_or_else(|| synth::speak(&text, rate))
-                } else {
-                    synth::speak(&text, rate)
+                let rate = sane_rate(format.sample_rate().unwrap_or(24_000));
+                let max_samples =
+                    (MAX_REPLY_AUDIO.as_secs() as usize).saturating_mul(rate as usize);
+                // 65 ms of speech per character: the audio cap is a character cap too.
+                let spoken_chars = (MAX_REPLY_AUDIO.as_millis() / 65) as usize;
+                let text = limit(text, max_chars.min(spoken_chars));
+                let echoed = echo
+                    .then(|| {
+                        self.items
+                            .iter()
+                            .rev()
+                            .find(|s| !s.audio.is_empty() && s.item["role"] == "user")
+                            .map(|s| Arc::<[i16]>::from(&s.audio[..s.audio.len().min(max_samples)]))
+                    })
+                    .flatten();
+                let (source, total) = match echoed {
+                    Some(samples) => {
+                        let total = samples.len();
+                        (AudioSource::Echo(samples), total)
+                    }
+                    None => (
+                        AudioSource::Synth(Arc::from(text.as_str()), rate),
+                        synth::length(&text, rate).min(max_samples),
+                    ),
                 };
+                audio = Some(source);
                 steps.push_back((at, Step::MessageAdded));
                 steps.push_back((at, Step::PartAdded(PartKind::Audio)));
                 let chunk =
                     ((self.config.audio_chunk.as_secs_f64() * f64::from(rate)) as usize).max(1);
-                let chunks: Vec<&[i16]> = audio.chunks(chunk).collect();
+                let chunks = total.div_ceil(chunk);
                 let words = split_keep_spaces(&text);
                 let mut next_word = 0;
-                for (k, samples) in chunks.iter().enumerate() {
-                    let due_words = ((k + 1) * words.len()).div_ceil(chunks.len().max(1));
+                for k in 0..chunks {
+                    let range = k * chunk..((k + 1) * chunk).min(total);
+                    let due_words = ((k + 1) * words.len()).div_ceil(chunks.max(1));
                     while next_word < due_words.min(words.len()) {
                         steps.push_back((at, Step::TextDelta(words[next_word].clone())));
                         next_word += 1;
                     }
-                    steps.push_back((at, Step::AudioDelta(samples.to_vec())));
-                    at += pace(Duration::from_secs_f64(
-                        samples.len() as f64 / f64::from(rate),
-                    ));
+                    let seconds = range.len() as f64 / f64::from(rate);
+                    steps.push_back((at, Step::AudioDelta(range)));
+                    at = advance(at, Duration::from_secs_f64(seconds));
                 }
                 while next_word < words.len() {
                     steps.push_back((at, Step::TextDelta(words[next_word].clone())));
@@ -1095,26 +1320,44 @@ impl Engine {
             failure,
             output_format: format,
             input_tokens,
+            audio,
+            truncated,
         });
         self.release(now);
+    }
+
+    /// Drops the oldest items past the conversation's caps.
+    fn prune_conversation(&mut self) {
+        let mut bytes: usize = self.items.iter().map(Stored::bytes).sum();
+        let mut drop = 0;
+        while self.items.len() - drop > MAX_ITEMS
+            || (bytes > MAX_CONVERSATION_BYTES && self.items.len() - drop > 1)
+        {
+            bytes -= self.items[drop].bytes();
+            drop += 1;
+        }
+        if drop > 0 {
+            self.items.drain(..drop);
+        }
     }
 
     /// When the next response step is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         self.responses
             .iter()
-            .filter_map(|r| r.steps.front().map(|(at, _)| r.started + *at))
+            .filter_map(|r| r.steps.front().map(|(at, _)| due(r.started, *at)))
             .min()
     }
 
-    /// Emits every response step that is due.
+    /// Emits the response steps that are due, up to a batch (the connection comes back for
+    /// the rest once it has written these).
     pub(crate) fn release(&mut self, now: Instant) {
         let mut index = 0;
-        while index < self.responses.len() {
+        while index < self.responses.len() && self.out.len() < RELEASE_BATCH {
             let due = self.responses[index]
                 .steps
                 .front()
-                .is_some_and(|(at, _)| self.responses[index].started + *at <= now);
+                .is_some_and(|(at, _)| due(self.responses[index].started, *at) <= now);
             if !due {
                 index += 1;
                 continue;
@@ -1159,14 +1402,12 @@ impl Engine {
                 );
                 if in_conversation {
                     let previous = self.last_item_id();
-                    self.items.push(Stored {
-                        item: item.clone(),
-                        audio: Vec::new(),
-                        rate: self.responses[index]
-                            .output_format
-                            .sample_rate()
-                            .unwrap_or(24_000),
-                    });
+                    let rate = self.responses[index]
+                        .output_format
+                        .sample_rate()
+                        .unwrap_or(24_000);
+                    self.items.push(Stored::new(item.clone(), Vec::new(), rate));
+                    self.prune_conversation();
                     self.emit(
                         "conversation.item.added",
                         json!({"previous_item_id": previous, "item": item}),
@@ -1230,7 +1471,12 @@ impl Engine {
                         "call_id": call_id, "delta": delta}),
                 );
             }
-            Step::AudioDelta(samples) => {
+            Step::AudioDelta(range) => {
+                let samples = self.responses[index]
+                    .audio
+                    .as_ref()
+                    .map(|source| source.samples(range))
+                    .unwrap_or_default();
                 let format = self.responses[index].output_format.clone();
                 let open = self.responses[index]
                     .open
@@ -1296,18 +1542,26 @@ impl Engine {
             return;
         };
         let mut item = open.item;
-        item["status"] = Value::String(status.to_owned());
+        set(&mut item, "status", Value::String(status.to_owned()));
         if item["type"] == "function_call" {
-            item["arguments"] = Value::String(open.text.clone());
+            set(&mut item, "arguments", Value::String(open.text.clone()));
             self.emit(
                 "response.function_call_arguments.done",
                 json!({"response_id": response_id, "item_id": open.id, "output_index": open.output_index,
                     "call_id": item["call_id"], "name": item["name"], "arguments": open.text}),
             );
         } else if open.audio.is_empty() && !open.text.is_empty() {
-            item["content"] = json!([{"type": "output_text", "text": open.text}]);
+            set(
+                &mut item,
+                "content",
+                json!([{"type": "output_text", "text": open.text}]),
+            );
         } else if !open.audio.is_empty() || item["content"].as_array().is_some_and(Vec::is_empty) {
-            item["content"] = json!([{"type": "output_audio", "transcript": open.text}]);
+            set(
+                &mut item,
+                "content",
+                json!([{"type": "output_audio", "transcript": open.text}]),
+            );
         }
         if in_conversation && let Some(position) = self.find(&open.id) {
             let previous = if position == 0 {
@@ -1315,8 +1569,8 @@ impl Engine {
             } else {
                 Value::String(self.items[position - 1].id().to_owned())
             };
-            self.items[position].item = item.clone();
             self.items[position].audio = open.audio;
+            self.items[position].set_item(item.clone());
             self.emit(
                 "conversation.item.done",
                 json!({"previous_item_id": previous, "item": item}),
@@ -1345,6 +1599,10 @@ impl Engine {
                 json!({"type": "failed", "error": {"type": "server_error", "code": code, "message": message}}),
             ),
             (None, Some(reason)) => (status, json!({"type": status, "reason": reason})),
+            (None, None) if active.truncated => (
+                "incomplete",
+                json!({"type": "incomplete", "reason": "max_output_tokens"}),
+            ),
             (None, None) => (status, Value::Null),
         };
         let (mut text_tokens, mut audio_tokens) = (0_u64, 0_u64);
@@ -1366,16 +1624,20 @@ impl Engine {
             audio_tokens = self.items[stored].audio.len() as u64 * 10 / 24_000;
         }
         let output_tokens = text_tokens + audio_tokens;
-        response["status"] = Value::String(status.to_owned());
-        response["status_details"] = details;
-        response["output"] = Value::Array(active.output);
-        response["usage"] = json!({
-            "total_tokens": active.input_tokens + output_tokens, "input_tokens": active.input_tokens,
-            "output_tokens": output_tokens,
-            "input_token_details": {"text_tokens": active.input_tokens, "audio_tokens": 0, "image_tokens": 0,
-                "cached_tokens": 0, "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}},
-            "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
-        });
+        set(&mut response, "status", Value::String(status.to_owned()));
+        set(&mut response, "status_details", details);
+        set(&mut response, "output", Value::Array(active.output));
+        set(
+            &mut response,
+            "usage",
+            json!({
+                "total_tokens": active.input_tokens + output_tokens, "input_tokens": active.input_tokens,
+                "output_tokens": output_tokens,
+                "input_token_details": {"text_tokens": active.input_tokens, "audio_tokens": 0, "image_tokens": 0,
+                    "cached_tokens": 0, "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}},
+                "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
+            }),
+        );
         self.emit("response.done", json!({ "response": response }));
         self.emit(
             "rate_limits.updated",
@@ -1391,7 +1653,7 @@ fn with(common: &Value, key: &str, text: &str) -> Value {
 
 fn with_value(common: &Value, key: &str, value: Value) -> Value {
     let mut out = common.clone();
-    out[key] = value;
+    set(&mut out, key, value);
     out
 }
 
@@ -1402,11 +1664,22 @@ fn encode_g711(format: &AudioFormat, samples: &[i16]) -> Vec<u8> {
     }
 }
 
+/// When a step `at` into a response that started at `started` is due.
+fn due(started: Instant, at: Duration) -> Instant {
+    started
+        .checked_add(at)
+        .or_else(|| started.checked_add(MAX_STEP_DELAY))
+        .unwrap_or(started)
+}
+
 fn default_answer(text: &str) -> String {
-    if text.trim().is_empty() {
+    let text = text.trim();
+    if text.is_empty() {
         "Hello! How can I help you today?".to_owned()
+    } else if text.chars().count() > MAX_ECHO_CHARS {
+        format!("You said: {}…", truncate_chars(text, MAX_ECHO_CHARS))
     } else {
-        format!("You said: {}", text.trim())
+        format!("You said: {text}")
     }
 }
 
@@ -1416,7 +1689,7 @@ fn arguments_for(parameters: Option<&Value>, text: &str) -> String {
     let guess = text
         .split(|c: char| !c.is_alphanumeric())
         .rfind(|w| w.chars().next().is_some_and(char::is_uppercase))
-        .unwrap_or("unknown");
+        .map_or("unknown", |w| truncate_chars(w, 64));
     let mut args = Map::new();
     if let Some(parameters) = parameters {
         let required: Vec<&str> = parameters["required"]
@@ -1489,7 +1762,7 @@ fn merge(target: &mut Value, patch: Value) {
 
 /// The API's error code, message and `param` for a failed validation, as the real server
 /// words them (`unknown_parameter`, `integer_below_min_value`, …).
-fn api_error(errors: &ValidationErrors) -> (String, String, Option<String>) {
+pub(crate) fn api_error(errors: &ValidationErrors) -> (String, String, Option<String>) {
     let error = &errors.0[0];
     let param = dotted(&error.path);
     let code = match error.rule.as_str() {
@@ -1591,5 +1864,233 @@ mod tests {
         let mut b = json!({"format": {"type": "audio/pcm", "rate": 24000}});
         merge(&mut b, json!({"format": {"type": "audio/pcmu"}}));
         assert_eq!(b, json!({"format": {"type": "audio/pcmu"}}));
+    }
+}
+
+#[cfg(test)]
+mod reliability {
+    //! Regressions from the reliability review (2026-11-24).
+
+    use super::*;
+
+    fn engine(config: SimConfig) -> Engine {
+        Engine::new(Arc::new(config), 1, "gpt-realtime", false, 0)
+    }
+
+    fn send(engine: &mut Engine, event: Value) -> Vec<Value> {
+        engine.client_value(event, Instant::now());
+        engine.take_out()
+    }
+
+    fn audio_samples(engine: &Engine) -> usize {
+        engine
+            .responses
+            .iter()
+            .map(|r| {
+                r.steps
+                    .iter()
+                    .map(|(_, step)| match step {
+                        Step::AudioDelta(range) => range.len(),
+                        _ => 0,
+                    })
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    fn user_text(text: &str) -> Value {
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": text}]}})
+    }
+
+    // #1
+    #[test]
+    fn a_long_user_message_gets_a_bounded_answer() {
+        let mut engine = engine(SimConfig::default());
+        send(&mut engine, user_text(&"a".repeat(50_000)));
+        send(&mut engine, json!({"type": "response.create"}));
+        let samples = audio_samples(&engine);
+        assert!(samples > 0);
+        assert!(samples <= 5 * 60 * 24_000, "{samples} samples");
+        // The audio is made chunk by chunk, not all up front.
+        assert!(
+            engine.responses[0]
+                .steps
+                .iter()
+                .all(|(_, s)| !matches!(s, Step::TextDelta(t) if t.len() > 10_000))
+        );
+    }
+
+    // #1: `max_output_tokens` is respected.
+    #[test]
+    fn max_output_tokens_cuts_the_answer_short() {
+        let mut engine = engine(SimConfig::default().speed(1e6));
+        send(&mut engine, user_text(&"word ".repeat(400)));
+        send(
+            &mut engine,
+            json!({"type": "response.create", "response": {"max_output_tokens": 10, "output_modalities": ["text"]}}),
+        );
+        engine.release(Instant::now() + Duration::from_secs(3600));
+        let out = engine.take_out();
+        let done = out.iter().find(|e| e["type"] == "response.done").unwrap();
+        assert_eq!(done["response"]["status"], "incomplete", "{done}");
+        assert_eq!(
+            done["response"]["status_details"]["reason"],
+            "max_output_tokens"
+        );
+        let text = done["response"]["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(text.len() <= 40, "{text:?}");
+    }
+
+    // #3: whatever rate reaches the engine, nothing divides by zero or allocates without bound.
+    #[test]
+    fn any_rate_is_survived() {
+        for rate in [0_u64, 1, 7, u64::from(u32::MAX)] {
+            let mut engine = engine(SimConfig::default().speed(1e6));
+            engine.apply_initial(&json!({"audio": {
+                "input": {"format": {"type": "audio/pcm", "rate": rate},
+                    "transcription": {"model": "whisper-1"}},
+                "output": {"format": {"type": "audio/pcm", "rate": rate}}}}));
+            let loud: Vec<i16> = (0..24_000)
+                .map(|i| if i % 2 == 0 { 9000 } else { -9000 })
+                .collect();
+            send(&mut engine, ClientEvent::audio_append(&loud).to_value());
+            send(
+                &mut engine,
+                ClientEvent::audio_append(&[0; 24_000]).to_value(),
+            );
+            send(&mut engine, ClientEvent::audio_append(&loud).to_value());
+            send(&mut engine, json!({"type": "input_audio_buffer.commit"}));
+            send(&mut engine, json!({"type": "response.cancel"}));
+            send(&mut engine, json!({"type": "response.create"}));
+            assert!(audio_samples(&engine) <= 5 * 60 * 192_000, "rate {rate}");
+            engine.release(Instant::now() + Duration::from_millis(50));
+            let item = engine
+                .items
+                .iter()
+                .rev()
+                .find(|s| s.item["role"] == "assistant")
+                .map(|s| s.id().to_owned());
+            if let Some(item) = item {
+                send(
+                    &mut engine,
+                    json!({"type": "conversation.item.truncate", "item_id": item,
+                    "content_index": 0, "audio_end_ms": 0}),
+                );
+            }
+        }
+    }
+
+    // #4: no item, whatever its shape, makes `transcribe` or `truncate` index out of bounds.
+    #[test]
+    fn odd_items_are_transcribed_and_truncated_without_panicking() {
+        let mut engine = engine(SimConfig::default());
+        send(
+            &mut engine,
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": null}}}}),
+        );
+        // The id the next commit would get: after the create's two events.
+        let mut ids = engine.ids.clone();
+        ids.next("event");
+        ids.next("event");
+        let next = ids.next("item");
+        send(
+            &mut engine,
+            json!({"type": "conversation.item.create", "item": {"id": next,
+            "type": "function_call_output", "call_id": "c", "output": "x"}}),
+        );
+        send(
+            &mut engine,
+            ClientEvent::audio_append(&[1000; 4800]).to_value(),
+        );
+        let out = send(&mut engine, json!({"type": "input_audio_buffer.commit"}));
+        let committed = out
+            .iter()
+            .find(|e| e["type"] == "input_audio_buffer.committed")
+            .unwrap();
+        assert_ne!(committed["item_id"], next.as_str(), "a taken id was reused");
+        assert!(
+            out.iter()
+                .any(|e| e["type"] == "conversation.item.input_audio_transcription.completed")
+        );
+    }
+
+    // #10d: the conversation and the out-of-band responses are capped.
+    #[test]
+    fn items_and_out_of_band_responses_are_capped() {
+        let mut engine = engine(SimConfig::default());
+        for n in 0..MAX_ITEMS + 10 {
+            send(&mut engine, user_text(&format!("item {n}")));
+        }
+        assert_eq!(engine.items.len(), MAX_ITEMS);
+        assert_eq!(
+            engine.items.last().unwrap().item["content"][0]["text"],
+            format!("item {}", MAX_ITEMS + 9)
+        );
+        let mut refused = 0;
+        for _ in 0..MAX_RESPONSES + 5 {
+            let out = send(
+                &mut engine,
+                json!({"type": "response.create", "response": {"conversation": "none"}}),
+            );
+            refused += out.iter().filter(|e| e["type"] == "error").count();
+        }
+        assert_eq!(engine.responses.len(), MAX_RESPONSES);
+        assert_eq!(refused, 5);
+    }
+
+    // #19j: VAD switched on after appends reports positions on the session's timeline.
+    #[test]
+    fn vad_turned_on_late_keeps_its_place_on_the_timeline() {
+        let mut engine = engine(SimConfig::default());
+        send(
+            &mut engine,
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"input": {"turn_detection": null}}}}),
+        );
+        send(
+            &mut engine,
+            ClientEvent::audio_append(&[0; 48_000]).to_value(),
+        ); // 2 s
+        send(&mut engine, json!({"type": "input_audio_buffer.clear"}));
+        send(
+            &mut engine,
+            ClientEvent::audio_append(&[0; 24_000]).to_value(),
+        ); // 1 s
+        send(
+            &mut engine,
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"input": {"turn_detection": {"type": "server_vad", "prefix_padding_ms": 0,
+                "silence_duration_ms": 200, "create_response": false}}}}}),
+        );
+        send(
+            &mut engine,
+            ClientEvent::audio_append(&[0; 24_000]).to_value(),
+        ); // 1 s
+        let loud: Vec<i16> = (0..12_000)
+            .map(|i| if i % 2 == 0 { 9000 } else { -9000 })
+            .collect();
+        let mut out = send(&mut engine, ClientEvent::audio_append(&loud).to_value());
+        out.extend(send(
+            &mut engine,
+            ClientEvent::audio_append(&[0; 12_000]).to_value(),
+        ));
+        let started = out
+            .iter()
+            .find(|e| e["type"] == "input_audio_buffer.speech_started")
+            .unwrap();
+        assert_eq!(started["audio_start_ms"], 4_000, "{started}");
+        let stopped = out
+            .iter()
+            .find(|e| e["type"] == "input_audio_buffer.speech_stopped")
+            .unwrap();
+        assert_eq!(stopped["audio_end_ms"], 4_700, "{stopped}");
+        let id = stopped["item_id"].as_str().unwrap();
+        let item = engine.items.iter().find(|s| s.id() == id).unwrap();
+        // The whole utterance and the silence rule, nothing of the next turn.
+        assert_eq!(item.audio.len(), 12_000 + 4_800);
     }
 }

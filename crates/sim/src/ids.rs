@@ -1,7 +1,7 @@
 //! OpenAI-shaped ids (`event_…`, `item_…`, `resp_…`), deterministic per session.
 
 /// A splitmix64 sequence: deterministic, so a session's ids repeat run to run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Ids(u64);
 
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -21,6 +21,7 @@
 //! ```
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 mod config;
 mod engine;
@@ -39,11 +40,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{BetaMode, Faults, Match, Recorded, Recorder, Reply, Rule, SimConfig};
+pub use config::{
+    BetaMode, FaultAction, Faults, Match, Recorded, Recorder, Reply, Rule, SimConfig,
+};
 pub use replay::{
     Entry, RECORDING_VERSION, RecordingError, header as recording_header, read_recording,
 };
 pub use server::{AuthKind, ConnectionInfo};
+
+/// How many connections [`Simulator::connections`] remembers: the latest ones.
+pub const CONNECTION_LOG: usize = 256;
 
 /// A running simulator. Dropping it stops accepting connections and closes every session.
 #[derive(Debug)]
@@ -98,28 +104,14 @@ impl Simulator {
         let shared = Arc::new(server::Shared {
             config: Arc::new(config),
             sessions: AtomicU64::new(0),
-            connections: Mutex::new(Vec::new()),
+            connections: Mutex::new(std::collections::VecDeque::new()),
             shutdown: receiver,
             secrets: Mutex::new(std::collections::HashMap::new()),
             calls: Mutex::new(std::collections::HashMap::new()),
             replay: replay.map(Arc::new),
         });
         let accept_shared = shared.clone();
-        let accept = tokio::spawn(async move {
-            let mut stop = accept_shared.shutdown.clone();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => {
-                            let _ = stream.set_nodelay(true);
-                            tokio::spawn(server::serve(stream, accept_shared.clone()));
-                        }
-                        Err(error) => tracing::warn!(%error, "accept failed"),
-                    },
-                    _ = stop.changed() => break,
-                }
-            }
-        });
+        let accept = tokio::spawn(accept_loop(listener, accept_shared));
         tracing::info!(%addr, "simulator listening");
         Ok(Self {
             addr,
@@ -164,13 +156,16 @@ impl Simulator {
         id
     }
 
-    /// Every connection's handshake so far, secrets left out.
+    /// The handshakes of the latest [`CONNECTION_LOG`] connections, oldest first, secrets
+    /// left out.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.shared
             .connections
             .lock()
             .expect("connections lock")
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Stops accepting, closes every session with 1001, and waits for the accept loop.
@@ -178,6 +173,42 @@ impl Simulator {
         let _ = self.shutdown.send(true);
         if let Some(accept) = self.accept.take() {
             let _ = accept.await;
+        }
+    }
+}
+
+/// Accepts until shutdown: at most `max_connections` at once (the rest get 503), backing off
+/// when `accept` fails (e.g. out of file descriptors, when retrying at once would spin).
+async fn accept_loop(listener: TcpListener, shared: Arc<server::Shared>) {
+    let mut stop = shared.shutdown.clone();
+    let permits = Arc::new(tokio::sync::Semaphore::new(shared.config.max_connections));
+    let mut backoff = std::time::Duration::from_millis(5);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    backoff = std::time::Duration::from_millis(5);
+                    let _ = stream.set_nodelay(true);
+                    match permits.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            tokio::spawn(server::serve(stream, shared.clone(), Arc::new(permit)));
+                        }
+                        Err(_) => {
+                            tracing::warn!("connection refused: at the connection cap");
+                            tokio::spawn(server::refuse_busy(stream));
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "accept failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => break,
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                }
+            },
+            _ = stop.changed() => break,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! control (`POST /v1/realtime/calls/{call_id}/hangup`).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -38,11 +38,9 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> R
     }
     match (request.method(), path.as_str()) {
         (&Method::POST, "/v1/realtime/client_secrets") => client_secret(request, &shared).await,
-        (&Method::POST, path)
-            if path.starts_with("/v1/realtime/calls/") && path.ends_with("/hangup") =>
-        {
-            let call = &path["/v1/realtime/calls/".len()..path.len() - "/hangup".len()];
-            match shared.calls.lock().expect("calls lock").remove(call) {
+        (&Method::POST, path) if let Some(call) = hangup_call(path) => {
+            let removed = shared.calls.lock().expect("calls lock").remove(call);
+            match removed {
                 Some(signal) => {
                     let _ = signal.send(true);
                     Response::builder()
@@ -65,21 +63,37 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> R
     }
 }
 
+/// The call id of `/v1/realtime/calls/{call_id}/hangup` (empty when the path names none).
+fn hangup_call(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v1/realtime/calls/")?;
+    if rest == "hangup" {
+        return Some("");
+    }
+    rest.strip_suffix("/hangup")
+}
+
+/// Minted keys kept at once, and the bytes of their sessions: past either, minting answers
+/// 429 until some expire.
+const MAX_SECRETS: usize = 4096;
+const MAX_SECRET_BYTES: usize = 64 << 20;
+
 async fn client_secret(request: Request<Incoming>, shared: &Shared) -> Response<Body> {
-    let body = match Limited::new(request.into_body(), 1 << 20).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return reject(
-                StatusCode::BAD_REQUEST,
-                Some("invalid_request"),
-                "The body is too large or broken.",
-            );
-        }
-    };
+    match Limited::new(request.into_body(), 1 << 20).collect().await {
+        Ok(body) => mint(shared, &body.to_bytes()),
+        Err(_) => reject(
+            StatusCode::BAD_REQUEST,
+            Some("invalid_request"),
+            "The body is too large or broken.",
+        ),
+    }
+}
+
+/// `POST /v1/realtime/client_secrets` with this body.
+pub(crate) fn mint(shared: &Shared, body: &[u8]) -> Response<Body> {
     let body: Value = if body.is_empty() {
         json!({})
     } else {
-        match serde_json::from_slice(&body) {
+        match serde_json::from_slice(body) {
             Ok(value) => value,
             Err(e) => {
                 return reject(
@@ -99,25 +113,44 @@ async fn client_secret(request: Request<Incoming>, shared: &Shared) -> Response<
             format!("Invalid 'expires_after.seconds': must be between 10 and 7200, got {seconds}.");
         return reject(StatusCode::BAD_REQUEST, Some("invalid_value"), &message);
     }
-    let requested = body
+    let mut requested = body
         .get("session")
         .cloned()
         .unwrap_or_else(|| json!({"type": "realtime"}));
-    let kind = requested
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("realtime");
-    if !matches!(kind, "realtime" | "transcription") {
+    let Some(fields) = requested.as_object_mut() else {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            Some("invalid_type"),
+            "Invalid 'session': expected an object.",
+        );
+    };
+    let kind = fields
+        .entry("type")
+        .or_insert_with(|| json!("realtime"))
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if !matches!(kind.as_str(), "realtime" | "transcription") {
         return reject(
             StatusCode::BAD_REQUEST,
             Some("invalid_value"),
             &format!("Invalid 'session.type': {kind}."),
         );
     }
+    // The same rules as `session.update`: a session that could not be set on a live session
+    // cannot be minted either (a rate of 0, unknown fields, wrong types).
+    let update = json!({"type": "session.update", "session": requested});
+    if let Err(errors) = reelthyme_schema::validate_client_value(&update) {
+        let (code, message, param) = crate::engine::api_error(&errors);
+        let body = json!({"error": {"type": "invalid_request_error", "code": code,
+            "message": message, "param": param}});
+        return Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("a JSON response builds");
+    }
     // The session the key will start: the defaults with the requested fields applied.
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
     let model = requested
         .get("model")
         .and_then(Value::as_str)
@@ -131,17 +164,105 @@ async fn client_secret(request: Request<Incoming>, shared: &Shared) -> Response<
         seed,
         model,
         kind == "transcription",
-        now + shared.config.session_duration.as_secs() as i64,
+        crate::server::expires_at(shared.config.session_duration),
     );
     engine.apply_initial(&requested);
     let session = serde_json::to_value(&engine.session).expect("sessions serialise");
-    let value = format!("ek_{}", &engine.session_id()["sess_".len()..]);
-    shared.secrets.lock().expect("secrets lock").insert(
-        value.clone(),
-        Secret {
-            expires: Instant::now() + Duration::from_secs(seconds),
-            session: requested,
-        },
-    );
-    ok(&json!({"value": value, "expires_at": now + seconds as i64, "session": session}))
+    let Some(value) = ephemeral_key() else {
+        return reject(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "No randomness for the key.",
+        );
+    };
+    let bytes = requested.to_string().len();
+    let now = Instant::now();
+    {
+        let mut secrets = shared.secrets.lock().expect("secrets lock");
+        secrets.retain(|_, s| s.expires > now);
+        let held: usize = secrets.values().map(|s| s.bytes).sum();
+        if secrets.len() >= MAX_SECRETS || held + bytes > MAX_SECRET_BYTES {
+            return reject(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("rate_limit_exceeded"),
+                "Too many unexpired client secrets; wait for some to expire.",
+            );
+        }
+        secrets.insert(
+            value.clone(),
+            Secret {
+                expires: now + Duration::from_secs(seconds),
+                session: requested,
+                bytes,
+            },
+        );
+    }
+    let expires_at = crate::server::expires_at(Duration::from_secs(seconds));
+    ok(&json!({"value": value, "expires_at": expires_at, "session": session}))
+}
+
+/// `ek_` and 32 hex digits from the OS CSPRNG: keys cannot be guessed from others.
+fn ephemeral_key() -> Option<String> {
+    let mut bytes = [0_u8; 16];
+    getrandom::fill(&mut bytes).ok()?;
+    let mut key = String::with_capacity(3 + 32);
+    key.push_str("ek_");
+    for byte in bytes {
+        key.push_str(&format!("{byte:02x}"));
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::SimConfig;
+
+    fn shared() -> Shared {
+        let (_, shutdown) = tokio::sync::watch::channel(false);
+        Shared {
+            config: Arc::new(SimConfig::default()),
+            sessions: AtomicU64::new(0),
+            connections: Mutex::new(Default::default()),
+            shutdown,
+            secrets: Mutex::new(Default::default()),
+            calls: Mutex::new(Default::default()),
+            replay: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_secrets_are_pruned_and_the_store_is_capped() {
+        let shared = shared();
+        let big = json!({"session": {"type": "realtime", "instructions": "x".repeat(100_000)},
+            "expires_after": {"anchor": "created_at", "seconds": 10}})
+        .to_string();
+        for _ in 0..100 {
+            assert_eq!(mint(&shared, big.as_bytes()).status(), StatusCode::OK);
+        }
+        assert_eq!(shared.secrets.lock().unwrap().len(), 100);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(mint(&shared, b"{}").status(), StatusCode::OK);
+        assert_eq!(shared.secrets.lock().unwrap().len(), 1, "expired keys stay");
+        // The byte cap: 64 MiB of sessions at most.
+        let mut refused = false;
+        for _ in 0..700 {
+            if mint(&shared, big.as_bytes()).status() == StatusCode::TOO_MANY_REQUESTS {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
+        let held: usize = shared
+            .secrets
+            .lock()
+            .unwrap()
+            .values()
+            .map(|s| s.bytes)
+            .sum();
+        assert!(held <= MAX_SECRET_BYTES);
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tracing::Instrument;
 
-use crate::config::{BetaMode, Recorded, SimConfig};
+use crate::config::{BetaMode, FaultAction, Recorded, SimConfig};
 use crate::engine::Engine;
 
 /// How a client authenticated.
@@ -86,7 +86,8 @@ impl ConnectionInfo {
 pub(crate) struct Shared {
     pub(crate) config: Arc<SimConfig>,
     pub(crate) sessions: AtomicU64,
-    pub(crate) connections: Mutex<Vec<ConnectionInfo>>,
+    /// The latest [`crate::CONNECTION_LOG`] handshakes.
+    pub(crate) connections: Mutex<VecDeque<ConnectionInfo>>,
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Ephemeral keys minted by `POST /v1/realtime/client_secrets`.
     pub(crate) secrets: Mutex<HashMap<String, Secret>>,
@@ -101,9 +102,20 @@ pub(crate) struct Shared {
 pub(crate) struct Secret {
     pub(crate) expires: Instant,
     pub(crate) session: Value,
+    /// The size of `session` as JSON, for the store's cap.
+    pub(crate) bytes: usize,
 }
 
 impl Shared {
+    /// Logs a handshake, forgetting the oldest past [`crate::CONNECTION_LOG`].
+    pub(crate) fn remember(&self, info: ConnectionInfo) {
+        let mut connections = self.connections.lock().expect("connections lock");
+        if connections.len() >= crate::CONNECTION_LOG {
+            connections.pop_front();
+        }
+        connections.push_back(info);
+    }
+
     /// The session of an unexpired ephemeral key.
     pub(crate) fn secret(&self, key: &str) -> Option<Secret> {
         let secrets = self.secrets.lock().expect("secrets lock");
@@ -318,21 +330,31 @@ fn handshake<B>(
     Ok(Handshake { info, route, key })
 }
 
+/// The largest client message: the service's 15 MiB append (as base64) and room for its
+/// JSON envelope. Larger ones get an `error` event and close 1009.
+pub(crate) const MAX_MESSAGE: usize = reelthyme_schema::MAX_APPEND_BYTES + (64 << 10);
+
 pub(crate) fn websocket_config() -> WebSocketConfig {
-    // A 15 MiB append is 20 MiB of base64: leave room for it, and for oversized ones that
-    // deserve an `error` event rather than a dropped connection.
     WebSocketConfig::default()
-        .max_message_size(Some(64 << 20))
-        .max_frame_size(Some(64 << 20))
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
 }
 
+/// Holds a connection's place under [`SimConfig::max_connections`] until both the HTTP
+/// connection and the WebSocket session it became are gone.
+pub(crate) type Permit = Arc<tokio::sync::OwnedSemaphorePermit>;
+
 /// One TCP connection: HTTP/1.1, which is either a REST call or a WebSocket upgrade.
-pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, permit: Permit) {
+    let header_read_timeout = shared.config.header_read_timeout;
     let service = service_fn(move |request| {
         let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(route_request(request, shared).await) }
+        let permit = permit.clone();
+        async move { Ok::<_, std::convert::Infallible>(route_request(request, shared, permit).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     if let Err(error) = connection.await {
@@ -340,14 +362,36 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     }
 }
 
-async fn route_request(request: HttpRequest<Incoming>, shared: Arc<Shared>) -> HttpResponse<Body> {
+/// Answers a connection over the cap with 503 and closes it, without waiting on the client
+/// for long.
+pub(crate) async fn refuse_busy(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body = json!({"error": {"type": "server_error", "code": "server_busy",
+        "message": "The simulator is serving its maximum number of connections.", "param": null}})
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+async fn route_request(
+    request: HttpRequest<Incoming>,
+    shared: Arc<Shared>,
+    permit: Permit,
+) -> HttpResponse<Body> {
     let upgrade = request
         .headers()
         .get("upgrade")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if upgrade {
-        return websocket_upgrade(request, shared);
+        return websocket_upgrade(request, shared, permit);
     }
     crate::rest::handle(request, shared).await
 }
@@ -355,6 +399,7 @@ async fn route_request(request: HttpRequest<Incoming>, shared: Arc<Shared>) -> H
 fn websocket_upgrade(
     mut request: HttpRequest<Incoming>,
     shared: Arc<Shared>,
+    permit: Permit,
 ) -> HttpResponse<Body> {
     let Some(key) = request
         .headers()
@@ -389,6 +434,7 @@ fn websocket_upgrade(
     }
     let upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
+        let _permit = permit;
         let upgraded = match upgrade.await {
             Ok(upgraded) => upgraded,
             Err(error) => return tracing::debug!(%error, "upgrade failed"),
@@ -399,23 +445,14 @@ fn websocket_upgrade(
             Some(websocket_config()),
         )
         .await;
+        shared.remember(handshake.info.clone());
         if let Some(entries) = &shared.replay {
-            shared
-                .connections
-                .lock()
-                .expect("connections lock")
-                .push(handshake.info.clone());
             return crate::replay::serve(ws, entries).await;
         }
-        shared
-            .connections
-            .lock()
-            .expect("connections lock")
-            .push(handshake.info.clone());
         let seed = shared.sessions.fetch_add(1, Ordering::Relaxed) + 1;
         let span = tracing::info_span!("sim_session", session_id = tracing::field::Empty);
-        Connection::new(ws, handshake, seed, shared)
-            .run()
+        Connection::new(handshake, seed, shared)
+            .run(ws)
             .instrument(span)
             .await;
     });
@@ -426,29 +463,221 @@ fn websocket_upgrade(
 
 type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
+/// Server events handed to the writer and not yet written, in bytes. Bounded, so a client
+/// that does not read holds the responses back (backpressure) instead of making the
+/// simulator buffer them.
+const WRITE_BUDGET: usize = 256 << 10;
+/// Engine output waiting for the writer: past this many events, response steps wait.
+const RELEASE_PAUSE: usize = 32;
+/// Past this much waiting output, client frames wait too (only a client that keeps asking
+/// without reading the answers gets here; the write timeout then ends it).
+const READ_PAUSE_EVENTS: usize = 4096;
+const READ_PAUSE_BYTES: usize = 16 << 20;
+/// How long a closing session waits for its last frames and the client's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// A server event, serialized, waiting for the writer.
+struct Pending {
+    text: String,
+    /// The event for the recorder, when there is one.
+    json: Option<Value>,
+}
+
+/// What the writer task is asked to do, in order.
+enum ToWriter {
+    Event {
+        text: String,
+        json: Option<Value>,
+        _budget: tokio::sync::OwnedSemaphorePermit,
+    },
+    /// An injected frame (fault injection), not counted as an event.
+    Raw(Message),
+    Close(u16, String),
+    Kill,
+    Stall,
+}
+
+/// How the writer task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterEnd {
+    /// Its channel closed.
+    Drained,
+    /// It wrote a close frame.
+    Closed,
+    Killed,
+    Stalled,
+    /// The socket failed, or a write blocked past the write timeout.
+    Gone,
+}
+
+/// For recording the frames the writer writes.
+struct RecordTo {
+    recorder: crate::config::Recorder,
+    session_id: String,
+    beta: bool,
+}
+
+/// Writes what it is handed, each write bounded by `timeout`. It never reads, so a blocked
+/// write does not stop the session from reading, answering pings or seeing shutdown.
+async fn write_loop(
+    mut sink: Sink,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<ToWriter>,
+    timeout: Duration,
+    record: Option<RecordTo>,
+) -> (WriterEnd, Sink) {
+    async fn write(sink: &mut Sink, message: Message, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, sink.send(message)).await,
+            Ok(Ok(()))
+        )
+    }
+    while let Some(command) = commands.recv().await {
+        match command {
+            ToWriter::Event { text, json, .. } => {
+                if !write(&mut sink, Message::text(text), timeout).await {
+                    return (WriterEnd::Gone, sink);
+                }
+                if let (Some(record), Some(json)) = (&record, json) {
+                    record.recorder.push(Recorded {
+                        session_id: record.session_id.clone(),
+                        from_server: true,
+                        json,
+                        beta: record.beta,
+                    });
+                }
+            }
+            ToWriter::Raw(message) => {
+                if !write(&mut sink, message, timeout).await {
+                    return (WriterEnd::Gone, sink);
+                }
+            }
+            ToWriter::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                };
+                let _ = write(&mut sink, Message::Close(Some(frame)), timeout).await;
+                return (WriterEnd::Closed, sink);
+            }
+            ToWriter::Kill => return (WriterEnd::Killed, sink),
+            ToWriter::Stall => return (WriterEnd::Stalled, sink),
+        }
+    }
+    (WriterEnd::Drained, sink)
+}
+
 struct Connection {
-    ws: Ws,
     info: ConnectionInfo,
     route: Route,
     key: Option<String>,
     seed: u64,
     shared: Arc<Shared>,
+    /// Events handed to the writer (what the `*_after` faults count).
     sent: usize,
     beta: bool,
     session_id: String,
+    pending: VecDeque<Pending>,
+    pending_bytes: usize,
+    /// Client events of the `on_client` fault's type seen so far.
+    triggers: usize,
+    /// A delayed fault action and when it is due.
+    delayed: Option<(Instant, FaultAction)>,
+    /// Reading failed: the WebSocket stream has ended, the socket has not.
+    fused: bool,
 }
 
 /// Why a connection ends.
 enum End {
-    Close(u16, String),
+    /// Send a close frame (after the waiting events when `flush`), then wait briefly for the
+    /// client's.
+    Close {
+        code: u16,
+        reason: String,
+        flush: bool,
+    },
+    /// The client sent a close frame: answer it with ours (tungstenite echoes its code).
+    ClientClosed,
+    /// Drop the connection now, without a close frame.
+    Kill,
+    /// Let the writer write what it has (ending with a kill), then drop the connection.
+    KillAfterWrites,
+    /// Stop reading and writing until the simulator shuts down, then drop the connection.
+    Stalled,
+    /// The socket is gone.
     Gone,
 }
 
+impl End {
+    fn close(code: u16, reason: impl Into<String>) -> Self {
+        Self::Close {
+            code,
+            reason: reason.into(),
+            flush: false,
+        }
+    }
+
+    fn close_after_events(code: u16, reason: impl Into<String>) -> Self {
+        Self::Close {
+            code,
+            reason: reason.into(),
+            flush: true,
+        }
+    }
+}
+
+type Stream = futures_util::stream::SplitStream<Ws>;
+type Sink = futures_util::stream::SplitSink<Ws, Message>;
+
+/// The session's end of the writer task.
+struct Writer {
+    commands: tokio::sync::mpsc::UnboundedSender<ToWriter>,
+    task: Option<tokio::task::JoinHandle<(WriterEnd, Sink)>>,
+    budget: Arc<tokio::sync::Semaphore>,
+    /// The socket's write half, back from the writer once it ended.
+    sink: Option<Sink>,
+}
+
+impl Writer {
+    fn send(&self, command: ToWriter) {
+        // A writer that ended has said so through its task; nothing to do here.
+        let _ = self.commands.send(command);
+    }
+
+    /// Resolves when the writer task ends (never again once it has).
+    async fn ended(&mut self) -> WriterEnd {
+        match &mut self.task {
+            Some(task) => {
+                let result = task.await;
+                self.task = None;
+                match result {
+                    Ok((end, sink)) => {
+                        self.sink = Some(sink);
+                        end
+                    }
+                    Err(_) => WriterEnd::Gone,
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    fn abort(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
 impl Connection {
-    fn new(ws: Ws, handshake: Handshake, seed: u64, shared: Arc<Shared>) -> Self {
+    fn new(handshake: Handshake, seed: u64, shared: Arc<Shared>) -> Self {
         let Handshake { info, route, key } = handshake;
         Self {
-            ws,
             info,
             route,
             key,
@@ -457,6 +686,11 @@ impl Connection {
             sent: 0,
             beta: false,
             session_id: String::new(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            triggers: 0,
+            delayed: None,
+            fused: false,
         }
     }
 
@@ -471,8 +705,9 @@ impl Connection {
         }
     }
 
-    async fn run(mut self) {
+    async fn run(mut self, ws: Ws) {
         let config = self.shared.config.clone();
+        let (sink, mut stream) = ws.split();
         let query = |name: &str| self.info.query_param(name).map(str::to_owned);
         let model = query("model").or_else(|| {
             if self.route == Route::AzureLegacy {
@@ -499,10 +734,6 @@ impl Connection {
             .and_then(Value::as_str)
             .map(str::to_owned);
         let call_id = query("call_id");
-        let expires_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()) as i64
-            + config.session_duration.as_secs() as i64;
         let mut engine = Engine::new(
             config.clone(),
             self.seed,
@@ -511,43 +742,100 @@ impl Connection {
                 .or(secret_model.as_deref())
                 .unwrap_or("gpt-realtime"),
             transcription,
-            expires_at,
+            expires_at(config.session_duration),
         );
         if let Some(secret) = &secret {
             engine.apply_initial(&secret.session);
         }
         self.session_id = engine.session_id().to_owned();
         tracing::Span::current().record("session_id", self.session_id.as_str());
+        self.beta =
+            self.info.beta && (self.route == Route::AzureLegacy || config.beta != BetaMode::Reject);
 
-        // Failures after the 101, exactly as the real server signals them.
+        let (commands, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let record = config.recorder.clone().map(|recorder| RecordTo {
+            recorder,
+            session_id: self.session_id.clone(),
+            beta: self.beta,
+        });
+        let mut writer = Writer {
+            commands,
+            task: Some(tokio::spawn(
+                write_loop(sink, receiver, config.write_timeout, record).in_current_span(),
+            )),
+            budget: Arc::new(tokio::sync::Semaphore::new(WRITE_BUDGET)),
+            sink: None,
+        };
+
+        let end = if let Some((code, reason)) = &config.faults.close_before_session_created {
+            End::close(*code, reason.clone())
+        } else if config.faults.kill_after == Some(0) {
+            writer.send(ToWriter::Kill);
+            End::KillAfterWrites
+        } else {
+            match self.admit(
+                &mut engine,
+                model.as_deref(),
+                secret.is_some(),
+                call_id,
+                transcription,
+            ) {
+                Err(end) => {
+                    self.collect(&mut engine);
+                    end
+                }
+                Ok(hangup) => {
+                    engine.session_created();
+                    self.serve(&mut engine, &mut stream, &mut writer, hangup)
+                        .await
+                }
+            }
+        };
+        self.finish(end, stream, &mut writer).await;
+    }
+
+    /// The checks the real server makes after the 101; a failure is an `error` event and
+    /// a close whose reason is `invalid_request_error.<code>` (PROTOCOL.md §1.4).
+    fn admit(
+        &mut self,
+        engine: &mut Engine,
+        model: Option<&str>,
+        has_secret: bool,
+        call_id: Option<String>,
+        transcription: bool,
+    ) -> Result<Option<watch::Receiver<bool>>, End> {
+        let config = self.shared.config.clone();
+        let refuse = |engine: &mut Engine, close: u16, code: Option<&str>, message: &str, param| {
+            engine.error(code, message, param, None);
+            let reason = code.map_or("invalid_request_error".to_owned(), |c| {
+                format!("invalid_request_error.{c}")
+            });
+            End::close_after_events(close, reason)
+        };
         if !self.info.authorized {
-            return match self.info.auth {
+            return Err(match self.info.auth {
                 AuthKind::None => {
                     let message = "Missing bearer or basic authentication in header";
-                    self.refuse(&mut engine, 3000, None, message, None).await
+                    refuse(engine, 3000, None, message, None)
                 }
                 _ => {
                     let message = "Incorrect API key provided.";
-                    self.refuse(&mut engine, 3000, Some("invalid_api_key"), message, None)
-                        .await
+                    refuse(engine, 3000, Some("invalid_api_key"), message, None)
                 }
-            };
+            });
         }
         if self.info.beta && self.route != Route::AzureLegacy && config.beta == BetaMode::Reject {
             let message = "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.";
-            return self
-                .refuse(
-                    &mut engine,
-                    4000,
-                    Some("beta_api_shape_disabled"),
-                    message,
-                    None,
-                )
-                .await;
+            return Err(refuse(
+                engine,
+                4000,
+                Some("beta_api_shape_disabled"),
+                message,
+                None,
+            ));
         }
-        self.beta = self.info.beta;
         let targets = [
-            model.is_some() || secret.is_some(),
+            model.is_some() || has_secret,
             call_id.is_some(),
             transcription,
         ]
@@ -556,32 +844,28 @@ impl Connection {
         .count();
         if targets == 0 {
             let message = "You must provide a model parameter.";
-            return self
-                .refuse(
-                    &mut engine,
-                    4000,
-                    Some("missing_model"),
-                    message,
-                    Some("model"),
-                )
-                .await;
+            return Err(refuse(
+                engine,
+                4000,
+                Some("missing_model"),
+                message,
+                Some("model"),
+            ));
         }
-        if let Some(model) = &model
+        if let Some(model) = model
             && self.route == Route::Ga
             && !config.model_allowed(model)
         {
             let message = format!("Invalid model: '{model}'.");
-            return self
-                .refuse(
-                    &mut engine,
-                    4000,
-                    Some("invalid_model"),
-                    &message,
-                    Some("model"),
-                )
-                .await;
+            return Err(refuse(
+                engine,
+                4000,
+                Some("invalid_model"),
+                &message,
+                Some("model"),
+            ));
         }
-        let mut hangup = call_id.as_ref().and_then(|call| {
+        let hangup = call_id.as_ref().and_then(|call| {
             self.shared
                 .calls
                 .lock()
@@ -591,71 +875,129 @@ impl Connection {
         });
         if let (Some(call), None) = (&call_id, &hangup) {
             let message = format!("Call not found: {call}");
-            return self
-                .refuse(
-                    &mut engine,
-                    4000,
-                    Some("invalid_value"),
-                    &message,
-                    Some("call_id"),
-                )
-                .await;
+            return Err(refuse(
+                engine,
+                4000,
+                Some("invalid_value"),
+                &message,
+                Some("call_id"),
+            ));
         }
-        engine.session_created();
-        let expiry = Instant::now() + config.session_duration;
+        Ok(hangup)
+    }
+
+    /// The session: reads client frames, runs the engine's clock, and hands what the engine
+    /// produces to the writer, within the write budget.
+    async fn serve(
+        &mut self,
+        engine: &mut Engine,
+        stream: &mut Stream,
+        writer: &mut Writer,
+        mut hangup: Option<watch::Receiver<bool>>,
+    ) -> End {
+        let config = self.shared.config.clone();
+        // A duration too long for the clock means the session never expires.
+        let expiry = Instant::now().checked_add(config.session_duration);
         let mut shutdown = self.shared.shutdown.clone();
-        let end = loop {
-            if let Err(end) = self.flush(&mut engine).await {
-                break end;
-            }
-            let next = engine.next_due().unwrap_or(expiry).min(expiry);
+        loop {
+            self.collect(engine);
+            let reading =
+                self.pending.len() < READ_PAUSE_EVENTS && self.pending_bytes < READ_PAUSE_BYTES;
+            let releasing = self.pending.len() < RELEASE_PAUSE;
+            let next = [
+                releasing.then(|| engine.next_due()).flatten(),
+                expiry,
+                self.delayed.as_ref().map(|(at, _)| *at),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let cost = self
+                .pending
+                .front()
+                .map_or(1, |p| p.text.len().clamp(1, WRITE_BUDGET)) as u32;
+            let budget = writer.budget.clone();
             tokio::select! {
-                frame = self.ws.next() => match frame {
-                    Some(Ok(Message::Text(text))) => self.on_text(&mut engine, text.as_str()),
-                    Some(Ok(Message::Binary(_))) => engine.binary_frame(),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break End::Gone,
-                    Some(Ok(_)) => {}
+                _ = shutdown.changed() => return End::close(1001, "server shutting down"),
+                end = writer.ended() => return match end {
+                    WriterEnd::Stalled => End::Stalled,
+                    WriterEnd::Killed => End::Kill,
+                    _ => End::Gone,
                 },
-                () = tokio::time::sleep_until(next) => {
-                    let now = Instant::now();
-                    if now >= expiry {
-                        engine.session_expired();
-                        let _ = self.flush(&mut engine).await;
-                        break End::Close(1001, "Your session hit the maximum duration.".into());
+                permit = budget.acquire_many_owned(cost), if !self.pending.is_empty() => {
+                    let Ok(permit) = permit else { return End::Gone };
+                    if let Err(end) = self.hand_off(writer, permit) {
+                        return end;
                     }
-                    engine.release(now);
                 }
-                _ = shutdown.changed() => break End::Close(1001, "server shutting down".into()),
-                Some(()) = call_ended(&mut hangup) => break End::Close(1000, "the call was hung up".into()),
+                frame = stream.next(), if reading => {
+                    let now = Instant::now();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            let kind = self.on_text(engine, text.as_str(), now);
+                            if let Err(end) = self.on_client_fault(kind.as_deref(), now, writer) {
+                                return end;
+                            }
+                        }
+                        Some(Ok(Message::Binary(_))) => engine.binary_frame(),
+                        Some(Ok(Message::Close(_))) => return End::ClientClosed,
+                        Some(Ok(_)) => {}
+                        None => return End::Gone,
+                        Some(Err(error)) => return self.read_failed(engine, &error),
+                    }
+                }
+                () = sleep_until(next) => {
+                    let now = Instant::now();
+                    if expiry.is_some_and(|expiry| now >= expiry) {
+                        engine.session_expired();
+                        self.collect(engine);
+                        return End::close_after_events(1001, "Your session hit the maximum duration.");
+                    }
+                    if let Some((at, _)) = &self.delayed && *at <= now {
+                        let (_, action) = self.delayed.take().expect("checked above");
+                        if let Err(end) = self.act(action, now, writer) {
+                            return end;
+                        }
+                    }
+                    if releasing {
+                        engine.release(now);
+                    }
+                }
+                Some(()) = call_ended(&mut hangup) => return End::close(1000, "the call was hung up"),
             }
-        };
-        if let End::Close(code, reason) = end {
-            self.close(code, reason).await;
         }
     }
 
-    fn on_text(&mut self, engine: &mut Engine, text: &str) {
-        let now = Instant::now();
-        match serde_json::from_str::<Value>(text) {
-            Ok(value) => {
-                self.record(false, value.clone());
-                let value = if self.beta {
-                    reelthyme_schema::beta::client_to_ga(value)
-                } else {
-                    value
-                };
-                engine.client_value(value, now);
+    /// A frame that could not be read: the ones with a close code get an answer.
+    fn read_failed(
+        &mut self,
+        engine: &mut Engine,
+        error: &tokio_tungstenite::tungstenite::Error,
+    ) -> End {
+        use tokio_tungstenite::tungstenite::Error;
+        // The stream ends after an error; the rest of the frame is still on the socket.
+        self.fused = true;
+        match error {
+            Error::Capacity(_) => {
+                let message = format!(
+                    "The message is too large: the limit is {MAX_MESSAGE} bytes (15 MiB of base64 audio per append)."
+                );
+                engine.error(Some("invalid_request_error"), &message, None, None);
+                self.collect(engine);
+                End::close_after_events(1009, "message too large")
             }
-            Err(_) => {
-                self.record(false, Value::String(text.to_owned()));
-                engine.client_text(text, now);
-            }
+            Error::Utf8(_) => End::close(1007, "invalid UTF-8 in a text frame"),
+            Error::Protocol(
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            ) => End::Gone,
+            Error::Protocol(_) => End::close(1002, "protocol error"),
+            _ => End::Gone,
         }
     }
 
-    /// Sends the engine's events, with the configured faults.
-    async fn flush(&mut self, engine: &mut Engine) -> Result<(), End> {
-        let faults = self.shared.config.faults.clone();
+    /// Moves the engine's events to the queue for the writer, serialized.
+    fn collect(&mut self, engine: &mut Engine) {
+        let recording = self.shared.config.recorder.is_some();
         for event in engine.take_out() {
             let event = if self.beta {
                 match reelthyme_schema::beta::server_value_to_beta(event) {
@@ -665,71 +1007,213 @@ impl Connection {
             } else {
                 event
             };
-            if faults.malformed_after == Some(self.sent) {
-                self.send(Message::text("{\"type\": \"response.done\", oops"))
-                    .await?;
-            }
-            if faults.binary_after == Some(self.sent) {
-                self.send(Message::Binary(Bytes::from_static(b"\x00\x01binary")))
-                    .await?;
-            }
-            if faults.stall_after == Some(self.sent) {
-                tracing::info!("stalling (fault injection)");
-                let mut shutdown = self.shared.shutdown.clone();
-                let _ = shutdown.changed().await;
-                return Err(End::Gone);
-            }
-            if let Some((after, code, reason)) = &faults.close_after
-                && *after == self.sent
-            {
-                return Err(End::Close(*code, reason.clone()));
-            }
             let text = event.to_string();
-            self.record(true, event);
-            self.send(Message::text(text)).await?;
-            self.sent += 1;
+            self.pending_bytes += text.len();
+            self.pending.push_back(Pending {
+                text,
+                json: recording.then_some(event),
+            });
+        }
+    }
+
+    /// Hands the next event to the writer, with the configured faults.
+    fn hand_off(
+        &mut self,
+        writer: &Writer,
+        budget: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<(), End> {
+        let faults = &self.shared.config.faults;
+        if faults.malformed_after == Some(self.sent) {
+            writer.send(ToWriter::Raw(Message::text(
+                "{\"type\": \"response.done\", oops",
+            )));
+        }
+        if faults.binary_after == Some(self.sent) {
+            writer.send(ToWriter::Raw(Message::Binary(Bytes::from_static(
+                b"\x00\x01binary",
+            ))));
+        }
+        if faults.stall_after == Some(self.sent) {
+            tracing::info!("stalling (fault injection)");
+            writer.send(ToWriter::Stall);
+            return Err(End::Stalled);
+        }
+        if let Some((after, code, reason)) = &faults.close_after
+            && *after == self.sent
+        {
+            return Err(End::close(*code, reason.clone()));
+        }
+        let Some(Pending { text, json }) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        self.pending_bytes -= text.len();
+        writer.send(ToWriter::Event {
+            text,
+            json,
+            _budget: budget,
+        });
+        self.sent += 1;
+        if faults.kill_after == Some(self.sent) {
+            tracing::info!("killing the connection (fault injection)");
+            writer.send(ToWriter::Kill);
+            return Err(End::KillAfterWrites);
         }
         Ok(())
     }
 
-    async fn send(&mut self, message: Message) -> Result<(), End> {
-        self.ws.send(message).await.map_err(|_| End::Gone)
+    /// Counts client events for the `on_client` fault, and acts on the chosen one.
+    fn on_client_fault(
+        &mut self,
+        kind: Option<&str>,
+        now: Instant,
+        writer: &Writer,
+    ) -> Result<(), End> {
+        let Some((trigger, n, action)) = &self.shared.config.faults.on_client else {
+            return Ok(());
+        };
+        if kind != Some(trigger.as_str()) {
+            return Ok(());
+        }
+        self.triggers += 1;
+        if self.triggers != *n {
+            return Ok(());
+        }
+        let action = action.clone();
+        self.act(action, now, writer)
     }
 
-    /// Refuses the session: an `error` event, then a close whose reason is
-    /// `invalid_request_error.<code>` (PROTOCOL.md §1.4).
-    async fn refuse(
-        mut self,
-        engine: &mut Engine,
-        close: u16,
-        code: Option<&str>,
-        message: &str,
-        param: Option<&str>,
-    ) {
-        engine.error(code, message, param, None);
-        let reason = code.map_or("invalid_request_error".to_owned(), |c| {
-            format!("invalid_request_error.{c}")
-        });
-        if self.flush(engine).await.is_ok() {
-            self.close(close, reason).await;
+    fn act(&mut self, action: FaultAction, now: Instant, writer: &Writer) -> Result<(), End> {
+        tracing::info!(?action, "fault injection");
+        match action {
+            FaultAction::Close(code, reason) => Err(End::close(code, reason)),
+            FaultAction::Kill => Err(End::Kill),
+            FaultAction::Stall => {
+                writer.send(ToWriter::Stall);
+                Err(End::Stalled)
+            }
+            FaultAction::Delayed(delay, action) => {
+                let at = now.checked_add(delay).unwrap_or(now);
+                self.delayed = Some((at, *action));
+                Ok(())
+            }
         }
     }
 
-    async fn close(mut self, code: u16, reason: String) {
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        };
-        let _ = self.ws.send(Message::Close(Some(frame))).await;
-        // Wait briefly for the client's close reply so the close handshake completes.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(Ok(message)) = self.ws.next().await {
-                if message.is_close() {
-                    break;
+    fn on_text(&mut self, engine: &mut Engine, text: &str, now: Instant) -> Option<String> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => {
+                let kind = value.get("type").and_then(Value::as_str).map(str::to_owned);
+                self.record(false, value.clone());
+                let value = if self.beta {
+                    reelthyme_schema::beta::client_to_ga(value)
+                } else {
+                    value
+                };
+                engine.client_value(value, now);
+                kind
+            }
+            Err(_) => {
+                self.record(false, Value::String(text.to_owned()));
+                engine.client_text(text, now);
+                None
+            }
+        }
+    }
+
+    /// Ends the connection as `end` says, every wait bounded.
+    async fn finish(mut self, end: End, mut stream: Stream, writer: &mut Writer) {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        match end {
+            End::Close {
+                code,
+                reason,
+                flush,
+            } => {
+                let _ = tokio::time::timeout_at(deadline, async {
+                    while flush && !self.pending.is_empty() {
+                        let cost = self
+                            .pending
+                            .front()
+                            .map_or(1, |p| p.text.len().clamp(1, WRITE_BUDGET))
+                            as u32;
+                        let Ok(permit) = writer.budget.clone().acquire_many_owned(cost).await
+                        else {
+                            return;
+                        };
+                        if self.hand_off(writer, permit).is_err() {
+                            return;
+                        }
+                    }
+                    writer.send(ToWriter::Close(code, reason));
+                    writer.ended().await;
+                })
+                .await;
+                if self.fused {
+                    // The frame that failed is still arriving: read it away, so the client
+                    // finishes sending and reads the close instead of a reset.
+                    if let Some(sink) = writer.sink.take()
+                        && let Ok(mut ws) = stream.reunite(sink)
+                    {
+                        use tokio::io::AsyncReadExt;
+                        let mut buf = vec![0_u8; 64 << 10];
+                        let io = ws.get_mut();
+                        while let Ok(Ok(n)) =
+                            tokio::time::timeout_at(deadline, io.read(&mut buf)).await
+                        {
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                    }
+                } else {
+                    // The client's close frame completes the handshake.
+                    let _ = tokio::time::timeout_at(deadline, async {
+                        while let Some(Ok(message)) = stream.next().await {
+                            if message.is_close() {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
                 }
             }
-        })
-        .await;
+            End::ClientClosed => {
+                // Reading on flushes tungstenite's queued reply (it echoes the client's code),
+                // after which the stream ends.
+                let _ = tokio::time::timeout_at(deadline, async {
+                    while stream.next().await.is_some() {}
+                })
+                .await;
+            }
+            End::KillAfterWrites => {
+                let _ = tokio::time::timeout_at(deadline, writer.ended()).await;
+            }
+            End::Stalled => {
+                let mut shutdown = self.shared.shutdown.clone();
+                let _ = shutdown.changed().await;
+            }
+            End::Kill | End::Gone => {}
+        }
+        writer.abort();
+    }
+}
+
+/// `expires_at` of a session starting now: Unix seconds, saturating (a session that never
+/// expires says the year 9999).
+pub(crate) fn expires_at(duration: Duration) -> i64 {
+    const NEVER: i64 = 253_402_300_799;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    i64::try_from(now.saturating_add(duration.as_secs()))
+        .unwrap_or(NEVER)
+        .min(NEVER)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

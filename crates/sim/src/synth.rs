@@ -6,13 +6,18 @@ use std::f64::consts::TAU;
 /// Milliseconds of audio per transcript character (about 15 characters per second).
 const MS_PER_CHAR: f64 = 65.0;
 
-/// Samples of synthesized "speech" for `text` at `rate` Hz.
-pub(crate) fn speak(text: &str, rate: u32) -> Vec<i16> {
+/// How many samples of synthesized "speech" `text` makes at `rate` Hz.
+pub(crate) fn length(text: &str, rate: u32) -> usize {
     let chars = text.chars().count().max(4) as f64;
-    let total = (chars * MS_PER_CHAR / 1000.0 * f64::from(rate)) as usize;
-    let rate = f64::from(rate);
+    (chars * MS_PER_CHAR / 1000.0 * f64::from(rate)) as usize
+}
+
+/// Samples `range` of the synthesized "speech" for `text` at `rate` Hz: made on demand, a
+/// chunk at a time, so a long answer never sits in memory whole.
+pub(crate) fn speak_range(text: &str, rate: u32, range: std::ops::Range<usize>) -> Vec<i16> {
+    let rate = f64::from(rate.max(1));
     let syllable = 0.2; // seconds
-    (0..total)
+    range
         .map(|n| {
             let t = n as f64 / rate;
             let index = (t / syllable) as usize;
@@ -33,6 +38,12 @@ pub(crate) fn speak(text: &str, rate: u32) -> Vec<i16> {
         .collect()
 }
 
+/// All of the synthesized "speech" for `text` at `rate` Hz.
+#[cfg(test)]
+pub(crate) fn speak(text: &str, rate: u32) -> Vec<i16> {
+    speak_range(text, rate, 0..length(text, rate))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +60,11 @@ mod tests {
         );
         assert_eq!(speak("hi", 24_000), speak("hi", 24_000));
         assert!(speak("hello", 24_000).iter().any(|&s| s.abs() > 5_000));
+        // Made in pieces, it is the same audio.
+        let whole = speak("hello world!", 24_000);
+        let pieces = [0..1000, 1000..5000, 5000..whole.len()]
+            .map(|r| speak_range("hello world!", 24_000, r))
+            .concat();
+        assert_eq!(pieces, whole);
     }
 }

@@ -43,6 +43,11 @@ impl Vad {
         10f64.powf(db / 20.0)
     }
 
+    /// Whether speech is going on (started and not yet stopped).
+    pub(crate) fn speaking(&self) -> bool {
+        self.speaking
+    }
+
     /// Starts over at `position` (after a commit or clear, the timeline goes on).
     pub(crate) fn reset(&mut self, position: u64) {
         *self = Self {

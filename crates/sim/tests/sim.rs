@@ -1,5 +1,6 @@
 //! The simulator, driven over a real WebSocket on loopback.
 
+mod reliability;
 mod support;
 
 use reelthyme_sim::{BetaMode, Faults, Match, Reply, SimConfig};
@@ -830,7 +831,9 @@ async fn oversized_appends_are_refused_with_an_error_event() {
     let (sim, recorder) = simulator(fast()).await;
     let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
     client.until("session.created").await;
-    let samples = vec![0_i16; reelthyme_schema::MAX_APPEND_BYTES / 2 + 1];
+    // Just over 15 MiB of base64, within the message limit: an `error` event, and the
+    // session goes on (larger messages are closed with 1009, see `reliability`).
+    let samples = vec![0_i16; reelthyme_schema::MAX_APPEND_BYTES / 4 * 3 / 2 + 3];
     client.send(append(&samples)).await;
     let error = client.until("error").await;
     assert_eq!(error["error"]["param"], "audio");
