@@ -6,6 +6,8 @@
 //! - `test [CARGO TEST ARGS…]`: README's test command — installs what the tests need when
 //!   it can (system packages, the official Python SDK's venv), then
 //!   `cargo test --workspace --locked`.
+//! - `setup`: only the installing part of `test` (CI runs it before clippy, which builds
+//!   alsa-sys too).
 //! - `system-packages`: the Debian packages the tests need, one line (for `apt-get install`).
 //! - `regenerate-schemas [--check]`: write `schemas/` from the Rust types, or fail when the
 //!   committed files are stale.
@@ -22,13 +24,26 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-fn main() -> Result<()> {
+/// Errors as one readable paragraph (no backtrace, whatever `RUST_BACKTRACE` says): what
+/// failed and what to run.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("regenerate-schemas") => regenerate_schemas(args[1..].iter().any(|a| a == "--check")),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo::run(&root(), &args[1..]),
         Some("test") => suite::run(&root(), &args[1..]),
+        Some("setup") => suite::setup(&root()).map(drop),
         Some("system-packages") => {
             let packages: Vec<&str> = system::REQUIREMENTS.iter().map(|r| r.package).collect();
             println!("{}", packages.join(" "));
@@ -36,7 +51,7 @@ fn main() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [chat args] | test [cargo test args] | system-packages | regenerate-schemas [--check] | bench [cargo bench args] | fuzz [--seconds N] [TARGET...]>"
+                "usage: cargo xtask <demo [chat args] | test [cargo test args] | setup | system-packages | regenerate-schemas [--check] | bench [cargo bench args] | fuzz [--seconds N] [TARGET...]>"
             );
             std::process::exit(2);
         }

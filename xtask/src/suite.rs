@@ -14,9 +14,7 @@ const SDK: &str = "openai[realtime]==3.54.0";
 const SDK_VERSION: &str = "3.54.0";
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
-    system::ensure_all()?;
-    let python = sdk_python(&target_dir(root))?;
-    println!("REELTHYME_SDK_PYTHON={}", python.display());
+    let python = setup(root)?;
     let status = Command::new(crate::cargo())
         .current_dir(root)
         .args(["test", "--workspace", "--locked"])
@@ -28,6 +26,16 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         bail!("cargo test failed");
     }
     Ok(())
+}
+
+/// `cargo xtask setup`: everything the tests need besides the toolchain — the system
+/// packages and the official SDK's venv — without running them. Returns the venv's Python
+/// (also printed last, as `REELTHYME_SDK_PYTHON=…`).
+pub fn setup(root: &Path) -> Result<PathBuf> {
+    system::ensure_all()?;
+    let python = sdk_python(&target_dir(root))?;
+    println!("REELTHYME_SDK_PYTHON={}", python.display());
+    Ok(python)
 }
 
 /// Where cargo builds: `CARGO_TARGET_DIR` or `target/` (the venv lives there too, so a
