@@ -54,11 +54,36 @@ impl StreamOptions {
 #[derive(Debug, Default)]
 struct ResponseState {
     active: Option<String>,
+    /// The session's output format.
     format: Option<AudioFormat>,
+    /// Output formats responses chose for themselves (`response.create` with
+    /// `audio.output.format`), until they are done.
+    response_formats: Vec<(String, AudioFormat)>,
     /// The response a barge-in cut: its deltas still in flight are not played.
     interrupted: Option<String>,
     /// The G.711 upsampler holds the cut answer's tail: start the next one fresh.
     reset_upsampler: bool,
+}
+
+impl ResponseState {
+    /// Marks the running response as cut, synchronously — before the device is flushed —
+    /// so that none of its deltas still arriving is queued meanwhile. Returns it.
+    fn cut(&mut self) -> Option<String> {
+        self.reset_upsampler = true;
+        let active = self.active.take();
+        if active.is_some() {
+            self.interrupted.clone_from(&active);
+        }
+        active
+    }
+
+    fn format_of(&self, response_id: &str) -> Option<AudioFormat> {
+        self.response_formats
+            .iter()
+            .find(|(id, _)| id == response_id)
+            .map(|(_, format)| format.clone())
+            .or_else(|| self.format.clone())
+    }
 }
 
 /// Controls playback: barge-in by hand, and what has been heard.
@@ -85,21 +110,24 @@ impl AudioControl {
     /// # Errors
     /// When the session has closed.
     pub async fn interrupt(&self) -> Result<Option<Truncation>> {
+        let active = self.state.lock().expect("state lock").cut();
+        self.barge_in(active).await
+    }
+
+    /// The rest of a barge-in, once the response is marked cut: flush the device, cancel
+    /// that response (by id: a newer one must not be cancelled instead), truncate.
+    async fn barge_in(&self, active: Option<String>) -> Result<Option<Truncation>> {
         // `Player::interrupt` waits (≤ 500 ms) for the device to honour the flush: keep it
         // off the async workers.
         let player = self.player.clone();
         let truncation = tokio::task::spawn_blocking(move || player.interrupt())
             .await
             .unwrap_or(None);
-        let active = {
-            let mut state = self.state.lock().expect("state lock");
-            state.interrupted = state.active.clone();
-            state.reset_upsampler = true;
-            state.active.take()
-        };
         let mut sender = self.sender.clone();
-        if active.is_some() {
-            sender.send(ClientEvent::response_cancel()).await?;
+        if let Some(response_id) = active {
+            sender
+                .send(ClientEvent::response_cancel_id(response_id))
+                .await?;
         }
         if let Some(truncation) = &truncation {
             sender
@@ -129,6 +157,8 @@ pub struct AudioEvents {
     control: AudioControl,
     auto_barge_in: bool,
     upsampler: Option<Resampler>,
+    /// A device failure already yielded (each is reported once).
+    reported_device_error: bool,
 }
 
 impl std::fmt::Debug for AudioEvents {
@@ -183,25 +213,30 @@ pub fn stream_to(
         control: control.clone(),
         auto_barge_in: options.auto_barge_in,
         upsampler: None,
+        reported_device_error: false,
     };
     (events, control)
 }
 
 impl AudioEvents {
-    fn play(&mut self, item_id: &str, audio: &Base64Audio) -> Result<()> {
+    fn play(&mut self, response_id: &str, item_id: &str, audio: &Base64Audio) -> Result<()> {
         let format = {
             let mut state = self.control.state.lock().expect("state lock");
             if std::mem::take(&mut state.reset_upsampler) {
                 self.upsampler = None;
             }
-            state.format.clone()
+            state.format_of(response_id)
         };
         let samples = match format {
             Some(AudioFormat::Pcmu(_) | AudioFormat::Pcma(_)) => {
                 let ulaw = matches!(format, Some(AudioFormat::Pcmu(_)));
-                let bytes = audio
-                    .decode_bytes()
-                    .map_err(|e| Error::other(ErrorKind::Parse, e.to_string(), None))?;
+                let bytes = audio.decode_bytes().map_err(|e| {
+                    Error::other(
+                        ErrorKind::Parse,
+                        format!("an audio delta did not decode: {e}"),
+                        Some(Box::new(e)),
+                    )
+                })?;
                 let narrow: Vec<f32> = bytes
                     .iter()
                     .map(|&b| {
@@ -222,12 +257,32 @@ impl AudioEvents {
                 reelthyme_audio::f32_to_i16(&wide, &mut pcm);
                 pcm
             }
-            _ => audio
-                .decode_pcm16()
-                .map_err(|e| Error::other(ErrorKind::Parse, e.to_string(), None))?,
+            _ => audio.decode_pcm16().map_err(|e| {
+                Error::other(
+                    ErrorKind::Parse,
+                    format!("an audio delta did not decode: {e}"),
+                    Some(Box::new(e)),
+                )
+            })?,
         };
         self.control.player.play(item_id, &samples);
         Ok(())
+    }
+}
+
+impl AudioEvents {
+    /// A device failure not yet yielded: the session goes on, playback does not.
+    fn device_failure(&mut self) -> Option<Error> {
+        if self.reported_device_error {
+            return None;
+        }
+        let error = self.control.player.error()?;
+        self.reported_device_error = true;
+        Some(Error::other(
+            ErrorKind::Device,
+            format!("playback failed: {error}"),
+            Some(Box::new(error)),
+        ))
     }
 }
 
@@ -236,48 +291,74 @@ impl Stream for AudioEvents {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
+            if let Some(error) = self.device_failure() {
+                return Poll::Ready(Some(Err(error)));
+            }
             let event = match Pin::new(&mut self.events).poll_next(cx) {
                 Poll::Ready(Some(Ok(event))) => event,
                 other => return other,
             };
             match &event {
-                ServerEvent::ResponseOutputAudioDelta(delta)
-                    if self
-                        .control
-                        .state
-                        .lock()
-                        .expect("state lock")
-                        .interrupted
-                        .as_deref()
-                        == Some(delta.response_id.as_str()) =>
-                {
-                    // Audio of the answer the user interrupted, still arriving: not played.
-                    continue;
-                }
                 ServerEvent::ResponseOutputAudioDelta(delta) => {
-                    let (item, audio) = (delta.item_id.clone(), delta.delta.clone());
-                    if let Err(error) = self.play(&item, &audio) {
-                        return Poll::Ready(Some(Err(error)));
+                    let cut = self.control.state.lock().expect("state lock").interrupted
+                        == Some(delta.response_id.clone());
+                    // Audio of the answer the user interrupted, still arriving: not played.
+                    if !cut {
+                        let (response, item) = (delta.response_id.clone(), delta.item_id.clone());
+                        let audio = delta.delta.clone();
+                        if let Err(error) = self.play(&response, &item, &audio) {
+                            return Poll::Ready(Some(Err(error)));
+                        }
                     }
                     continue;
                 }
                 ServerEvent::ResponseOutputAudioDone(done) => {
-                    // Both resamplers hold a tail: G.711's 8 → 24 kHz, then the player's.
-                    if let Some(upsampler) = &mut self.upsampler {
-                        let mut tail = Vec::new();
-                        upsampler.flush(&mut tail);
-                        let mut pcm = Vec::new();
-                        reelthyme_audio::f32_to_i16(&tail, &mut pcm);
-                        self.control.player.play(&done.item_id, &pcm);
+                    let (cut, reset) = {
+                        let mut state = self.control.state.lock().expect("state lock");
+                        (
+                            state.interrupted.as_deref() == Some(done.response_id.as_str()),
+                            std::mem::take(&mut state.reset_upsampler),
+                        )
+                    };
+                    if reset {
+                        self.upsampler = None;
                     }
-                    self.control.player.finish(&done.item_id);
+                    // The cut answer's tails (G.711's 8 → 24 kHz resampler, the player's)
+                    // were dropped with it; a finished one's are its last milliseconds.
+                    if !cut {
+                        if let Some(upsampler) = &mut self.upsampler {
+                            let mut tail = Vec::new();
+                            upsampler.flush(&mut tail);
+                            let mut pcm = Vec::new();
+                            reelthyme_audio::f32_to_i16(&tail, &mut pcm);
+                            self.control.player.play(&done.item_id, &pcm);
+                        }
+                        self.control.player.finish(&done.item_id);
+                    }
                 }
                 ServerEvent::ResponseCreated(created) => {
-                    self.control.state.lock().expect("state lock").active =
-                        created.response.id.clone();
+                    let mut state = self.control.state.lock().expect("state lock");
+                    let own_format = created
+                        .response
+                        .audio
+                        .as_ref()
+                        .and_then(|audio| audio.output.as_ref())
+                        .and_then(|output| output.format.clone());
+                    if let (Some(id), Some(format)) = (&created.response.id, own_format) {
+                        state.response_formats.push((id.clone(), format));
+                    }
+                    state.active.clone_from(&created.response.id);
                 }
-                ServerEvent::ResponseDone(_) => {
-                    self.control.state.lock().expect("state lock").active = None
+                ServerEvent::ResponseDone(done) => {
+                    let mut state = self.control.state.lock().expect("state lock");
+                    if let Some(id) = &done.response.id {
+                        state.response_formats.retain(|(r, _)| r != id);
+                        if state.active.as_ref() == Some(id) {
+                            state.active = None;
+                        }
+                    } else {
+                        state.active = None;
+                    }
                 }
                 ServerEvent::SessionUpdated(updated) => {
                     if let Some(format) = updated.session.output_format() {
@@ -286,9 +367,12 @@ impl Stream for AudioEvents {
                     }
                 }
                 ServerEvent::InputAudioBufferSpeechStarted(_) if self.auto_barge_in => {
+                    // Cut now, so that no delta of this answer is queued from here on;
+                    // the device flush and the events to the server follow.
+                    let active = self.control.state.lock().expect("state lock").cut();
                     let control = self.control.clone();
                     tokio::spawn(async move {
-                        if let Err(error) = control.interrupt().await {
+                        if let Err(error) = control.barge_in(active).await {
                             tracing::warn!(%error, "barge-in could not reach the server");
                         }
                     });

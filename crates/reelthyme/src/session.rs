@@ -16,6 +16,7 @@ use reelthyme_transport::{
     Transport, WebSocket,
 };
 use serde_json::Value;
+use tracing::Instrument;
 
 type Outgoing = Arc<dyn Fn(ClientEvent) -> Result<ClientEvent, BoxError> + Send + Sync>;
 type Incoming = Arc<dyn Fn(ServerEvent) -> Option<ServerEvent> + Send + Sync>;
@@ -134,6 +135,25 @@ impl Config {
 /// [`ErrorKind::Timeout`] for the network; see [`Error::code`] for the server's code.
 pub async fn connect(config: Config) -> Result<Session> {
     let span = tracing::info_span!("realtime_session", url = %config.endpoint.url(), session_id = tracing::field::Empty);
+    // One deadline for the whole of it (connecting, then `session.created`), not one each.
+    let timeout = config.options.connect_timeout;
+    tokio::time::timeout(timeout, open(config, span.clone()))
+        .instrument(span)
+        .await
+        .map_err(|_| {
+            Error::other(
+                ErrorKind::Timeout,
+                format!(
+                    "the session did not start within {} ms",
+                    timeout.as_millis()
+                ),
+                None,
+            )
+        })?
+}
+
+async fn open(config: Config, span: tracing::Span) -> Result<Session> {
+    // The transport's task inherits the current span: its logs belong to this session.
     let connection = config
         .transport
         .connect(&config.endpoint, &config.options)
@@ -154,7 +174,7 @@ pub async fn connect(config: Config) -> Result<Session> {
     };
     // The first event says whether the server accepted the session: `session.created`, or
     // an `error` followed by a close (PROTOCOL.md §1.4).
-    let first = tokio_timeout(config.options.connect_timeout, events.frames.next()).await?;
+    let first = events.frames.next().await;
     let session = match first {
         Some(Ok(text)) => {
             let event = events.parse(&text)?;
@@ -171,18 +191,10 @@ pub async fn connect(config: Config) -> Result<Session> {
                 ServerEvent::Error(error) => {
                     // The close that follows carries the kind; wait for it briefly.
                     let detail = error.error.clone();
-                    return Err(
-                        match tokio_timeout(config.options.connect_timeout, events.frames.next())
-                            .await
-                        {
-                            Ok(Some(Err(closing))) => closing,
-                            _ => Error::other(
-                                ErrorKind::InvalidRequest,
-                                detail.message.clone(),
-                                None,
-                            ),
-                        },
-                    );
+                    return Err(match events.frames.next().await {
+                        Some(Err(closing)) => closing,
+                        _ => Error::other(ErrorKind::InvalidRequest, detail.message.clone(), None),
+                    });
                 }
                 other => {
                     return Err(Error::other(
@@ -206,19 +218,6 @@ pub async fn connect(config: Config) -> Result<Session> {
         sender,
         events,
         session,
-    })
-}
-
-async fn tokio_timeout<T>(
-    duration: std::time::Duration,
-    future: impl std::future::Future<Output = T>,
-) -> Result<T> {
-    tokio::time::timeout(duration, future).await.map_err(|_| {
-        Error::other(
-            ErrorKind::Timeout,
-            "the server did not start the session in time",
-            None,
-        )
     })
 }
 
@@ -335,6 +334,7 @@ impl SessionSender {
     /// source is the transform's error, e.g. [`ValidationErrors`]); otherwise the error that
     /// closed the connection.
     pub async fn send(&mut self, event: ClientEvent) -> Result<()> {
+        trace_out(&event);
         let text = self.prepare(event)?;
         self.frames.send(text).await
     }
@@ -370,6 +370,7 @@ impl Sink<ClientEvent> for SessionSender {
         Pin::new(&mut self.frames).poll_ready(cx)
     }
     fn start_send(mut self: Pin<&mut Self>, event: ClientEvent) -> Result<()> {
+        trace_out(&event);
         let text = self.prepare(event)?;
         Pin::new(&mut self.frames).start_send(text)
     }
@@ -379,6 +380,16 @@ impl Sink<ClientEvent> for SessionSender {
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         Pin::new(&mut self.frames).poll_close(cx)
     }
+}
+
+/// Every event out, at TRACE: its type and id, never its payload (audio, keys in
+/// tool arguments).
+fn trace_out(event: &ClientEvent) {
+    tracing::trace!(
+        r#type = event.type_name(),
+        event_id = event.event_id().unwrap_or_default(),
+        "send"
+    );
 }
 
 /// The receiving half: server events, parsed (and translated from beta), through the
@@ -457,11 +468,8 @@ impl Stream for SessionEvents {
                 Ok(event) => event,
                 Err(error) => {
                     let _entered = self.span.enter();
-                    // A bad frame is recoverable; the connection's end (a close code) never is.
-                    let recoverable =
-                        matches!(error.kind(), ErrorKind::Parse | ErrorKind::Protocol)
-                            && error.close_code().is_none();
-                    match (&self.on_error, recoverable) {
+                    // A bad frame is recoverable; the connection's end never is.
+                    match (&self.on_error, !error.is_fatal()) {
                         (Some(handler), true) => {
                             handler(&error);
                             continue;
@@ -470,6 +478,12 @@ impl Stream for SessionEvents {
                     }
                 }
             };
+            tracing::trace!(
+                parent: &self.span,
+                r#type = event.type_name(),
+                event_id = event.event_id(),
+                "received"
+            );
             if let Some(event) = self
                 .incoming
                 .iter()

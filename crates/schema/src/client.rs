@@ -227,6 +227,15 @@ impl ClientEvent {
         Self::ResponseCancel(ResponseCancel::default())
     }
 
+    /// `response.cancel` of one response by id: cancelling "the running one" could hit a
+    /// newer response than the caller meant.
+    pub fn response_cancel_id(response_id: impl Into<String>) -> Self {
+        Self::ResponseCancel(ResponseCancel {
+            response_id: Some(response_id.into()),
+            ..ResponseCancel::default()
+        })
+    }
+
     /// `conversation.item.truncate` of an assistant item's audio (`content_index` 0) at the
     /// milliseconds the user actually heard.
     pub fn truncate(item_id: impl Into<String>, audio_end_ms: u64) -> Self {

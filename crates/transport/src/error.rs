@@ -45,6 +45,8 @@ pub enum ErrorKind {
     Rejected,
     /// The configuration is unusable (bad URL, missing key).
     Config,
+    /// A sound device failed or stopped (playback, capture). The session goes on.
+    Device,
 }
 
 /// Frames that were queued but never written; `Debug` shows how many, not their text
@@ -155,7 +157,8 @@ impl Error {
 
     /// Whether the session is over: no more events will come and nothing more can be sent.
     /// `false` for failures of one frame or one event — a frame that did not parse, a
-    /// binary frame, an outgoing event a transform refused — after which the session goes
+    /// binary frame, an outgoing event a transform refused, a sound device that failed —
+    /// after which the session goes
     /// on, so an event loop can skip them:
     ///
     /// ```
@@ -173,7 +176,7 @@ impl Error {
             || inner.close_code.is_some()
             || !matches!(
                 inner.kind,
-                ErrorKind::Parse | ErrorKind::Protocol | ErrorKind::Rejected
+                ErrorKind::Parse | ErrorKind::Protocol | ErrorKind::Rejected | ErrorKind::Device
             )
     }
 
