@@ -37,37 +37,6 @@ pub(crate) struct ChatArgs {
     record: Option<std::path::PathBuf>,
 }
 
-/// Writes a recording as the session goes.
-struct Recorder {
-    file: std::io::BufWriter<std::fs::File>,
-    started: std::time::Instant,
-}
-
-impl Recorder {
-    fn create(path: &std::path::Path, model: &str) -> Result<Self> {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        let mut file = std::io::BufWriter::new(file);
-        writeln!(file, "{}", reelthyme_sim::recording_header(model))?;
-        Ok(Self {
-            file,
-            started: std::time::Instant::now(),
-        })
-    }
-
-    fn write(&mut self, from_server: bool, event: serde_json::Value) -> Result<()> {
-        let t_ms = self.started.elapsed().as_millis() as u64;
-        let entry = reelthyme_sim::Entry {
-            t_ms,
-            from_server,
-            event,
-        };
-        writeln!(self.file, "{}", entry.to_line())?;
-        self.file.flush()?;
-        Ok(())
-    }
-}
-
 pub(crate) fn run(args: ChatArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(chat(args))
@@ -106,7 +75,10 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
     let mut recorder = args
         .record
         .as_deref()
-        .map(|path| Recorder::create(path, &args.model))
+        .map(|path| {
+            crate::recording::EventsLog::create(path, &args.model)
+                .with_context(|| format!("cannot create {}", path.display()))
+        })
         .transpose()?;
     match args.message {
         Some(message) => {
@@ -119,7 +91,9 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
                 .context("the session ended at once")?
                 .context("the session failed")?;
             if let Some(recorder) = &mut recorder {
-                recorder.write(true, created.to_value())?;
+                recorder
+                    .write(true, created.to_value())
+                    .context("cannot write the recording")?;
             }
             if args.jsonl {
                 writeln!(stdout, "{}", created.to_json())?;
@@ -129,14 +103,18 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
                 ClientEvent::response_create(),
             ] {
                 if let Some(recorder) = &mut recorder {
-                    recorder.write(false, event.to_value())?;
+                    recorder
+                        .write(false, event.to_value())
+                        .context("cannot write the recording")?;
                 }
                 tx.send(event).await?;
             }
             while let Some(event) = events.next().await {
                 let event = event.context("the session failed")?;
                 if let Some(recorder) = &mut recorder {
-                    recorder.write(true, event.to_value())?;
+                    recorder
+                        .write(true, event.to_value())
+                        .context("cannot write the recording")?;
                 }
                 if args.jsonl {
                     writeln!(stdout, "{}", event.to_json())?;

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 mod chat;
 mod events;
 mod failure;
+mod recording;
 mod replay;
 mod secret;
 mod sim;

@@ -1,21 +1,30 @@
 //! `reelthyme talk`: a voice conversation in the terminal — microphone → session → speaker,
-//! with live transcripts of both sides, an input level meter, the turn state, elapsed time
-//! and per-turn latency (end of user speech → first audio played).
+//! with the conversation as a scrolling transcript of both sides, an input level meter, the
+//! turn state, elapsed time and per-turn latency (end of user speech → first audio played).
+//!
+//! The screen is ratatui on crossterm (see `screen.rs`): diffed redraws instead of clearing
+//! the terminal ten times a second, resizes handled, wrapping by display width, and a test
+//! backend that lets the layout be unit-tested. Raw mode turns Ctrl-C into a key, so it is
+//! handled as one; the terminal is restored on every way out (return, error, panic).
 
-use std::io::Write;
+mod screen;
+
+use std::io::{BufWriter, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use crossterm::event::{Event, KeyCode, KeyEventKind};
-use crossterm::{cursor, execute, queue, terminal};
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
 use reelthyme::audio_io::{Capture, Captured};
 use reelthyme::events::{ClientEvent, ServerEvent, Session, Transcription};
 use reelthyme::{Config, Endpoint, StreamOptions};
+
+use crate::recording::{EventsLog, create_private_dir, create_private_file};
+use screen::{Screen, Tone};
 
 #[derive(Debug, Args)]
 pub(crate) struct TalkArgs {
@@ -64,76 +73,132 @@ enum TransportArg {
     Webrtc,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Listening,
-    UserSpeaking,
-    Thinking,
-    AssistantSpeaking,
+
+type WavWriter = hound::WavWriter<BufWriter<std::fs::File>>;
+
+/// `--record DIR`: every event, a WAV per side, and the first write error — reported on the
+/// screen at once and as the exit status at the end, never dropped (review #19k).
+struct Recording {
+    dir: PathBuf,
+    events: Mutex<EventsLog>,
+    user: Mutex<Option<WavWriter>>,
+    assistant: Mutex<Option<WavWriter>>,
+    failed: Mutex<Option<String>>,
 }
 
-impl Phase {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Listening => "listening",
-            Self::UserSpeaking => "user speaking",
-            Self::Thinking => "thinking",
-            Self::AssistantSpeaking => "assistant speaking",
+impl Recording {
+    fn create(dir: &std::path::Path, model: &str) -> Result<Self> {
+        create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("events.jsonl");
+        let events = EventsLog::create(&path, model)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            events: Mutex::new(events),
+            user: Mutex::new(Some(wav(dir, "user.wav")?)),
+            assistant: Mutex::new(Some(wav(dir, "assistant.wav")?)),
+            failed: Mutex::new(None),
+        })
+    }
+
+    /// Keeps the first failure; later writes of a failed recording are not attempted.
+    fn fail(&self, what: &str, error: impl std::fmt::Display) {
+        let mut failed = self.failed.lock().expect("recording lock");
+        if failed.is_none() {
+            *failed = Some(format!("writing {what} failed: {error}"));
+        }
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.lock().expect("recording lock").clone()
+    }
+
+    fn event(&self, from_server: bool, event: serde_json::Value) {
+        if self.failure().is_some() {
+            return;
+        }
+        let result = self
+            .events
+            .lock()
+            .expect("recording lock")
+            .write(from_server, event);
+        if let Err(error) = result {
+            self.fail("events.jsonl", error);
+        }
+    }
+
+    fn audio(&self, user: bool, samples: &[i16]) {
+        if self.failure().is_some() {
+            return;
+        }
+        let (wav, name) = if user {
+            (&self.user, "user.wav")
+        } else {
+            (&self.assistant, "assistant.wav")
+        };
+        if let Some(writer) = wav.lock().expect("recording lock").as_mut() {
+            for &sample in samples {
+                if let Err(error) = writer.write_sample(sample) {
+                    self.fail(name, error);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Finishes the WAV files; the first failure of the whole recording, if any.
+    fn finish(&self) -> Result<()> {
+        for (wav, name) in [(&self.user, "user.wav"), (&self.assistant, "assistant.wav")] {
+            if let Some(writer) = wav.lock().expect("recording lock").take()
+                && let Err(error) = writer.finalize()
+            {
+                self.fail(name, error);
+            }
+        }
+        match self.failure() {
+            Some(failure) => bail!(
+                "the recording in {} is incomplete: {failure}",
+                self.dir.display()
+            ),
+            None => Ok(()),
         }
     }
 }
 
-struct Screen {
-    source: String,
-    started: Instant,
-    phase: Phase,
-    level_db: f32,
-    muted: bool,
-    user: String,
-    assistant: String,
-    latency: Option<Duration>,
-    stopped_at: Option<Instant>,
-    item: Option<String>,
-    note: String,
-}
-
-type Wav = Arc<Mutex<Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>>>;
-/// The events log and when it started.
-type EventsLog = Arc<Mutex<(std::io::BufWriter<std::fs::File>, Instant)>>;
-
-/// Appends one event to the recording's `events.jsonl`.
-fn log_event(log: &EventsLog, from_server: bool, event: serde_json::Value) {
-    let mut log = log.lock().expect("log lock");
-    let t_ms = log.1.elapsed().as_millis() as u64;
-    let _ = writeln!(
-        log.0,
-        "{}",
-        reelthyme_sim::Entry {
-            t_ms,
-            from_server,
-            event
-        }
-        .to_line()
-    );
-}
-
-fn wav(dir: &std::path::Path, name: &str) -> Result<Wav> {
+fn wav(dir: &std::path::Path, name: &str) -> Result<WavWriter> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 24_000,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let writer = hound::WavWriter::create(dir.join(name), spec)
-        .with_context(|| format!("cannot create {name}"))?;
-    Ok(Arc::new(Mutex::new(Some(writer))))
+    let path = dir.join(name);
+    let file =
+        create_private_file(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    hound::WavWriter::new(BufWriter::new(file), spec)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Leaves raw mode and the alternate screen however `talk` ends (ratatui's panic hook does
+/// the same for panics).
+struct RestoreTerminal;
+
+impl Drop for RestoreTerminal {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Whether to colour: a terminal, and no `NO_COLOR` (https://no-color.org).
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 pub(crate) fn run(args: TalkArgs) -> Result<ExitCode> {
     if args.list_devices {
         for (input, label) in [(true, "input"), (false, "output")] {
             for name in
-                reelthyme::audio_io::device_names(input).map_err(|e| anyhow::anyhow!("{e}"))?
+                reelthyme::audio_io::device_names(input).context("cannot list the sound devices")?
             {
                 println!("{label}: {name}");
             }
@@ -178,53 +243,26 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     if args.text {
         eprintln!("reelthyme talk --text: text chat with the {source}");
     }
-    let record_dir = args.record.clone();
-    if let Some(dir) = &record_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let events_log: Option<EventsLog> = match &record_dir {
-        Some(dir) => {
-            let file = std::fs::File::create(dir.join("events.jsonl"))
-                .context("cannot create events.jsonl")?;
-            let mut file = std::io::BufWriter::new(file);
-            writeln!(file, "{}", reelthyme_sim::recording_header(&args.model))?;
-            Some(Arc::new(Mutex::new((file, Instant::now()))))
-        }
+    let recording = match &args.record {
+        Some(dir) => Some(Arc::new(Recording::create(dir, &args.model)?)),
         None => None,
     };
     let log = |from_server: bool, event: serde_json::Value| {
-        if let Some(log) = &events_log {
-            log_event(log, from_server, event);
+        if let Some(recording) = &recording {
+            recording.event(from_server, event);
         }
     };
-    let assistant_wav = match &record_dir {
-        Some(dir) => Some(wav(dir, "assistant.wav")?),
-        None => None,
-    };
-    let user_wav = match &record_dir {
-        Some(dir) => Some(wav(dir, "user.wav")?),
-        None => None,
-    };
-    // Every server event passes here before `stream` takes the audio out: log it, and keep
-    // the assistant's audio for the recording.
-    let (incoming_log, incoming_wav) = (events_log.clone(), assistant_wav.clone());
     let endpoint_url = endpoint.url();
     let mut config = Config::new(endpoint).outgoing(reelthyme::validate);
-    if incoming_log.is_some() || incoming_wav.is_some() {
+    // Every server event passes here before `stream` takes the audio out: log it, and keep
+    // the assistant's audio for the recording.
+    if let Some(recording) = recording.clone() {
         config = config.incoming(move |event| {
-            if let Some(log) = &incoming_log {
-                log_event(log, true, event.to_value());
-            }
-            if let (Some(wav), ServerEvent::ResponseOutputAudioDelta(delta)) =
-                (&incoming_wav, &event)
-                && let (Some(writer), Ok(samples)) = (
-                    wav.lock().expect("wav lock").as_mut(),
-                    delta.delta.decode_pcm16(),
-                )
+            recording.event(true, event.to_value());
+            if let ServerEvent::ResponseOutputAudioDelta(delta) = &event
+                && let Ok(samples) = delta.delta.decode_pcm16()
             {
-                for sample in samples {
-                    let _ = writer.write_sample(sample);
-                }
+                recording.audio(false, &samples);
             }
             Some(event)
         });
@@ -250,7 +288,11 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     log(false, update.to_value());
     tx.send(update).await?;
     if args.text {
-        return text_loop(session, log).await;
+        let result = text_loop(session, log).await;
+        if let Some(recording) = &recording {
+            recording.finish()?;
+        }
+        return result;
     }
 
     let options = StreamOptions::default().device(args.output_device.clone());
@@ -262,15 +304,22 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
         let _ = chunk_tx.send(captured);
     })
     .context("cannot open the microphone")?;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        capture.stop();
+        bail!(
+            "talk needs a terminal (standard input and output are not one); for scripts, \
+             `reelthyme chat --message TEXT --jsonl` has one turn as JSON lines"
+        );
+    }
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let restore = RestoreTerminal;
     let (key_tx, mut keys) = tokio::sync::mpsc::unbounded_channel();
-    terminal::enable_raw_mode().context("the terminal has no raw mode")?;
-    let _restore = Restore;
     std::thread::spawn(move || {
         loop {
             if let Ok(true) = crossterm::event::poll(Duration::from_millis(50)) {
                 if let Ok(Event::Key(key)) = crossterm::event::read()
                     && key.kind == KeyEventKind::Press
-                    && key_tx.send(key.code).is_err()
+                    && key_tx.send(key).is_err()
                 {
                     return;
                 }
@@ -279,20 +328,12 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
             }
         }
     });
-    let mut screen = Screen {
-        source,
-        started: Instant::now(),
-        phase: Phase::Listening,
-        level_db: -96.0,
-        muted: false,
-        user: String::new(),
-        assistant: String::new(),
-        latency: None,
-        stopped_at: None,
-        item: None,
-        note: String::new(),
-    };
+    let mut screen = Screen::new(source, colour());
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // Raw mode turns the terminal's Ctrl-C into a key (below); a SIGINT from elsewhere
+    // (`kill -INT`) ends the conversation as cleanly.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     let result: Result<()> = async {
         loop {
             tokio::select! {
@@ -300,158 +341,97 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
                     Captured::Audio(chunk) => {
                         let energy = chunk.iter().map(|&s| (f64::from(s) / 32768.0).powi(2)).sum::<f64>() / chunk.len().max(1) as f64;
                         screen.level_db = (10.0 * energy.max(1e-10).log10()) as f32;
-                        if let Some(wav) = &user_wav
-                            && let Some(writer) = wav.lock().expect("wav lock").as_mut() {
-                                for &sample in &chunk {
-                                    let _ = writer.write_sample(sample);
-                                }
-                            }
+                        if let Some(recording) = &recording {
+                            recording.audio(true, &chunk);
+                        }
                         if !screen.muted {
                             let append = ClientEvent::audio_append(&chunk);
                             log(false, append.to_value());
                             tx.send(append).await?;
                         }
                     }
-                    Captured::Error(error) => screen.note = format!("microphone: {error}"),
+                    Captured::Error(error) => screen.note(format!("microphone: {error}"), Tone::Warning),
                     _ => {}
                 },
-                Some(key) = keys.recv() => match key {
-                    KeyCode::Char('q') | KeyCode::Esc => return Ok(()),
-                    KeyCode::Char('m') => {
-                        screen.muted = !screen.muted;
-                        if screen.muted { capture.mute() } else { capture.unmute() }
-                    }
-                    KeyCode::Char('i') => {
-                        if let Some(truncation) = control.interrupt().await? {
-                            screen.note = format!("interrupted at {} ms", truncation.audio_end_ms);
+                Some(key) = keys.recv() => {
+                    let page = terminal.size().map_or(10, |s| isize::try_from(s.height / 2).unwrap_or(10));
+                    match action(key) {
+                        Action::Quit => return Ok(()),
+                        Action::Mute => {
+                            screen.muted = !screen.muted;
+                            if screen.muted { capture.mute() } else { capture.unmute() }
                         }
-                        screen.phase = Phase::Listening;
+                        Action::Interrupt => {
+                            if let Some(truncation) = control.interrupt().await? {
+                                screen.note(format!("interrupted at {} ms", truncation.audio_end_ms), Tone::Info);
+                            }
+                            screen.interrupt_live_answer();
+                            screen.phase = screen::Phase::Listening;
+                        }
+                        Action::Scroll(rows) => screen.scroll(if rows.abs() > 1 { rows.signum() * page } else { rows }),
+                        Action::Follow => screen.follow(),
+                        Action::None => {}
                     }
-                    _ => {}
                 },
                 event = events.next() => match event {
-                    Some(Ok(event)) => on_event(&mut screen, &event),
-                    Some(Err(error)) => return Err(error.into()),
-                    None => bail!("the session ended"),
-                },
-                _ = tick.tick() => {
-                    if let (Some(item), Some(stopped), None) = (&screen.item, screen.stopped_at, screen.latency)
-                        && control.played_ms(item).is_some_and(|ms| ms > 0) {
-                            screen.latency = Some(stopped.elapsed());
-                            screen.phase = Phase::AssistantSpeaking;
-                        }
-                    if screen.phase == Phase::AssistantSpeaking && control.backlog_ms() == 0 {
-                        screen.phase = Phase::Listening;
+                    Some(Ok(event)) => screen.on_event(&event),
+                    // A frame that is not an event, or that did not parse: skip it, say so,
+                    // go on (review #19h). Only the connection's end ends the conversation.
+                    Some(Err(error)) if !error.is_fatal() => {
+                        tracing::warn!("skipped an event: {error}");
+                        screen.note(format!("skipped an event from the server: {error}"), Tone::Warning);
                     }
-                    draw(&screen)?;
+                    Some(Err(error)) => return Err(anyhow::Error::new(error).context("the session failed")),
+                    None => bail!("the server ended the session"),
+                },
+                _ = &mut interrupted => return Ok(()),
+                _ = tick.tick() => {
+                    screen.on_tick(|item| control.played_ms(item), control.backlog_ms());
+                    if let Some(failure) = recording.as_ref().and_then(|r| r.failure()) {
+                        screen.note(format!("recording: {failure}"), Tone::Warning);
+                    }
+                    terminal.draw(|frame| screen.render(frame))?;
                 }
             }
         }
     }
     .await;
     capture.stop();
-    for wav in [&user_wav, &assistant_wav].into_iter().flatten() {
-        if let Some(writer) = wav.lock().expect("wav lock").take() {
-            writer.finalize().context("cannot finish a WAV file")?;
-        }
-    }
-    if let Some(log) = &events_log {
-        log.lock().expect("log lock").0.flush()?;
-    }
-    drop(_restore);
+    let recorded = recording.as_ref().map_or(Ok(()), |r| r.finish());
+    drop(terminal);
+    drop(restore);
+    // The conversation stays in the terminal's scrollback.
+    print!("{}", screen.transcript_text());
     result?;
-    println!("bye");
+    recorded?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn on_event(screen: &mut Screen, event: &ServerEvent) {
-    match event {
-        ServerEvent::InputAudioBufferSpeechStarted(_) => {
-            screen.phase = Phase::UserSpeaking;
-            screen.user.clear();
-        }
-        ServerEvent::InputAudioBufferSpeechStopped(_) => {
-            screen.phase = Phase::Thinking;
-            screen.stopped_at = Some(Instant::now());
-            screen.latency = None;
-        }
-        ServerEvent::InputAudioTranscriptionDelta(delta) => screen
-            .user
-            .push_str(delta.delta.as_deref().unwrap_or_default()),
-        ServerEvent::InputAudioTranscriptionCompleted(done) => {
-            screen.user = done.transcript.clone()
-        }
-        ServerEvent::ResponseOutputItemAdded(added) => {
-            screen.item = added.item.id().map(str::to_owned);
-            screen.assistant.clear();
-        }
-        ServerEvent::ResponseOutputAudioTranscriptDelta(delta)
-        | ServerEvent::ResponseOutputTextDelta(delta) => {
-            screen.assistant.push_str(&delta.delta);
-        }
-        ServerEvent::Error(error) => screen.note = format!("server: {}", error.error.message),
-        _ => {}
-    }
+/// What a key asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Quit,
+    Mute,
+    Interrupt,
+    /// Rows back (positive) or forward; ±2 means half a page.
+    Scroll(isize),
+    Follow,
+    None,
 }
 
-fn meter(db: f32) -> String {
-    let filled = (((db + 60.0) / 60.0).clamp(0.0, 1.0) * 20.0).round() as usize;
-    format!(
-        "[{}{}] {:>4.0} dBFS",
-        "#".repeat(filled),
-        "-".repeat(20 - filled),
-        db.max(-96.0)
-    )
-}
-
-fn draw(screen: &Screen) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    let elapsed = screen.started.elapsed().as_secs();
-    let lines = [
-        format!(
-            "reelthyme talk — {}   {:02}:{:02}",
-            screen.source,
-            elapsed / 60,
-            elapsed % 60
-        ),
-        format!("State: {}", screen.phase.label()),
-        format!(
-            "Mic:   {}{}",
-            meter(screen.level_db),
-            if screen.muted { "  (muted)" } else { "" }
-        ),
-        format!(
-            "Latency: {}",
-            screen
-                .latency
-                .map_or("-".to_owned(), |l| format!("{} ms", l.as_millis()))
-        ),
-        format!("You: {}", screen.user),
-        format!("Assistant: {}", screen.assistant),
-        screen.note.clone(),
-        "[m] mute  [i] interrupt  [q] quit".to_owned(),
-    ];
-    queue!(
-        out,
-        cursor::MoveTo(0, 0),
-        terminal::Clear(terminal::ClearType::All)
-    )?;
-    for (row, line) in lines.iter().enumerate() {
-        queue!(out, cursor::MoveTo(0, row as u16))?;
-        write!(out, "{line}")?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// Leaves raw mode however `talk` ends.
-struct Restore;
-
-impl Drop for Restore {
-    fn drop(&mut self) {
-        let _ = terminal::disable_raw_mode();
-        let _ = execute!(std::io::stdout(), cursor::MoveTo(0, 9));
-        println!();
+fn action(key: KeyEvent) -> Action {
+    let control = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('c' | 'd') if control => Action::Quit,
+        KeyCode::Char('q') | KeyCode::Esc => Action::Quit,
+        KeyCode::Char('m') => Action::Mute,
+        KeyCode::Char('i') => Action::Interrupt,
+        KeyCode::Up => Action::Scroll(1),
+        KeyCode::Down => Action::Scroll(-1),
+        KeyCode::PageUp => Action::Scroll(2),
+        KeyCode::PageDown => Action::Scroll(-2),
+        KeyCode::End => Action::Follow,
+        _ => Action::None,
     }
 }
 
@@ -476,15 +456,49 @@ async fn text_loop(
             tx.send(event).await?;
         }
         while let Some(event) = events.next().await {
-            match event? {
-                ServerEvent::ResponseOutputTextDelta(d) => print!("{}", d.delta),
-                ServerEvent::ResponseDone(_) => {
+            match event {
+                Ok(ServerEvent::ResponseOutputTextDelta(d)) => print!("{}", d.delta),
+                Ok(ServerEvent::ResponseDone(_)) => {
                     println!();
                     break;
                 }
-                _ => {}
+                Ok(_) => {}
+                Err(error) if !error.is_fatal() => {
+                    eprintln!("reelthyme: skipped an event: {error}")
+                }
+                Err(error) => return Err(anyhow::Error::new(error).context("the session failed")),
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctrl_c_and_q_quit_from_raw_mode() {
+        let key = |code, modifiers| KeyEvent::new(code, modifiers);
+        assert_eq!(
+            action(key(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+            Action::Quit
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('d'), KeyModifiers::CONTROL)),
+            Action::Quit
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('q'), KeyModifiers::NONE)),
+            Action::Quit
+        );
+        assert_eq!(
+            action(key(KeyCode::Char('c'), KeyModifiers::NONE)),
+            Action::None
+        );
+        assert_eq!(
+            action(key(KeyCode::PageUp, KeyModifiers::NONE)),
+            Action::Scroll(2)
+        );
+    }
 }

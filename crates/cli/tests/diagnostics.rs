@@ -45,6 +45,9 @@ fn reelthyme(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().unwrap()
 }
 
+/// A command line and its environment.
+type Run<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
 const SECRET: &str = "sk-SUPERSECRET-4f1c2a9e";
 
 #[test]
@@ -61,7 +64,7 @@ fn trace_logs_never_contain_the_api_key() {
         SECRET,
     ];
     let with_vvv: Vec<&str> = ["-vvv"].iter().chain(chat.iter()).copied().collect();
-    let runs: [(&[&str], &[(&str, &str)]); 4] = [
+    let runs: [Run<'_>; 4] = [
         (&with_vvv, &[]),
         (&chat, &[("RUST_LOG", "trace")]),
         // Asking for the handshake's logs by name does not get them either.
@@ -187,7 +190,7 @@ fn a_bad_recording_is_named_with_what_is_wrong() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("not-a-recording.jsonl");
     std::fs::write(&file, "{\"type\":\"session.created\"}\n").unwrap();
-    for command in ["replay"] {
+    for command in ["replay", "timeline"] {
         let output = reelthyme(&[command, file.to_str().unwrap()], &[]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
