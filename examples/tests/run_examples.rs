@@ -28,6 +28,8 @@ fn cargo_run(example: &str, env: &[(&str, &str)]) -> std::process::Output {
             example,
         ])
         .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("REELTHYME_BASE_URL")
         .env("RUST_BACKTRACE", "0")
         .envs(env.iter().copied())
         .output()
@@ -65,4 +67,35 @@ fn walkthrough_without_a_sound_card_says_what_to_do() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With a key, the examples take `OPENAI_BASE_URL` as the library does; the base that
+/// `reelthyme sim` prints (no path, `http://` or `ws://`) means its `/v1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn examples_take_openai_base_url_without_a_path() {
+    let sim = reelthyme_sim::Simulator::start(reelthyme_sim::SimConfig::default())
+        .await
+        .unwrap();
+    let base = sim.url().replacen("ws://", "http://", 1);
+    let expected = format!("using {}/v1/realtime?model=", sim.url());
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(600),
+        tokio::task::spawn_blocking(move || {
+            cargo_run(
+                "text_chat",
+                &[("OPENAI_API_KEY", "sk-local"), ("OPENAI_BASE_URL", &base)],
+            )
+        }),
+    )
+    .await
+    .expect("the example ends in time")
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stdout.contains("You said: What can you do?"), "{stdout}");
+    sim.shutdown().await;
 }
