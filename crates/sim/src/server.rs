@@ -1178,8 +1178,15 @@ impl Connection {
                 }
             }
             End::ClientClosed => {
-                // Reading on flushes tungstenite's queued reply (it echoes the client's code),
-                // after which the stream ends.
+                // tungstenite has queued the reply (echoing the client's code). The writer's
+                // queue is dropped (nothing may follow a close), then the sink flushes the
+                // reply however full the socket is; reading on then ends the stream.
+                let (closed, _) = tokio::sync::mpsc::unbounded_channel();
+                drop(std::mem::replace(&mut writer.commands, closed));
+                let _ = tokio::time::timeout_at(deadline, writer.ended()).await;
+                if let Some(sink) = writer.sink.as_mut() {
+                    let _ = tokio::time::timeout_at(deadline, sink.close()).await;
+                }
                 let _ = tokio::time::timeout_at(deadline, async {
                     while stream.next().await.is_some() {}
                 })
