@@ -34,6 +34,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         .chain()
         .find_map(|e| e.downcast_ref::<reelthyme::Error>())?;
     let hint = match (transport.kind(), transport.http_status()) {
+        (ErrorKind::Device, _) => DEVICE_HINT,
         (ErrorKind::Auth, _) | (ErrorKind::Connect, Some(401 | 403)) => AUTH_HINT,
         (ErrorKind::Connect, Some(404)) => BASE_URL_HINT,
         (ErrorKind::Connect, Some(500..=599)) => {

@@ -17,6 +17,7 @@ mod replay;
 mod secret;
 mod sim;
 mod talk;
+mod timeline;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +50,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Serve the local Realtime API simulator; prints its `ws://HOST:PORT` base first.
     Sim(sim::SimArgs),
+    /// Draw a recorded session (`chat --record`, `talk --record`) as a self-contained HTML
+    /// page: speech, answers, latency per turn, barge-ins; prints the file it wrote.
+    Timeline(timeline::TimelineArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::MintSecret(args) => secret::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Timeline(args) => timeline::run(args),
     };
     match result {
         Ok(code) => code,
