@@ -287,3 +287,24 @@ impl SimConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // #17b: a speed that would overflow a `Duration` is clamped where it is set.
+    #[test]
+    fn speeds_are_clamped_to_what_durations_can_hold() {
+        assert_eq!(
+            SimConfig::default().speed(1e-300).speed,
+            SimConfig::MIN_SPEED
+        );
+        assert_eq!(
+            SimConfig::default().speed(1e300).speed,
+            SimConfig::MAX_SPEED
+        );
+        assert_eq!(SimConfig::default().speed(-1.0).speed, 1.0);
+        assert_eq!(SimConfig::default().speed(f64::NAN).speed, 1.0);
+        assert_eq!(SimConfig::default().speed(20.0).speed, 20.0);
+    }
+}

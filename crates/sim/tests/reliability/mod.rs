@@ -552,3 +552,109 @@ async fn close_before_session_created_closes_right_after_the_101() {
     );
     assert!(recorder.frames().iter().all(|f| !f.from_server));
 }
+
+// #7: the write timeout.
+#[tokio::test]
+async fn a_client_that_never_reads_is_disconnected_after_the_write_timeout() {
+    let long = "All work and no play makes a long answer. ".repeat(70);
+    let config = SimConfig::default()
+        .speed(500.0)
+        .write_timeout(Duration::from_millis(300))
+        .rule(reelthyme_sim::Match::Any, reelthyme_sim::Reply::Text(long));
+    let (sim, recorder) = simulator(config).await;
+    let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
+    client
+        .send(reelthyme_schema::ClientEvent::user_text("go").to_value())
+        .await;
+    client.send(json!({"type": "response.create"})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // not reading
+    let ended = tokio::time::timeout(WAIT, end_of(&mut client)).await;
+    assert_eq!(ended, Ok(Next::Closed(None)), "the stalled client was kept");
+    assert!(
+        !client.types().iter().any(|t| t == "response.done"),
+        "the whole answer was buffered for a client that did not read"
+    );
+    assert!(recorder.frames().iter().filter(|f| f.from_server).count() > 10);
+}
+
+/// CPU time (user + system) this process has used, read from its open `/proc/self/stat`
+/// (opening it would take a descriptor, which the test may have run out of).
+fn cpu_time(stat: &mut std::fs::File) -> Duration {
+    use std::io::{Read, Seek};
+    stat.rewind().unwrap();
+    let mut text = String::new();
+    stat.read_to_string(&mut text).unwrap();
+    let stat = text;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+// #8: out of file descriptors, the accept loop backs off instead of spinning. Runs in a
+// child process (this test binary again) whose descriptor limit `prlimit` lowers.
+#[tokio::test]
+async fn out_of_file_descriptors_the_accept_loop_backs_off() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no prlimit");
+        return;
+    }
+    let child = tokio::process::Command::new("prlimit")
+        .arg("--nofile=96")
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "reliability::emfile_child",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env("REELTHYME_EMFILE_CHILD", "1")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), child)
+        .await
+        .expect("the child hung")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by out_of_file_descriptors_the_accept_loop_backs_off, under prlimit"]
+async fn emfile_child() {
+    if std::env::var_os("REELTHYME_EMFILE_CHILD").is_none() {
+        return;
+    }
+    let (sim, _) = simulator(fast()).await;
+    let mut stat = std::fs::File::open("/proc/self/stat").unwrap();
+    // Connect until the process runs out of descriptors: the last connections wait in
+    // the backlog, and every accept fails with EMFILE.
+    let mut clients = Vec::new();
+    while clients.len() < 1_000 {
+        match TcpStream::connect(sim.addr()).await {
+            Ok(stream) => clients.push(stream),
+            Err(_) => break,
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(clients.len() < 1_000, "never ran out of descriptors");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = cpu_time(&mut stat);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = cpu_time(&mut stat) - start;
+    assert!(used < Duration::from_millis(300), "{used:?} of CPU in 1 s");
+    drop(clients);
+}
