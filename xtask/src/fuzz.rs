@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz [--seconds N] [--sanitizer S] [--seed-only] [TARGET…]`: seed the
+//! `cargo xtask fuzz [--seconds N] [--sanitizer S] [--no-sim] [--seed-only] [TARGET…]`: seed the
 //! corpora from the spec examples, build the cargo-fuzz targets of `crates/fuzz`, run each
 //! for N seconds (one libFuzzer process at a time) and print the executions per target.
 //!
@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use reelthyme_schema::ClientEvent;
 use serde_json::{Value, json};
 
 use crate::root;
@@ -27,6 +28,7 @@ const TARGETS: &[&str] = &[
     "audio",
     "check_line",
     "sim_recording",
+    "sim_session",
 ];
 
 const DEFAULT_SECONDS: u64 = 300;
@@ -35,6 +37,8 @@ struct Args {
     seconds: u64,
     sanitizer: String,
     seed_only: bool,
+    /// Leave out the simulator's targets (and the simulator from the build).
+    no_sim: bool,
     targets: Vec<String>,
 }
 
@@ -43,6 +47,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         seconds: DEFAULT_SECONDS,
         sanitizer: "address".to_owned(),
         seed_only: false,
+        no_sim: false,
         targets: Vec::new(),
     };
     let mut args = args.iter();
@@ -56,8 +61,9 @@ fn parse_args(args: &[String]) -> Result<Args> {
                 parsed.sanitizer = args.next().context("--sanitizer needs a name")?.clone();
             }
             "--seed-only" => parsed.seed_only = true,
+            "--no-sim" => parsed.no_sim = true,
             flag if flag.starts_with('-') => bail!(
-                "unknown option {flag}; usage: cargo xtask fuzz [--seconds N] [--sanitizer address|none] [--seed-only] [TARGET…]"
+                "unknown option {flag}; usage: cargo xtask fuzz [--seconds N] [--sanitizer address|none] [--no-sim] [--seed-only] [TARGET…]"
             ),
             target if TARGETS.contains(&target) => parsed.targets.push(target.to_owned()),
             target => bail!(
@@ -68,6 +74,9 @@ fn parse_args(args: &[String]) -> Result<Args> {
     }
     if parsed.targets.is_empty() {
         parsed.targets = TARGETS.iter().map(|t| (*t).to_owned()).collect();
+    }
+    if parsed.no_sim {
+        parsed.targets.retain(|t| !t.starts_with("sim_"));
     }
     Ok(parsed)
 }
@@ -84,7 +93,7 @@ pub(crate) fn fuzz(args: &[String]) -> Result<()> {
     ensure_cargo_fuzz()?;
 
     let build = Instant::now();
-    let status = cargo_fuzz("build", &args.sanitizer)
+    let status = cargo_fuzz("build", &args)
         .status()
         .context("running cargo fuzz build")?;
     if !status.success() {
@@ -132,7 +141,7 @@ pub(crate) fn fuzz(args: &[String]) -> Result<()> {
 }
 
 /// A `cargo fuzz <subcommand>` for the fuzz crate, on whatever toolchain runs xtask.
-fn cargo_fuzz(subcommand: &str, sanitizer: &str) -> Command {
+fn cargo_fuzz(subcommand: &str, args: &Args) -> Command {
     let root = root();
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
@@ -142,7 +151,10 @@ fn cargo_fuzz(subcommand: &str, sanitizer: &str) -> Command {
         .arg(root.join("crates/fuzz"))
         .arg("--target-dir")
         .arg(root.join("target/fuzz"))
-        .args(["--sanitizer", sanitizer]);
+        .args(["--sanitizer", &args.sanitizer]);
+    if args.no_sim {
+        command.arg("--no-default-features");
+    }
     command
 }
 
@@ -180,7 +192,7 @@ fn run_target(fuzz_dir: &Path, target: &str, args: &Args) -> Result<Outcome> {
     let artifacts = fuzz_dir.join("artifacts").join(target);
     std::fs::create_dir_all(&artifacts)?;
     let started = Instant::now();
-    let mut child = cargo_fuzz("run", &args.sanitizer)
+    let mut child = cargo_fuzz("run", args)
         .arg(target)
         .arg(&corpus)
         .arg("--")
@@ -200,15 +212,21 @@ fn run_target(fuzz_dir: &Path, target: &str, args: &Args) -> Result<Outcome> {
     let stderr = child.stderr.take().expect("piped");
     let mut executions = 0;
     let mut last_status = String::new();
+    let mut in_dictionary = false;
     for line in BufReader::new(stderr).lines() {
         let line = line?;
         if let Some(n) = line.strip_prefix("stat::number_of_executed_units:") {
             executions = n.trim().parse().unwrap_or(0);
         }
-        // libFuzzer's progress lines (`#123 NEW cov: …`) are thousands; keep the last.
-        if line.starts_with('#') {
+        // libFuzzer's progress lines (`#123 NEW cov: …`) are thousands, and its closing
+        // "recommended dictionary" is noise here: keep the last progress line only.
+        if line.starts_with("###### Recommended dictionary") {
+            in_dictionary = true;
+        } else if line.starts_with("###### End of recommended dictionary") {
+            in_dictionary = false;
+        } else if line.starts_with('#') {
             last_status = line;
-        } else {
+        } else if !in_dictionary {
             eprintln!("{line}");
         }
     }
@@ -270,6 +288,7 @@ fn write_seeds(fuzz_dir: &Path) -> Result<usize> {
     let mut tokens = BTreeSet::new();
     let mut recording =
         vec![json!({"reelthyme_recording": 1, "model": "gpt-realtime"}).to_string()];
+    let mut client_events = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let row: Value = serde_json::from_str(line)
             .with_context(|| format!("{}:{}", fixture.display(), index + 1))?;
@@ -280,7 +299,11 @@ fn write_seeds(fuzz_dir: &Path) -> Result<usize> {
         let event = example.to_string();
         match direction {
             "server" => seed("server_event", &name, event.as_bytes())?,
-            "client" => seed("client_event", &name, event.as_bytes())?,
+            "client" => {
+                seed("client_event", &name, event.as_bytes())?;
+                seed("sim_session", &name, event.as_bytes())?;
+                client_events.push(event.clone());
+            }
             other => bail!("{}:{}: direction {other:?}", fixture.display(), index + 1),
         }
         seed("beta", &name, event.as_bytes())?;
@@ -306,6 +329,23 @@ fn write_seeds(fuzz_dir: &Path) -> Result<usize> {
         recording.join("\n").as_bytes(),
     )?;
     seed("sim_recording", "header-only", recording[0].as_bytes())?;
+    seed(
+        "sim_session",
+        "all-client-examples",
+        client_events.join("\n").as_bytes(),
+    )?;
+    let turn = [
+        json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["audio"]}}),
+        ClientEvent::audio_append(&[0, 1000, -1000, 32767, -32768]).to_value(),
+        ClientEvent::audio_commit().to_value(),
+        ClientEvent::response_create().to_value(),
+        ClientEvent::user_text("hello").to_value(),
+        ClientEvent::response_create().to_value(),
+        ClientEvent::truncate("item_1", 10).to_value(),
+        ClientEvent::response_cancel().to_value(),
+    ];
+    let turn: Vec<String> = turn.iter().map(Value::to_string).collect();
+    seed("sim_session", "voice-turn", turn.join("\n").as_bytes())?;
 
     let samples: Vec<u8> = (0..480_i32)
         .flat_map(|i| ((i * 137 % 65536 - 32768) as i16).to_le_bytes())
@@ -329,7 +369,7 @@ fn write_seeds(fuzz_dir: &Path) -> Result<usize> {
         seed("audio", &format!("hand-{i}"), &audio_seed)?;
     }
 
-    for tag in reelthyme_schema::ClientEvent::TYPES
+    for tag in ClientEvent::TYPES
         .iter()
         .chain(reelthyme_schema::ServerEvent::TYPES)
     {

@@ -20,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
         let audio = Base64Audio::from_base64(text);
         let len = audio.decoded_len();
         let bytes = audio.decode_bytes();
-        assert_eq!(len.is_ok(), bytes.is_ok(), "decoded_len and decode_bytes disagree on {text:?}");
+        assert_eq!(
+            len.is_ok(),
+            bytes.is_ok(),
+            "decoded_len and decode_bytes disagree on {text:?}"
+        );
         let duration = audio.pcm16_duration_ms(rate);
         let mut samples = vec![7_i16; usize::from(selector % 4)];
         let before = samples.clone();

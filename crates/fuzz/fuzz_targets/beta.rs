@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some(back) = beta::server_to_beta(&event) {
             let again = beta::server_from_value(back.clone())
                 .unwrap_or_else(|e| panic!("GA -> beta does not parse back ({e}): {back}"));
-            assert_eq!(again, event, "server GA -> beta -> GA changed {text} (beta {back})");
+            assert_eq!(
+                again, event,
+                "server GA -> beta -> GA changed {text} (beta {back})"
+            );
         }
     }
 
@@ -34,7 +37,10 @@ fuzz_target!(|data: &[u8]| {
         let back = beta::client_to_beta(&event);
         let again = beta::client_from_value(back.clone())
             .unwrap_or_else(|e| panic!("GA -> beta does not parse back ({e}): {back}"));
-        assert_eq!(again, event, "client GA -> beta -> GA changed {text} (beta {back})");
+        assert_eq!(
+            again, event,
+            "client GA -> beta -> GA changed {text} (beta {back})"
+        );
         let _: &ClientEvent = &again;
     }
 });

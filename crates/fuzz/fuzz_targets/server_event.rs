@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = report.clone().into_result(true);
         let _ = report.into_result(false);
         if let (Ok(from_value), Ok(fast)) = (ServerEvent::from_value(value), &fast) {
-            assert_eq!(&from_value, fast, "from_value and from_json disagree on {text}");
+            assert_eq!(
+                &from_value, fast,
+                "from_value and from_json disagree on {text}"
+            );
         }
     }
 });
