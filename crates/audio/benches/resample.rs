@@ -2,6 +2,8 @@
 //! beside a baseline in the same run (a plain copy of the same samples, the floor any
 //! converter pays).
 
+#![forbid(unsafe_code)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reelthyme_audio::Resampler;
 use std::hint::black_box;

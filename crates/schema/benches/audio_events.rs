@@ -4,6 +4,8 @@
 //! Baselines in the same run: the generic serde path (JSON tree first, then the typed
 //! event) for decoding, and `serde_json::to_string` of a `Value` for encoding.
 
+#![forbid(unsafe_code)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use reelthyme_schema::{ClientEvent, ServerEvent};
 use std::hint::black_box;
