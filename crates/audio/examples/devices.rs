@@ -1,5 +1,7 @@
 //! Lists audio devices and their default formats: `cargo run -p reelthyme-audio --example devices`.
 
+#![forbid(unsafe_code)]
+
 fn main() {
     for (input, label) in [(true, "input"), (false, "output")] {
         match reelthyme_audio::device_names(input) {
