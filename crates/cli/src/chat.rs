@@ -110,7 +110,17 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
                 tx.send(event).await?;
             }
             while let Some(event) = events.next().await {
-                let event = event.context("the session failed")?;
+                let event = match event {
+                    Ok(event) => event,
+                    // A frame that is not an event is skipped; only the end is fatal.
+                    Err(error) if !error.is_fatal() => {
+                        eprintln!("reelthyme: skipped an event from the server: {error}");
+                        continue;
+                    }
+                    Err(error) => {
+                        return Err(anyhow::Error::new(error).context("the session failed"));
+                    }
+                };
                 if let Some(recorder) = &mut recorder {
                     recorder
                         .write(true, event.to_value())
@@ -172,7 +182,15 @@ async fn interactive(
             .await?;
         let mut stdout = std::io::stdout().lock();
         while let Some(event) = events.next().await {
-            match event.context("the session failed")? {
+            let event = match event {
+                Ok(event) => event,
+                Err(error) if !error.is_fatal() => {
+                    eprintln!("reelthyme: skipped an event from the server: {error}");
+                    continue;
+                }
+                Err(error) => return Err(anyhow::Error::new(error).context("the session failed")),
+            };
+            match event {
                 ServerEvent::ResponseOutputTextDelta(d) => {
                     write!(stdout, "{}", d.delta)?;
                     stdout.flush()?;

@@ -53,6 +53,7 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         }
         (ErrorKind::SessionExpired, _) => "sessions last at most 60 minutes; start a new one",
         (ErrorKind::Config, _) => BASE_URL_HINT,
+        (ErrorKind::Closed, _) => "the server ended the session; starting a new one may help",
         _ => return None,
     };
     Some(hint.to_owned())

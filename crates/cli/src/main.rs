@@ -41,6 +41,9 @@ enum Command {
         command: events::EventsCommand,
     },
     /// Talk: a voice conversation in the terminal (the built-in simulator without a key).
+    ///
+    /// Keys: m mutes, i interrupts the answer, PgUp/PgDn/↑/↓ scroll the transcript (End
+    /// follows it again), q, Esc or Ctrl-C quit.
     Talk(talk::TalkArgs),
     /// Chat by text: interactively, or one scripted turn (`--message`, `--jsonl`).
     Chat(chat::ChatArgs),

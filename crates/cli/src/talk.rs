@@ -73,7 +73,6 @@ enum TransportArg {
     Webrtc,
 }
 
-
 type WavWriter = hound::WavWriter<BufWriter<std::fs::File>>;
 
 /// `--record DIR`: every event, a WAV per side, and the first write error — reported on the
@@ -347,7 +346,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
                         if !screen.muted {
                             let append = ClientEvent::audio_append(&chunk);
                             log(false, append.to_value());
-                            tx.send(append).await?;
+                            tx.send(append).await.context("the session failed")?;
                         }
                     }
                     Captured::Error(error) => screen.note(format!("microphone: {error}"), Tone::Warning),

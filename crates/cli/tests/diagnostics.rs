@@ -238,3 +238,42 @@ fn talk_without_a_sound_device_explains_what_to_try() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn chat_skips_a_malformed_frame_with_a_warning() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sim = runtime
+        .block_on(reelthyme_sim::Simulator::start(
+            reelthyme_sim::SimConfig::default()
+                .speed(50.0)
+                .faults(reelthyme_sim::Faults {
+                    malformed_after: Some(3),
+                    ..Default::default()
+                }),
+        ))
+        .unwrap();
+    let base = format!("{}/v1", sim.url());
+    let output = reelthyme(
+        &[
+            "chat",
+            "--message",
+            "hi",
+            "--base-url",
+            &base,
+            "--api-key",
+            "sk-x",
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("skipped an event from the server"),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "You said: hi"
+    );
+    runtime.block_on(sim.shutdown());
+}

@@ -293,3 +293,42 @@ async fn a_malformed_frame_is_skipped_with_a_warning_and_talk_goes_on() {
     drop(talk);
     sim.shutdown().await;
 }
+
+/// The server ending the session is fatal: `talk` leaves raw mode and the alternate screen,
+/// then says what happened, with status 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_session_ends_talk_with_the_reason_and_a_restored_terminal() {
+    let sim = reelthyme_sim::Simulator::start(reelthyme_sim::SimConfig::default().faults(
+        reelthyme_sim::Faults {
+            close_after: Some((6, 1011, "simulated failure".into())),
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
+    let server = format!("--base-url {}/v1 --api-key sk-x", sim.url());
+    let speech = speech_48k_stereo("weather_48k_stereo.wav");
+    let talk = tokio::task::spawn_blocking(move || {
+        let talk = Talk::start_with("closed", &speech, &server)?;
+        assert_eq!(talk.exit_code(), "1", "stderr: {}", talk.stderr());
+        let stderr = talk.stderr();
+        assert!(
+            stderr.starts_with("reelthyme: the session failed: ") && stderr.contains("1011"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let before = std::fs::read_to_string(talk.dir.join("stty_before")).unwrap();
+        let after = std::fs::read_to_string(talk.dir.join("stty_after")).unwrap();
+        assert_eq!(before, after, "the terminal settings were not restored");
+        assert!(
+            !talk.capture().contains("[q or Ctrl-C] quit"),
+            "{}",
+            talk.capture()
+        );
+        Some(talk)
+    })
+    .await
+    .unwrap();
+    drop(talk);
+    sim.shutdown().await;
+}

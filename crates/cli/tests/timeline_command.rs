@@ -219,7 +219,7 @@ fn expected_latencies(recording: &Path) -> Vec<u64> {
 
 fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("REELTHYME_CHROMIUM") {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|p| p.exists());
     }
     [
         "/usr/bin/chromium",
