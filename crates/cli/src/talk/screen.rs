@@ -343,7 +343,7 @@ impl Screen {
     pub(crate) fn render(&mut self, frame: &mut Frame<'_>) {
         let [title, status, rule, transcript, note, keys] = Layout::vertical([
             Constraint::Length(1),
-            Constraint::Length(1),
+            Constraint::Length(2),
             Constraint::Length(1),
             Constraint::Min(1),
             Constraint::Length(1),
@@ -366,7 +366,7 @@ impl Screen {
             frame.render_widget(Paragraph::new(text.as_str()).style(style), note);
         }
         frame.render_widget(
-            Paragraph::new("[m] mute  [i] interrupt  [PgUp/PgDn] scroll  [q or Ctrl-C] quit")
+            Paragraph::new("m mute · i interrupt · PgUp/PgDn scroll · q or Ctrl-C quit")
                 .style(self.style(Color::DarkGray)),
             keys,
         );
@@ -375,8 +375,14 @@ impl Screen {
     fn render_title(&self, frame: &mut Frame<'_>, area: Rect) {
         let elapsed = self.started.elapsed().as_secs();
         let clock = format!("{:02}:{:02}", elapsed / 60, elapsed % 60);
-        let title = format!("reelthyme talk — {}", self.source);
-        let gap = usize::from(area.width).saturating_sub(title.chars().count() + clock.len());
+        let room = usize::from(area.width).saturating_sub(clock.len() + 1);
+        let title: String = format!("reelthyme talk — {}", self.source)
+            .chars()
+            .take(room)
+            .collect();
+        let gap = usize::from(area.width)
+            .saturating_sub(title.chars().count() + clock.len())
+            .max(1);
         let style = Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED);
         frame.render_widget(
             Paragraph::new(format!("{title}{}{clock}", " ".repeat(gap))).style(style),
@@ -400,13 +406,16 @@ impl Screen {
         let latency = self
             .latency
             .map_or("-".to_owned(), |l| format!("{} ms", l.as_millis()));
-        let line = Line::from(vec![
+        let state = Line::from(vec![
             Span::raw("State: "),
             Span::styled(
                 format!("{:<18}", self.phase.label()),
                 self.style(phase_colour).add_modifier(Modifier::BOLD),
             ),
-            Span::raw(format!(" Latency: {latency:<8}  Mic: [")),
+            Span::raw(format!(" Latency: {latency}")),
+        ]);
+        let meter = Line::from(vec![
+            Span::raw("Mic:   ["),
             Span::styled("#".repeat(filled), self.style(meter_colour)),
             Span::styled("-".repeat(20 - filled), self.style(Color::DarkGray)),
             Span::raw(format!("] {:>4.0} dBFS", self.level_db.max(-96.0))),
@@ -415,7 +424,7 @@ impl Screen {
                 self.style(Color::Yellow).add_modifier(Modifier::BOLD),
             ),
         ]);
-        frame.render_widget(Paragraph::new(line), area);
+        frame.render_widget(Paragraph::new(vec![state, meter]), area);
     }
 
     fn render_transcript(&mut self, frame: &mut Frame<'_>, area: Rect) {
