@@ -169,6 +169,8 @@ impl Simulator {
     }
 
     /// Stops accepting, closes every session with 1001, and waits for the accept loop.
+    /// Sessions end on their own tasks: one whose client stopped reading (so the close frame
+    /// cannot be written) is dropped within a few seconds.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(accept) = self.accept.take() {

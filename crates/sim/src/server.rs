@@ -374,8 +374,19 @@ pub(crate) async fn refuse_busy(mut stream: TcpStream) {
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        use tokio::io::AsyncReadExt;
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
+        // Closing with the request unread would reset the connection, and the client could
+        // lose the response: read a little of it away first.
+        let mut buf = [0_u8; 4096];
+        let mut left: usize = 64 << 10;
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     })
     .await;
 }
