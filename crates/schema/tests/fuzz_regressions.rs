@@ -27,3 +27,23 @@ fn pcm16_duration_counts_the_decoded_bytes() {
         assert_eq!(audio.pcm16_duration_ms(24_000), expected, "{samples} samples");
     }
 }
+
+/// Fuzz target `server_event` (lossless invariant, ARCHITECTURE.md): `Extra` never keeps a
+/// `type` key, on the assumption that every object with one is a tagged union whose enum
+/// owns it; but `response` (and `usage`, rate limits, audio configs…) are plain objects, so
+/// a `type` a server puts there is dropped. Minimised from
+/// `crates/fuzz/artifacts/server_event/crash-bf5ef731596a5632264685884fb60990fcf36b57`.
+/// Ignored until `Extra` keeps `type` outside tagged variants (see the fuzzing report).
+#[test]
+#[ignore = "known loss: a `type` inside a non-tagged object is dropped"]
+fn a_type_inside_a_plain_object_survives_parsing() {
+    use reelthyme_schema::{ServerEvent, json_equal};
+    let text = r#"{"type":"response.created","event_id":"e","response":{"type":"x","object":"realtime.response"}}"#;
+    let event = ServerEvent::from_json(text).unwrap();
+    let original: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert!(
+        json_equal(&event.to_value(), &original),
+        "{}",
+        event.to_json()
+    );
+}
