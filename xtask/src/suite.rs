@@ -1,6 +1,7 @@
 //! `cargo xtask test`: README's test command. Installs what the tests need when it can
 //! (the system packages of [`crate::system`], the official Python SDK in a virtualenv),
-//! then runs `cargo test --workspace --locked`.
+//! then runs `cargo test --workspace --locked` (`cargo xtask test -p CRATE …` tests only
+//! those packages).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,9 +16,16 @@ const SDK_VERSION: &str = "3.54.0";
 
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let python = setup(root)?;
-    let status = Command::new(crate::cargo())
-        .current_dir(root)
-        .args(["test", "--workspace", "--locked"])
+    // `--workspace` unless the caller names packages (it would override them).
+    let names_packages = args
+        .iter()
+        .any(|a| a == "-p" || a.starts_with("--package") || a.starts_with("-p"));
+    let mut command = Command::new(crate::cargo());
+    command.current_dir(root).args(["test", "--locked"]);
+    if !names_packages {
+        command.arg("--workspace");
+    }
+    let status = command
         .args(args)
         .env("REELTHYME_SDK_PYTHON", &python)
         .status()
