@@ -131,7 +131,8 @@ where
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(_) | Message::Binary(_))) => break,
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) => return answer_close(ws).await,
+                None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             }
         }
@@ -139,9 +140,18 @@ where
     // The recording is over: stay until the client leaves.
     while let Some(Ok(message)) = ws.next().await {
         if message.is_close() {
-            break;
+            return answer_close(ws).await;
         }
     }
+}
+
+/// Sends the close frame tungstenite queued in reply to the client's (it echoes the code).
+async fn answer_close<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    // `SinkExt::close` flushes; the inherent `close` would try to send a second close frame.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), SinkExt::close(&mut ws)).await;
 }
 
 #[cfg(test)]

@@ -658,3 +658,40 @@ async fn emfile_child() {
     assert!(used < Duration::from_millis(300), "{used:?} of CPU in 1 s");
     drop(clients);
 }
+
+// The close handshake, when replaying a recording too.
+#[tokio::test]
+async fn a_replay_answers_a_client_close_with_its_own() {
+    let entries = vec![
+        reelthyme_sim::Entry {
+            t_ms: 0,
+            from_server: true,
+            event: json!({"type": "session.created", "event_id": "e1", "session": {}}),
+        },
+        reelthyme_sim::Entry {
+            t_ms: 5,
+            from_server: false,
+            event: json!({"type": "response.create"}),
+        },
+    ];
+    let sim = Simulator::replay("127.0.0.1:0".parse().unwrap(), entries)
+        .await
+        .unwrap();
+    for wait_first in [true, false] {
+        let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
+        client.until("session.created").await;
+        if !wait_first {
+            client.send(json!({"type": "response.create"})).await;
+        }
+        client
+            .send_raw(Message::Close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            })))
+            .await;
+        assert_eq!(
+            client.next().await,
+            Next::Closed(Some((1000, "bye".into())))
+        );
+    }
+}
