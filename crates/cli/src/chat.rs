@@ -14,13 +14,14 @@ use tokio::io::AsyncBufReadExt;
 pub(crate) struct ChatArgs {
     /// A compatible server's base URL (e.g. `ws://127.0.0.1:PORT/v1`); default: OpenAI, or
     /// the built-in simulator when no API key is set.
+    /// `OPENAI_BASE_URL` is read too, after `REELTHYME_BASE_URL`.
     #[arg(long, env = "REELTHYME_BASE_URL")]
     base_url: Option<String>,
     /// The API key (default: `OPENAI_API_KEY`).
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// The model.
-    #[arg(long, default_value = reelthyme::transport::DEFAULT_MODEL)]
+    #[arg(long, env = "REELTHYME_MODEL", default_value = reelthyme::transport::DEFAULT_MODEL)]
     model: String,
     /// Use the built-in simulator even when a key is set.
     #[arg(long)]
@@ -45,7 +46,7 @@ pub(crate) fn run(args: ChatArgs) -> Result<ExitCode> {
 async fn chat(args: ChatArgs) -> Result<ExitCode> {
     let key = args.api_key.filter(|k| !k.trim().is_empty());
     let mut _simulator = None;
-    let endpoint = match (&args.base_url, key, args.sim) {
+    let endpoint = match (&crate::base_url(args.base_url.clone()), key, args.sim) {
         (Some(base), key, false) => {
             let endpoint = Endpoint::openai(&args.model).base_url(base);
             match key {

@@ -53,8 +53,10 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Serve the local Realtime API simulator; prints its `ws://HOST:PORT` base first.
     Sim(sim::SimArgs),
-    /// Draw a recorded session (`chat --record`, `talk --record`) as a self-contained HTML
-    /// page: speech, answers, latency per turn, barge-ins; prints the file it wrote.
+    /// Draw a recorded session as an HTML page: speech, answers, latency, barge-ins.
+    ///
+    /// Reads a recording of `chat --record FILE` or `talk --record DIR`; writes one
+    /// self-contained file (inline SVG and CSS, no script) and prints its path.
     Timeline(timeline::TimelineArgs),
 }
 
@@ -85,6 +87,13 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `--base-url` (or `REELTHYME_BASE_URL`), else `OPENAI_BASE_URL` as the library and the
+/// official SDKs read it.
+pub(crate) fn base_url(arg: Option<String>) -> Option<String> {
+    arg.or_else(|| std::env::var("OPENAI_BASE_URL").ok())
+        .filter(|base| !base.trim().is_empty())
 }
 
 /// An error in how the command was called (exit status 2, like clap's own).

@@ -10,13 +10,14 @@ use reelthyme::{ClientSecretRequest, Endpoint, Options};
 #[derive(Debug, Args)]
 pub(crate) struct MintArgs {
     /// A compatible server's base URL (default: OpenAI).
+    /// `OPENAI_BASE_URL` is read too, after `REELTHYME_BASE_URL`.
     #[arg(long, env = "REELTHYME_BASE_URL")]
     base_url: Option<String>,
     /// The standard API key that mints it (default: `OPENAI_API_KEY`).
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: String,
     /// The model of the session the key starts.
-    #[arg(long, default_value = reelthyme::transport::DEFAULT_MODEL)]
+    #[arg(long, env = "REELTHYME_MODEL", default_value = reelthyme::transport::DEFAULT_MODEL)]
     model: String,
     /// Instructions for that session.
     #[arg(long)]
@@ -36,7 +37,7 @@ pub(crate) fn run(args: MintArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mut endpoint = Endpoint::openai(&args.model).api_key(args.api_key);
-        if let Some(base) = &args.base_url {
+        if let Some(base) = &crate::base_url(args.base_url.clone()) {
             endpoint = endpoint.base_url(base);
         }
         let mut session = Session::realtime();

@@ -32,16 +32,17 @@ pub(crate) struct TalkArgs {
     #[arg(long)]
     sim: bool,
     /// A compatible server's base URL.
+    /// `OPENAI_BASE_URL` is read too, after `REELTHYME_BASE_URL`.
     #[arg(long, env = "REELTHYME_BASE_URL")]
     base_url: Option<String>,
     /// The API key (default: `OPENAI_API_KEY`).
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// The transport.
-    #[arg(long, value_enum, default_value_t = TransportArg::Ws)]
+    /// The transport (hidden until WebRTC is built: only `ws` works).
+    #[arg(hide = true, long, value_enum, default_value_t = TransportArg::Ws)]
     transport: TransportArg,
     /// The model.
-    #[arg(long, default_value = reelthyme::transport::DEFAULT_MODEL)]
+    #[arg(long, env = "REELTHYME_MODEL", default_value = reelthyme::transport::DEFAULT_MODEL)]
     model: String,
     /// The assistant's voice.
     #[arg(long)]
@@ -217,7 +218,7 @@ pub(crate) fn run(args: TalkArgs) -> Result<ExitCode> {
 async fn talk(args: TalkArgs) -> Result<ExitCode> {
     let key = args.api_key.clone().filter(|k| !k.trim().is_empty());
     let mut _simulator = None;
-    let (endpoint, source) = match (&args.base_url, key, args.sim) {
+    let (endpoint, source) = match (&crate::base_url(args.base_url.clone()), key, args.sim) {
         (Some(base), key, false) => {
             let endpoint = Endpoint::openai(&args.model).base_url(base);
             (

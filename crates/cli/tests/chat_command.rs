@@ -89,6 +89,7 @@ fn without_a_key_it_talks_to_the_built_in_simulator() {
         .args(["chat"])
         .env_remove("OPENAI_API_KEY")
         .env_remove("REELTHYME_BASE_URL")
+        .env_remove("OPENAI_BASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

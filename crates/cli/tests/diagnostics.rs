@@ -36,6 +36,7 @@ fn reelthyme(args: &[&str], env: &[(&str, &str)]) -> Output {
         .args(args)
         .env_remove("OPENAI_API_KEY")
         .env_remove("REELTHYME_BASE_URL")
+        .env_remove("OPENAI_BASE_URL")
         .env_remove("RUST_LOG")
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null());
@@ -276,4 +277,30 @@ fn chat_skips_a_malformed_frame_with_a_warning() {
         "You said: hi"
     );
     runtime.block_on(sim.shutdown());
+}
+
+/// The variables the library and the official SDKs read work here too.
+#[test]
+fn openai_base_url_and_reelthyme_model_are_honoured() {
+    let (_sim, base) = start_sim(&[]);
+    let base = format!("{base}/v1");
+    let chat = ["chat", "--message", "hi", "--api-key", "sk-x"];
+    let output = reelthyme(&chat, &[("OPENAI_BASE_URL", &base)]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "You said: hi"
+    );
+    let output = reelthyme(
+        &chat,
+        &[
+            ("OPENAI_BASE_URL", &base),
+            ("REELTHYME_MODEL", "not-a-model"),
+        ],
+    );
+    assert_actionable(&output, &["not-a-model", "--model"]);
 }
