@@ -12,10 +12,12 @@
 //! - `regenerate-schemas [--check]`: write `schemas/` from the Rust types, or fail when the
 //!   committed files are stale.
 //! - `bench`: run the benchmarks.
+//! - `fuzz [--seconds N] [TARGET…]`: seed and run the cargo-fuzz targets (see `fuzz.rs`).
 
 #![forbid(unsafe_code)]
 
 mod demo;
+mod fuzz;
 mod suite;
 mod system;
 
@@ -41,6 +43,7 @@ fn run() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("regenerate-schemas") => regenerate_schemas(args[1..].iter().any(|a| a == "--check")),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("demo") => demo::run(&root(), &args[1..]),
         Some("test") => suite::run(&root(), &args[1..]),
         Some("setup") => suite::setup(&root()).map(drop),
