@@ -300,7 +300,8 @@ async fn hostile_session(url: String, frames: Vec<Frame>) -> Outcome {
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return (*seen.borrow(), Some(frame.map(|f| u16::from(f.code))));
+                    let frame = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    return (*seen.borrow(), Some(frame));
                 }
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => return (*seen.borrow(), None),
@@ -326,8 +327,14 @@ async fn hostile_session(url: String, frames: Vec<Frame>) -> Outcome {
         })))
         .await;
     match reader.await {
-        Ok((true, Some(Some(1000)))) => Outcome::Served,
-        Ok((sentinel, Some(code))) => Outcome::ClosedByServer(code, sentinel),
+        Ok((true, Some(Some((1000, reason))))) if reason == "done" => Outcome::Served,
+        // Our close echoed, but the sentinel never answered: the session stopped serving.
+        Ok((false, Some(Some((_, reason))))) if reason == "done" => {
+            Outcome::Dropped("the sentinel was never answered".into())
+        }
+        Ok((sentinel, Some(frame))) => {
+            Outcome::ClosedByServer(frame.map(|(code, _)| code), sentinel)
+        }
         Ok((sentinel, None)) => Outcome::Dropped(format!(
             "no close frame (sentinel answered: {sentinel}; last frame sent {last:?})"
         )),
