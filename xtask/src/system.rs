@@ -21,7 +21,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
     Requirement {
         package: "pkg-config",
         why: "finds ALSA for cpal's alsa-sys",
-        present: || succeeds(&mut Command::new(pkg_config()).arg("--version")),
+        present: || succeeds(Command::new(pkg_config()).arg("--version")),
     },
     Requirement {
         package: "libasound2-dev",
