@@ -362,3 +362,44 @@ async fn a_recorded_session_renders_its_turns_barge_in_and_latencies() {
     );
     eprintln!("screenshot: {}", screenshot.display());
 }
+
+/// `chat --record` → `timeline`: the typed turn, its answer and its latency, written next
+/// to the recording by default.
+#[test]
+fn a_chat_recording_becomes_a_page_beside_it() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("timeline-chat");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let recording = dir.join("chat.jsonl");
+    let chat = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .args(["chat", "--sim", "--message", "Record me"])
+        .arg("--record")
+        .arg(&recording)
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        chat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&chat.stderr)
+    );
+    let timeline = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
+        .arg("timeline")
+        .arg(&recording)
+        .output()
+        .unwrap();
+    assert!(timeline.status.success());
+    let page = dir.join("chat.html");
+    assert_eq!(
+        String::from_utf8_lossy(&timeline.stdout).trim(),
+        page.display().to_string()
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("You typed at "), "the typed message");
+    assert!(html.contains("You said: Record me"), "the answer");
+    assert_eq!(html.matches(r#"<tr class="turn">"#).count(), 1);
+    assert!(
+        html.contains(r#"<td class="num latency">"#) && !html.contains(r#"latency">—<"#),
+        "a latency for the turn"
+    );
+}
