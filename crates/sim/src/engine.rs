@@ -167,7 +167,10 @@ struct OpenItem {
     item: Value,
     part: Option<PartKind>,
     text: String,
+    /// The audio so far, for truncation and the stored item (in-conversation items only:
+    /// out-of-band ones are never stored).
     audio: Vec<i16>,
+    has_audio: bool,
 }
 
 #[derive(Debug)]
@@ -1420,6 +1423,7 @@ impl Engine {
                     part: None,
                     text: String::new(),
                     audio: Vec::new(),
+                    has_audio: false,
                 });
             }
             Step::PartAdded(kind) => {
@@ -1482,7 +1486,10 @@ impl Engine {
                     .open
                     .as_mut()
                     .expect("deltas come in an item");
-                open.audio.extend_from_slice(&samples);
+                if in_conversation {
+                    open.audio.extend_from_slice(&samples);
+                }
+                open.has_audio = true;
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
                 let delta = match format {
                     AudioFormat::Pcmu(_) | AudioFormat::Pcma(_) => {
@@ -1550,13 +1557,13 @@ impl Engine {
                 json!({"response_id": response_id, "item_id": open.id, "output_index": open.output_index,
                     "call_id": item["call_id"], "name": item["name"], "arguments": open.text}),
             );
-        } else if open.audio.is_empty() && !open.text.is_empty() {
+        } else if !open.has_audio && !open.text.is_empty() {
             set(
                 &mut item,
                 "content",
                 json!([{"type": "output_text", "text": open.text}]),
             );
-        } else if !open.audio.is_empty() || item["content"].as_array().is_some_and(Vec::is_empty) {
+        } else if open.has_audio || item["content"].as_array().is_some_and(Vec::is_empty) {
             set(
                 &mut item,
                 "content",
@@ -2040,6 +2047,42 @@ mod reliability {
         }
         assert_eq!(engine.responses.len(), MAX_RESPONSES);
         assert_eq!(refused, 5);
+    }
+
+    // #10d: out-of-band answers are never stored, so their audio is not kept either.
+    #[test]
+    fn out_of_band_audio_is_streamed_not_kept() {
+        let mut engine = engine(SimConfig::default().speed(1e6));
+        send(&mut engine, user_text("hello there, how are you today?"));
+        send(
+            &mut engine,
+            json!({"type": "response.create", "response": {"conversation": "none"}}),
+        );
+        let mut out = Vec::new();
+        let mut kept = 0;
+        for _ in 0..100 {
+            engine.release(Instant::now() + Duration::from_secs(3600));
+            kept = kept.max(
+                engine
+                    .responses
+                    .iter()
+                    .filter_map(|r| r.open.as_ref())
+                    .map(|o| o.audio.len())
+                    .max()
+                    .unwrap_or(0),
+            );
+            out.extend(engine.take_out());
+        }
+        assert_eq!(kept, 0);
+        assert!(
+            out.iter()
+                .any(|e| e["type"] == "response.output_audio.delta")
+        );
+        let done = out.iter().find(|e| e["type"] == "response.done").unwrap();
+        assert_eq!(
+            done["response"]["output"][0]["content"][0]["type"], "output_audio",
+            "{done}"
+        );
     }
 
     // #19j: VAD switched on after appends reports positions on the session's timeline.
