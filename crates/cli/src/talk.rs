@@ -189,7 +189,7 @@ impl Drop for RestoreTerminal {
     }
 }
 
-/// Whether to colour: a terminal, and no `NO_COLOR` (https://no-color.org).
+/// Whether to colour: a terminal, and no `NO_COLOR` (<https://no-color.org>).
 fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
