@@ -16,7 +16,7 @@ pub struct Requirement {
     present: fn() -> bool,
 }
 
-/// Everything, in install order. (The WebRTC browser test will add `chromium` here.)
+/// Everything, in install order.
 pub const REQUIREMENTS: &[Requirement] = &[
     Requirement {
         package: "pkg-config",
@@ -38,7 +38,28 @@ pub const REQUIREMENTS: &[Requirement] = &[
         why: "the official Python SDK's virtualenv (the simulator's faithfulness test)",
         present: || succeeds(Command::new("python3").args(["-c", "import ensurepip, venv"])),
     },
+    Requirement {
+        package: "chromium",
+        why: "renders `reelthyme timeline`'s HTML in its test (headless)",
+        present: chromium_present,
+    },
 ];
+
+/// Where the timeline test looks: `REELTHYME_CHROMIUM`, or a Chromium/Chrome in /usr/bin.
+fn chromium_present() -> bool {
+    std::env::var_os("REELTHYME_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/usr/bin/chromium",
+                "/usr/bin/chromium-browser",
+                "/usr/bin/google-chrome",
+            ]
+            .map(std::path::PathBuf::from),
+        )
+        .any(|p| p.exists())
+}
 
 /// `$PKG_CONFIG` or `pkg-config`, as the `pkg-config` crate (and so alsa-sys) uses it.
 fn pkg_config() -> String {
