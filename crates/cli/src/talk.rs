@@ -329,6 +329,9 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
         }
     });
     let mut screen = Screen::new(source, colour());
+    if let Some(dir) = &args.record {
+        screen.note(format!("recording into {}", dir.display()), Tone::Info);
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     // Raw mode turns the terminal's Ctrl-C into a key (below); a SIGINT from elsewhere
     // (`kill -INT`) ends the conversation as cleanly.
@@ -404,6 +407,16 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     print!("{}", screen.transcript_text());
     result?;
     recorded?;
+    if let Some(summary) = screen.summary() {
+        eprintln!("reelthyme talk: {summary}");
+    }
+    if let Some(dir) = &args.record {
+        eprintln!(
+            "reelthyme talk: recorded into {}; `reelthyme timeline {}` draws it",
+            dir.display(),
+            dir.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

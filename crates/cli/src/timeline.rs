@@ -48,7 +48,16 @@ pub(crate) fn run(args: TimelineArgs) -> Result<ExitCode> {
             let out = out.map_or_else(|| path.with_extension("html"), Path::to_owned);
             std::fs::write(&out, page)
                 .with_context(|| format!("cannot write {}", out.display()))?;
+            // The path alone on stdout, for scripts; the rest for the person.
             println!("{}", out.display());
+            eprintln!(
+                "reelthyme timeline: {} turn{}, {} barge-in{} — open {} in a browser",
+                timeline.turns.len(),
+                if timeline.turns.len() == 1 { "" } else { "s" },
+                timeline.barge_ins(),
+                if timeline.barge_ins() == 1 { "" } else { "s" },
+                out.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -444,6 +453,14 @@ impl Timeline {
                     .any(|m| m.kind == MarkKind::BargeIn && m.response == Some(index)),
             });
         }
+    }
+
+    /// How many times the user barged in.
+    pub(crate) fn barge_ins(&self) -> usize {
+        self.marks
+            .iter()
+            .filter(|m| m.kind == MarkKind::BargeIn)
+            .count()
     }
 
     /// The median turn latency.

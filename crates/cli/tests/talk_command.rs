@@ -259,7 +259,14 @@ fn two_turns_stay_on_screen_and_ctrl_c_quits_restoring_the_terminal() {
         !after_screen.contains("q or Ctrl-C quit") && line_with(&after_screen, "You: ").len() == 2,
         "{after_screen}"
     );
-    assert!(!talk.stderr().contains("panicked"), "{}", talk.stderr());
+    let stderr = talk.stderr();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // How it went, and where the recording is with what draws it.
+    assert!(
+        stderr.contains("reelthyme talk: 2 answers, median latency ")
+            && stderr.contains("`reelthyme timeline "),
+        "{stderr}"
+    );
     check_recording(&talk.recording());
 }
 

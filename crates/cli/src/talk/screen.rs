@@ -320,6 +320,36 @@ impl Screen {
         rows
     }
 
+    /// How the conversation went, in a line: answers, latency, interruptions.
+    pub(crate) fn summary(&self) -> Option<String> {
+        let answers: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| e.who == Who::Assistant)
+            .collect();
+        if answers.is_empty() {
+            return None;
+        }
+        let mut latencies: Vec<u128> = answers
+            .iter()
+            .filter_map(|e| e.latency.map(|l| l.as_millis()))
+            .collect();
+        latencies.sort_unstable();
+        let interrupted = answers.iter().filter(|e| e.interrupted).count();
+        let mut line = format!(
+            "{} answer{}",
+            answers.len(),
+            if answers.len() == 1 { "" } else { "s" }
+        );
+        if let Some(median) = latencies.get(latencies.len() / 2) {
+            line.push_str(&format!(", median latency {median} ms"));
+        }
+        if interrupted > 0 {
+            line.push_str(&format!(", {interrupted} interrupted"));
+        }
+        Some(line)
+    }
+
     /// The conversation as plain text, for the terminal's scrollback once `talk` ends.
     pub(crate) fn transcript_text(&self) -> String {
         let label_width = Who::Assistant.label().len() + 1;
@@ -570,6 +600,10 @@ mod tests {
             screen
                 .transcript_text()
                 .contains("Once upon a time [interrupted]")
+        );
+        assert_eq!(
+            screen.summary().as_deref(),
+            Some("2 answers, 1 interrupted")
         );
     }
 

@@ -149,11 +149,7 @@ fn svg(timeline: &Timeline) -> String {
         r#"<title id="svg-title">Session timeline</title><desc id="svg-desc">{} user speech spans, {} responses, {} barge-ins over {}. The table below has the same numbers.</desc>"#,
         timeline.speech.len(),
         timeline.responses.len(),
-        timeline
-            .marks
-            .iter()
-            .filter(|m| m.kind == MarkKind::BargeIn)
-            .count(),
+        timeline.barge_ins(),
         secs(timeline.end_t)
     );
     // Grid and axis.
@@ -460,11 +456,7 @@ footer { color: var(--muted); margin-top: 22px; max-width: 900px; font-size: 13p
 
 /// The whole page.
 pub(crate) fn page(timeline: &Timeline, title: &str, model: Option<&str>) -> String {
-    let barge_ins = timeline
-        .marks
-        .iter()
-        .filter(|m| m.kind == MarkKind::BargeIn)
-        .count();
+    let barge_ins = timeline.barge_ins();
     let mut s = String::new();
     let _ = write!(
         s,
