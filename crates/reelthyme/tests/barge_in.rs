@@ -385,10 +385,10 @@ async fn the_g711_tail_of_an_interrupted_answer_is_not_played() {
             }
             let event = tokio::time::timeout(Duration::from_millis(20), events.next()).await;
             let Ok(Some(event)) = event else { continue };
-            if let Ok(ServerEvent::ResponseDone(_)) = event {
-                if cut_at.is_some() {
-                    return;
-                }
+            if let Ok(ServerEvent::ResponseDone(_)) = event
+                && cut_at.is_some()
+            {
+                return;
             }
         }
     })

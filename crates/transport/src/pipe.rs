@@ -370,16 +370,22 @@ impl Link {
         let verdict = match error {
             Some(error) => Some(error.with_unsent(unsent)),
             None if unsent.is_empty() => None,
-            None => Some(
-                Error::new(
+            // A clean close, but with frames still queued: they must be reported.
+            None => {
+                let error = Error::new(
                     ErrorKind::Closed,
                     format!(
-                        "the connection closed with {} queued frame(s) unsent",
+                        "the connection closed normally with {} queued frame(s) unsent",
                         unsent.len()
                     ),
                 )
-                .with_unsent(unsent),
-            ),
+                .with_unsent(unsent);
+                Some(if close_answered {
+                    error.with_close_code(1000)
+                } else {
+                    error
+                })
+            }
         }
         .map(Error::into_terminal);
         if let Some(error) = &verdict {

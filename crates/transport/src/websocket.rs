@@ -2,8 +2,8 @@
 //! concurrently, joined to the caller by the bounded frame pipe (`pipe.rs`).
 //!
 //! - The writer alone writes the socket, so frames leave in the order they were queued.
-//!   Every write is bounded by [`Options::dead_after`]: a server that stops reading cannot
-//!   hold senders forever.
+//!   A write during which the socket takes no byte for [`Options::dead_after`] fails the
+//!   connection: a server that stops reading cannot hold senders forever.
 //! - The reader stops reading while the consumer's queue is full (in frames or in bytes),
 //!   so TCP flow control slows the server and memory stays bounded.
 //! - Keepalive: the writer pings every [`Options::ping_interval`]; the reader declares the
@@ -14,6 +14,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +26,7 @@ use http_body_util::Empty;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use reelthyme_schema::ErrorDetail;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -149,7 +153,7 @@ pub struct Connection {
     pub receiver: FrameReceiver,
 }
 
-type Socket = WebSocketStream<TokioIo<Upgraded>>;
+type Socket = WebSocketStream<Counted<TokioIo<Upgraded>>>;
 
 /// Opens a WebSocket connection to `endpoint`.
 ///
@@ -238,7 +242,11 @@ async fn upgrade(endpoint: &Endpoint, options: &Options) -> Result<Socket> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_message_size))
         .max_frame_size(Some(options.max_message_size));
-    Ok(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Client, Some(config)).await)
+    let io = Counted {
+        inner: TokioIo::new(upgraded),
+        written: Arc::new(AtomicU64::new(0)),
+    };
+    Ok(WebSocketStream::from_raw_socket(io, Role::Client, Some(config)).await)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -274,11 +282,12 @@ type SocketSink = futures_util::stream::SplitSink<Socket, Message>;
 type SocketStream = futures_util::stream::SplitStream<Socket>;
 
 async fn run(socket: Socket, mut link: Link, timing: Timing) {
+    let written = socket.get_ref().written.clone();
     let (mut sink, mut stream) = socket.split();
     let cancel = Cancel::new();
     let Link { outbox, inbox, .. } = &mut link;
     let (written, read) = tokio::join!(
-        write(&mut sink, outbox, &cancel, timing),
+        write(&mut sink, written, outbox, &cancel, timing),
         read(&mut stream, inbox, &cancel, timing.dead_after),
     );
     // Let a close reply tungstenite queued (the server closed first) reach the socket.
@@ -317,6 +326,7 @@ struct Written {
 
 async fn write(
     sink: &mut SocketSink,
+    written: Arc<AtomicU64>,
     outbox: &mut Outbox,
     cancel: &Cancel,
     timing: Timing,
@@ -330,6 +340,7 @@ async fn write(
     let guard = Guard {
         cancel,
         limit: timing.dead_after,
+        written,
     };
     // Every socket operation is bounded: against a peer that stopped reading, a write
     // blocks for as long as TCP keeps the connection (forever, with zero-window probes).
@@ -409,32 +420,83 @@ enum Outcome {
 struct Guard<'a> {
     cancel: &'a Cancel,
     limit: Duration,
+    written: Arc<AtomicU64>,
 }
 
 impl Guard<'_> {
+    /// Runs one socket operation. It fails only when the socket accepts no byte for the
+    /// whole limit (a slow link writing a big frame is not a dead one).
     async fn run<T>(
         &self,
         operation: impl Future<Output = Result<T, tungstenite::Error>>,
     ) -> Result<Outcome, Error> {
-        tokio::select! {
-            biased;
-            () = self.cancel.fired() => Ok(Outcome::Cancelled),
-            done = tokio::time::timeout(self.limit, operation) => match done {
-                Err(_) => Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "a write did not complete in {} ms: the server is not reading",
-                        self.limit.as_millis()
-                    ),
-                )),
-                Ok(Err(error)) => Err(Error::new(
-                    ErrorKind::Closed,
-                    format!("the connection failed: {error}"),
-                )
-                .with_source(error)),
-                Ok(Ok(_)) => Ok(Outcome::Done),
-            },
+        let mut operation = std::pin::pin!(operation);
+        let mut seen = self.written.load(Ordering::Relaxed);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.cancel.fired() => return Ok(Outcome::Cancelled),
+                done = &mut operation => return match done {
+                    // The socket broke without a close handshake: an abnormal closure.
+                    Err(error) => Err(Error::new(
+                        ErrorKind::Closed,
+                        format!("the connection failed: {error}"),
+                    )
+                    .with_close_code(1006)
+                    .with_source(error)),
+                    Ok(_) => Ok(Outcome::Done),
+                },
+                () = tokio::time::sleep(self.limit) => {
+                    let now = self.written.load(Ordering::Relaxed);
+                    if now == seen {
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the socket took no data for {} ms: the server is not reading",
+                                self.limit.as_millis()
+                            ),
+                        ));
+                    }
+                    seen = now;
+                }
+            }
         }
+    }
+}
+
+/// The socket, counting the bytes written to it (the writer's proof of progress).
+struct Counted<T> {
+    inner: T,
+    written: Arc<AtomicU64>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, data))?;
+        self.written.fetch_add(written as u64, Ordering::Relaxed);
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -27,6 +27,7 @@ impl Write for Captured {
 const SECRET: &str = "sk-SUPERSECRET-0123456789";
 
 #[tokio::test]
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback signature
 async fn the_key_is_absent_from_trace_logs_with_the_log_bridge_installed() {
     let captured = Captured::default();
     let writer = captured.clone();
