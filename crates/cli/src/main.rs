@@ -58,6 +58,12 @@ enum Command {
     /// Reads a recording of `chat --record FILE` or `talk --record DIR`; writes one
     /// self-contained file (inline SVG and CSS, no script) and prints its path.
     Timeline(timeline::TimelineArgs),
+    /// Print a shell completion script, e.g. `reelthyme completions bash >
+    /// ~/.local/share/bash-completion/completions/reelthyme`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Timeline(args) => timeline::run(args),
+        Command::Completions { shell } => completions(shell),
     };
     match result {
         Ok(code) => code,
@@ -86,6 +93,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// Writes the completion script (through a buffer: `generate` panics when the pipe closes,
+/// as under `| head`, where a clean exit is what a shell user expects).
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut script = Vec::new();
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "reelthyme", &mut script);
+    match std::io::stdout().lock().write_all(&script) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -304,3 +304,30 @@ fn openai_base_url_and_reelthyme_model_are_honoured() {
     );
     assert_actionable(&output, &["not-a-model", "--model"]);
 }
+
+#[test]
+fn completions_complete_the_subcommands() {
+    let output = reelthyme(&["completions", "bash"], &[]);
+    assert!(output.status.success());
+    let script = String::from_utf8(output.stdout).unwrap();
+    assert!(script.contains("_reelthyme()") && script.contains("timeline"));
+    if Command::new("bash").arg("--version").output().is_ok() {
+        let dir = std::env::temp_dir().join(format!("reelthyme-compl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("reelthyme.bash");
+        std::fs::write(&file, script).unwrap();
+        let completed = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source '{}'; COMP_WORDS=(reelthyme ti); COMP_CWORD=1; _reelthyme reelthyme ti reelthyme; echo \"${{COMPREPLY[*]}}\"",
+                file.display()
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&completed.stdout).trim(),
+            "timeline"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
