@@ -132,8 +132,9 @@ impl std::error::Error for Usage {}
 /// client handshake logs the raw upgrade request at TRACE, `Authorization: Bearer sk-…`
 /// header included (review #5), and `log` records reach us through the bridge that
 /// `init()` installs (kept: rustls and tungstenite log nothing else that is secret, and
-/// their other records help with TLS and protocol trouble).
-const SECRET_TARGETS: &[&str] = &["tungstenite::handshake", "tokio_tungstenite::handshake"];
+/// their other records help with TLS and protocol trouble). tokio-tungstenite goes whole: its
+/// records are `file:line Read.read`-style polling traces, and it drives the handshake.
+const SECRET_TARGETS: &[&str] = &["tungstenite::handshake", "tokio_tungstenite"];
 
 /// Whether records of `target` may be logged (see [`SECRET_TARGETS`]).
 fn loggable(target: &str) -> bool {
@@ -188,6 +189,7 @@ mod tests {
             "tungstenite::handshake",
             "tungstenite::handshake::client",
             "tokio_tungstenite::handshake",
+            "tokio_tungstenite",
         ] {
             assert!(!loggable(target), "{target}");
         }
