@@ -1,6 +1,7 @@
 //! `stream` and `capture_audio`: the seed's other two verbs, on real sound devices.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -270,6 +271,19 @@ impl AudioEvents {
     }
 }
 
+/// Whether the server cancels a running response by itself when it hears the user.
+fn server_cancels(sender: &SessionSender) -> bool {
+    use reelthyme_schema::TurnDetection;
+    match sender.session().turn_detection() {
+        Some(Some(TurnDetection::ServerVad(vad))) => vad.interrupt_response != Some(false),
+        Some(Some(TurnDetection::SemanticVad(vad))) => vad.interrupt_response != Some(false),
+        // Not stated: the server's default, server VAD that interrupts.
+        None => true,
+        // VAD off, or a kind this crate does not know: say nothing is cancelled for us.
+        _ => false,
+    }
+}
+
 impl AudioEvents {
     /// A device failure not yet yielded: the session goes on, playback does not.
     fn device_failure(&mut self) -> Option<Error> {
@@ -370,6 +384,9 @@ impl Stream for AudioEvents {
                     // Cut now, so that no delta of this answer is queued from here on;
                     // the device flush and the events to the server follow.
                     let active = self.control.state.lock().expect("state lock").cut();
+                    // With `interrupt_response` (the default) the server cancels the
+                    // response itself; cancelling again only earns an error event.
+                    let active = active.filter(|_| !server_cancels(&self.control.sender));
                     let control = self.control.clone();
                     tokio::spawn(async move {
                         if let Err(error) = control.barge_in(active).await {
@@ -384,16 +401,32 @@ impl Stream for AudioEvents {
     }
 }
 
+/// A function shown every captured chunk (24 kHz mono PCM16) before it is sent.
+type Tap = Arc<dyn Fn(&[i16]) + Send + Sync>;
+
 /// How [`capture_audio`] captures.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct CaptureOptions {
     /// Milliseconds of audio per `input_audio_buffer.append` (default 40; the seed used 500).
     pub interval_ms: u32,
     /// The input device's name (default: the system default).
     pub device: Option<String>,
-    /// The session's input format (default `audio/pcm` at 24 kHz; G.711 is encoded at 8 kHz).
+    /// The input format to send (default: follow the session's, as the server last
+    /// confirmed it — PCM16 at 24 kHz, or G.711 encoded at 8 kHz).
     pub format: Option<AudioFormat>,
+    tap: Option<Tap>,
+}
+
+impl std::fmt::Debug for CaptureOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureOptions")
+            .field("interval_ms", &self.interval_ms)
+            .field("device", &self.device)
+            .field("format", &self.format)
+            .field("tap", &self.tap.is_some())
+            .finish()
+    }
 }
 
 impl Default for CaptureOptions {
@@ -402,6 +435,7 @@ impl Default for CaptureOptions {
             interval_ms: 40,
             device: None,
             format: None,
+            tap: None,
         }
     }
 }
@@ -421,10 +455,18 @@ impl CaptureOptions {
         self
     }
 
-    /// The session's input format (default `audio/pcm`; G.711 formats encode at 8 kHz).
+    /// Sends in this format whatever the session says (default: follow the session).
     #[must_use]
     pub fn format(mut self, format: AudioFormat) -> Self {
         self.format = Some(format);
+        self
+    }
+
+    /// Shows every captured chunk (24 kHz mono PCM16, in order, before encoding) to `tap`:
+    /// for level meters and recordings. It runs in the capture task: keep it short.
+    #[must_use]
+    pub fn tap(mut self, tap: impl Fn(&[i16]) + Send + Sync + 'static) -> Self {
+        self.tap = Some(Arc::new(tap));
         self
     }
 }
@@ -434,6 +476,7 @@ impl CaptureOptions {
 pub struct CaptureHandle {
     capture: Option<Capture>,
     task: Option<tokio::task::JoinHandle<Result<()>>>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl CaptureHandle {
@@ -449,6 +492,12 @@ impl CaptureHandle {
         if let Some(capture) = &self.capture {
             capture.unmute();
         }
+    }
+
+    /// Chunks dropped because the session could not take them for longer than the capture
+    /// queue holds (10 s of audio): stale speech is worse than none. Logged when it happens.
+    pub fn dropped_chunks(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Stops: the last partial chunk is sent, then the device is released.
@@ -471,63 +520,129 @@ impl CaptureHandle {
     }
 }
 
+/// How captured audio is put on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Pcm16,
+    Ulaw,
+    Alaw,
+}
+
+impl Encoding {
+    fn of(format: Option<&AudioFormat>) -> Self {
+        match format {
+            Some(AudioFormat::Pcmu(_)) => Self::Ulaw,
+            Some(AudioFormat::Pcma(_)) => Self::Alaw,
+            _ => Self::Pcm16,
+        }
+    }
+}
+
+/// Turns 24 kHz chunks into appends in one encoding; G.711 needs a 24 → 8 kHz resampler
+/// whose tail belongs to the stream it was fed.
+struct Encoder {
+    encoding: Encoding,
+    narrow: Option<Resampler>,
+}
+
+impl Encoder {
+    fn new(encoding: Encoding) -> Result<Self> {
+        let narrow = match encoding {
+            Encoding::Pcm16 => None,
+            _ => Some(Resampler::new(24_000, 8_000).map_err(audio_error)?),
+        };
+        Ok(Self { encoding, narrow })
+    }
+
+    fn encode(&mut self, chunk: &[i16]) -> ClientEvent {
+        match &mut self.narrow {
+            None => ClientEvent::audio_append(chunk),
+            Some(resampler) => {
+                let mut wide = Vec::new();
+                reelthyme_audio::i16_to_f32(chunk, &mut wide);
+                let mut narrowed = Vec::new();
+                resampler.process(&wide, &mut narrowed);
+                g711_append(&narrowed, self.encoding == Encoding::Ulaw)
+            }
+        }
+    }
+
+    /// What the resampler still holds: the last audio of this encoding.
+    fn finish(&mut self) -> Option<ClientEvent> {
+        let resampler = self.narrow.as_mut()?;
+        let mut tail = Vec::new();
+        resampler.flush(&mut tail);
+        (!tail.is_empty()).then(|| g711_append(&tail, self.encoding == Encoding::Ulaw))
+    }
+}
+
+/// Chunks that may wait between the device and the session: 10 s at 40 ms.
+const CAPTURE_QUEUE: usize = 250;
+
 /// Streams the microphone into the session as `input_audio_buffer.append` events every
-/// `interval_ms` (resampled from the device's native format to 24 kHz mono PCM16, or
-/// G.711 at 8 kHz). Appends wait for room in the send queue; none is dropped.
+/// `interval_ms`, resampled from the device's native format to the session's input format
+/// (followed as the server confirms it: PCM16 at 24 kHz, or G.711 at 8 kHz) unless
+/// [`CaptureOptions::format`] fixes one. Appends wait for room in the send queue; if the
+/// session cannot take audio for longer than 10 s, newly captured chunks are dropped and
+/// counted ([`CaptureHandle::dropped_chunks`]) rather than queued without bound.
 ///
 /// # Errors
 /// When no input device can be opened.
 pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<CaptureHandle> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Captured>();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Captured>(CAPTURE_QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let lost = dropped.clone();
     let capture = Capture::start(
         options.device.as_deref(),
         options.interval_ms,
         move |captured| {
-            let _ = tx.send(captured);
+            // Never block the audio thread: a full queue drops the chunk, counted.
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = tx.try_send(captured)
+                && lost.fetch_add(1, Ordering::Relaxed) == 0
+            {
+                tracing::warn!("the session is not taking audio: dropping captured chunks");
+            }
         },
     )
     .map_err(audio_error)?;
     let mut sender = sender.clone();
-    let format = options.format;
+    let fixed = options.format;
+    let tap = options.tap;
     let task = tokio::spawn(async move {
-        let mut narrow = match format {
-            Some(AudioFormat::Pcmu(_) | AudioFormat::Pcma(_)) => {
-                Some(Resampler::new(24_000, 8_000).map_err(audio_error)?)
-            }
-            _ => None,
+        let wanted = |sender: &SessionSender| match &fixed {
+            Some(format) => Encoding::of(Some(format)),
+            None => Encoding::of(sender.input_format().as_ref()),
         };
-        let ulaw = matches!(format, Some(AudioFormat::Pcmu(_)));
+        let mut encoder = Encoder::new(wanted(&sender))?;
         while let Some(captured) = rx.recv().await {
             let chunk = match captured {
                 Captured::Audio(chunk) => chunk,
                 Captured::Error(error) => return Err(audio_error(error)),
                 _ => continue,
             };
-            let event = match &mut narrow {
-                None => ClientEvent::audio_append(&chunk),
-                Some(resampler) => {
-                    let mut wide = Vec::new();
-                    reelthyme_audio::i16_to_f32(&chunk, &mut wide);
-                    let mut narrowed = Vec::new();
-                    resampler.process(&wide, &mut narrowed);
-                    g711_append(&narrowed, ulaw)
+            if let Some(tap) = &tap {
+                tap(&chunk);
+            }
+            let encoding = wanted(&sender);
+            if encoding != encoder.encoding {
+                // The session changed format: finish the old stream, start the new one.
+                if let Some(tail) = encoder.finish() {
+                    sender.send(tail).await?;
                 }
-            };
-            sender.send(event).await?;
+                encoder = Encoder::new(encoding)?;
+            }
+            sender.send(encoder.encode(&chunk)).await?;
         }
         // Capture stopped: what the 24 → 8 kHz resampler still holds is the last audio.
-        if let Some(resampler) = &mut narrow {
-            let mut tail = Vec::new();
-            resampler.flush(&mut tail);
-            if !tail.is_empty() {
-                sender.send(g711_append(&tail, ulaw)).await?;
-            }
+        if let Some(tail) = encoder.finish() {
+            sender.send(tail).await?;
         }
         Ok(())
     });
     Ok(CaptureHandle {
         capture: Some(capture),
         task: Some(task),
+        dropped,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
@@ -159,10 +159,12 @@ async fn open(config: Config, span: tracing::Span) -> Result<Session> {
         .connect(&config.endpoint, &config.options)
         .await?;
     let dialect = config.endpoint.dialect();
+    let confirmed = Arc::new(RwLock::new(SessionConfig::default()));
     let sender = SessionSender {
         frames: connection.sender,
         outgoing: config.outgoing.into(),
         dialect,
+        confirmed: confirmed.clone(),
     };
     let mut events = SessionEvents {
         frames: connection.receiver,
@@ -171,6 +173,7 @@ async fn open(config: Config, span: tracing::Span) -> Result<Session> {
         dialect,
         buffered: None,
         span: span.clone(),
+        confirmed,
     };
     // The first event says whether the server accepted the session: `session.created`, or
     // an `error` followed by a close (PROTOCOL.md §1.4).
@@ -185,6 +188,7 @@ async fn open(config: Config, span: tracing::Span) -> Result<Session> {
                         span.record("session_id", id.as_str());
                     }
                     tracing::info!(parent: &span, "session created");
+                    *events.confirmed.write().expect("session lock") = session.clone();
                     events.buffered = Some(event);
                     session
                 }
@@ -299,6 +303,9 @@ pub struct SessionSender {
     frames: FrameSender,
     outgoing: Arc<[Outgoing]>,
     dialect: Dialect,
+    /// The session as the server last confirmed it (`session.created`, `session.updated`),
+    /// kept by the events half.
+    confirmed: Arc<RwLock<SessionConfig>>,
 }
 
 impl fmt::Debug for SessionSender {
@@ -310,6 +317,22 @@ impl fmt::Debug for SessionSender {
 }
 
 impl SessionSender {
+    /// The session as the server last confirmed it (`session.created`, then each
+    /// `session.updated` the events half has yielded): formats, voice, turn detection…
+    pub fn session(&self) -> SessionConfig {
+        self.confirmed.read().expect("session lock").clone()
+    }
+
+    /// The input audio format the server last confirmed (`None`: the default, PCM16 at
+    /// 24 kHz).
+    pub fn input_format(&self) -> Option<reelthyme_schema::AudioFormat> {
+        self.confirmed
+            .read()
+            .expect("session lock")
+            .input_format()
+            .cloned()
+    }
+
     /// Runs the outgoing transforms and serialises (in the sender's task).
     fn prepare(&self, mut event: ClientEvent) -> Result<String> {
         for transform in self.outgoing.iter() {
@@ -401,6 +424,7 @@ pub struct SessionEvents {
     dialect: Dialect,
     buffered: Option<ServerEvent>,
     span: tracing::Span,
+    confirmed: Arc<RwLock<SessionConfig>>,
 }
 
 impl fmt::Debug for SessionEvents {
@@ -484,6 +508,9 @@ impl Stream for SessionEvents {
                 event_id = event.event_id(),
                 "received"
             );
+            if let ServerEvent::SessionUpdated(updated) = &event {
+                *self.confirmed.write().expect("session lock") = updated.session.clone();
+            }
             if let Some(event) = self
                 .incoming
                 .iter()

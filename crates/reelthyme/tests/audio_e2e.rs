@@ -5,10 +5,12 @@
 
 #![cfg(all(feature = "audio", target_os = "linux"))]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reelthyme::events::ServerEvent;
+use reelthyme::events::{ClientEvent, ServerEvent};
 use reelthyme::{CaptureOptions, Config, Endpoint};
 use reelthyme_sim::{Recorder, SimConfig, Simulator};
 
@@ -128,6 +130,65 @@ async fn speech_in_through_the_microphone_answer_out_through_the_speaker() {
         control.played_ms(&item_id).unwrap().abs_diff(sent_ms) <= 1,
         "played all {sent_ms} ms"
     );
+    // Capture follows the session's input format as the server confirms it (here G.711
+    // µ-law, 8 kHz: 320 bytes per 40 ms), and a tap sees every chunk it sends.
+    let mut tx = tx;
+    let update = serde_json::json!({"type": "session.update", "session": {"type": "realtime",
+        "audio": {"input": {"format": {"type": "audio/pcmu"}, "turn_detection": null}}}});
+    tx.send(ClientEvent::from_value(update).unwrap())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = events.next().await {
+            if let ServerEvent::SessionUpdated(_) = event.unwrap() {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("session.updated");
+    let before = recorder.frames().len();
+    let tapped = Arc::new(AtomicUsize::new(0));
+    let counter = tapped.clone();
+    let capture = reelthyme::capture_audio(
+        &tx,
+        CaptureOptions::default().tap(move |chunk| {
+            // 40 ms at 24 kHz (the last one, at stop, may be shorter).
+            assert!(chunk.len() <= 960, "{} samples", chunk.len());
+            counter.fetch_add(1, Ordering::SeqCst);
+        }),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    capture.stop().await.unwrap();
+    tx.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let appends: Vec<usize> = recorder.frames()[before..]
+        .iter()
+        .filter(|f| !f.from_server && f.json["type"] == "input_audio_buffer.append")
+        .map(|f| {
+            reelthyme::events::Base64Audio::from_base64(f.json["audio"].as_str().unwrap())
+                .decode_bytes()
+                .unwrap()
+                .len()
+        })
+        .collect();
+    let chunks = tapped.load(Ordering::SeqCst);
+    assert!(chunks > 0, "the tap saw nothing");
+    // One append per tapped chunk, plus the resampler's tail at stop.
+    assert!(
+        appends.len() == chunks || appends.len() == chunks + 1,
+        "{} appends for {chunks} chunks",
+        appends.len()
+    );
+    // 40 ms of 8 kHz G.711 is 320 bytes; the resampler's start, the short last chunk and
+    // the tail at stop differ.
+    let odd = appends.iter().filter(|&&n| n != 320).count();
+    assert!(
+        odd <= 3 && appends.len() > 3,
+        "G.711 appends of 40 ms: {appends:?}"
+    );
+
     drop(events);
     drop(control);
     let mut source = Vec::new();

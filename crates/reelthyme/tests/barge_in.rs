@@ -143,6 +143,14 @@ async fn speech_stops_playback_within_a_period_and_truncates_at_what_was_heard()
         .collect();
     assert_eq!(truncates.len(), 1);
     assert_eq!(truncates[0].json["audio_end_ms"], outcome.audio_end_ms);
+    // `interrupt_response: true`: the server cancels the answer itself, so the client
+    // does not (a second cancel only earns `response_cancel_not_active`).
+    let cancels = recorder
+        .frames()
+        .into_iter()
+        .filter(|f| !f.from_server && f.json["type"] == "response.cancel")
+        .count();
+    assert_eq!(cancels, 0);
 }
 
 /// A session whose output is G.711 A-law at 8 kHz: `stream` decodes and upsamples it, and
@@ -351,6 +359,18 @@ async fn deltas_arriving_while_the_device_flushes_are_not_played_after_a_barge_i
     assert!(
         after <= PERIOD as u64,
         "{after} frames of the interrupted answer played after the barge-in"
+    );
+    // `interrupt_response: false`: the client cancels, naming the response it cut.
+    let cancels: Vec<_> = recorder
+        .frames()
+        .into_iter()
+        .filter(|f| !f.from_server && f.json["type"] == "response.cancel")
+        .collect();
+    assert_eq!(cancels.len(), 1);
+    assert!(
+        cancels[0].json["response_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("resp_"))
     );
 }
 
