@@ -68,6 +68,29 @@ impl Origin {
         })
     }
 
+    /// Whether the host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+    pub(crate) fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// Warns when credentials are about to travel in the clear to another machine (an
+    /// `http://` or `ws://` base, e.g. from `OPENAI_BASE_URL`). Loopback is fine: the
+    /// simulator and local proxies live there.
+    pub(crate) fn warn_cleartext(&self, has_credentials: bool) -> bool {
+        let cleartext = has_credentials && !self.tls && !self.is_loopback();
+        if cleartext {
+            tracing::warn!(
+                host = %self.host,
+                "sending credentials without TLS to another machine: use https:// or wss://"
+            );
+        }
+        cleartext
+    }
+
     /// Connects TCP, then TLS when the scheme asks for it.
     ///
     /// # Errors
@@ -137,5 +160,17 @@ mod tests {
         );
         assert_eq!(origin.authority, "api.openai.com");
         assert!(Origin::of(&"ftp://x/".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn credentials_in_the_clear_are_flagged_off_loopback_only() {
+        let origin = |url: &str| Origin::of(&url.parse().unwrap()).unwrap();
+        assert!(origin("ws://example.com/v1").warn_cleartext(true));
+        assert!(origin("http://10.1.2.3:8080/v1").warn_cleartext(true));
+        assert!(!origin("ws://example.com/v1").warn_cleartext(false));
+        assert!(!origin("wss://example.com/v1").warn_cleartext(true));
+        assert!(!origin("ws://127.0.0.1:9/v1").warn_cleartext(true));
+        assert!(!origin("ws://localhost:9/v1").warn_cleartext(true));
+        assert!(!origin("ws://[::1]:9/v1").warn_cleartext(true));
     }
 }

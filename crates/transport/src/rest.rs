@@ -135,6 +135,7 @@ async fn post(
         .parse()
         .map_err(|e| Error::new(ErrorKind::Config, format!("invalid URL {url}")).with_source(e))?;
     let origin = Origin::of(&uri)?;
+    origin.warn_cleartext(endpoint.has_credentials());
     let mut request = Request::builder()
         .method(Method::POST)
         .uri(uri.path_and_query().map_or("/", |p| p.as_str()));

@@ -208,6 +208,7 @@ async fn upgrade(endpoint: &Endpoint, options: &Options) -> Result<Socket> {
             .map_err(|_| Error::new(ErrorKind::Config, format!("invalid host in {url}")))?,
     );
     let request = hyper::Request::from_parts(parts, Empty::<Bytes>::new());
+    origin.warn_cleartext(endpoint.has_credentials());
     let io = origin.connect(&options.extra_root_certificates).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
