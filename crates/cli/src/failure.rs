@@ -3,6 +3,7 @@
 //! not its user.
 
 use reelthyme::ErrorKind;
+#[cfg(feature = "audio")]
 use reelthyme::audio_io::AudioError;
 
 /// The message and, when there is something to suggest, a hint.
@@ -26,6 +27,7 @@ fn message(error: &anyhow::Error) -> String {
 }
 
 fn hint(error: &anyhow::Error) -> Option<String> {
+    #[cfg(feature = "audio")]
     if let Some(AudioError::Device(_)) = error.chain().find_map(|e| e.downcast_ref::<AudioError>())
     {
         return Some(DEVICE_HINT.to_owned());
@@ -74,7 +76,6 @@ const DEVICE_HINT: &str = "`reelthyme talk --list-devices` lists the devices \
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context;
 
     #[test]
     fn messages_skip_causes_their_wrapper_already_says() {
@@ -88,8 +89,10 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "audio")]
     #[test]
     fn device_failures_point_to_the_device_list_and_the_headless_setup() {
+        use anyhow::Context;
         let error = Err::<(), _>(AudioError::Device("no default input device".into()))
             .context("the microphone")
             .unwrap_err();

@@ -16,6 +16,7 @@ mod recording;
 mod replay;
 mod secret;
 mod sim;
+#[cfg(feature = "audio")]
 mod talk;
 mod timeline;
 
@@ -44,7 +45,16 @@ enum Command {
     ///
     /// Keys: m mutes, i interrupts the answer, PgUp/PgDn/↑/↓ scroll the transcript (End
     /// follows it again), q, Esc or Ctrl-C quit.
+    #[cfg(feature = "audio")]
     Talk(talk::TalkArgs),
+    /// Talk: a voice conversation in the terminal — not in this build (without the
+    /// `audio` feature).
+    #[cfg(not(feature = "audio"))]
+    Talk {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        rest: Vec<String>,
+    },
     /// Chat by text: interactively, or one scripted turn (`--message`, `--jsonl`).
     Chat(chat::ChatArgs),
     /// Mint an ephemeral key (`ek_…`) for a browser or mobile client; prints it.
@@ -71,7 +81,14 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Events { command } => events::run(command),
+        #[cfg(feature = "audio")]
         Command::Talk(args) => talk::run(args),
+        #[cfg(not(feature = "audio"))]
+        Command::Talk { .. } => Err(anyhow::Error::new(Usage(
+            "this reelthyme was built without the `audio` feature, so it has no `talk`: \
+             build it with default features (needs libasound2-dev and pkg-config on Linux)"
+                .into(),
+        ))),
         Command::Chat(args) => chat::run(args),
         Command::MintSecret(args) => secret::run(args),
         Command::Replay(args) => replay::run(args),

@@ -7,6 +7,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
+#[cfg_attr(not(feature = "audio"), allow(dead_code))] // only `talk --record DIR` makes one
 /// Creates `dir` (and its parents) readable by the user only (0700 where that means
 /// something). An existing directory is left as it is.
 pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {

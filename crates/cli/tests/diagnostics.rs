@@ -207,7 +207,7 @@ fn a_bad_recording_is_named_with_what_is_wrong() {
 
 /// `talk` where ALSA's default devices do not exist: a message that says so and what to
 /// try, before the terminal is touched.
-#[cfg(target_os = "linux")]
+#[cfg(all(feature = "audio", target_os = "linux"))]
 #[test]
 fn talk_without_a_sound_device_explains_what_to_try() {
     let dir = std::env::temp_dir().join(format!("reelthyme-nodev-{}", std::process::id()));

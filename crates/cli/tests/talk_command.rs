@@ -3,7 +3,7 @@
 //! input meter and the state; `q` or Ctrl-C exits cleanly with status 0, the terminal is
 //! restored, and a private recording stays behind.
 
-#![cfg(target_os = "linux")]
+#![cfg(all(feature = "audio", target_os = "linux"))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
