@@ -50,8 +50,16 @@ impl<'de> Deserialize<'de> for Extra {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Extra, A::Error> {
                 let mut map = Map::new();
+                let mut seen_type = false;
                 while let Some(key) = access.next_key::<String>()? {
                     if key == "type" {
+                        // A second tag would make the text say two things at once (a
+                        // tree keeps the last, the fast path reads the first): refuse it,
+                        // as serde does for any other field given twice.
+                        if seen_type {
+                            return Err(serde::de::Error::duplicate_field("type"));
+                        }
+                        seen_type = true;
                         access.next_value::<IgnoredAny>()?;
                     } else {
                         map.insert(key, access.next_value()?);

@@ -171,7 +171,16 @@ macro_rules! tagged_union {
                 let tag = $crate::tagged::peek_type(json)?;
                 Ok(match &*tag {
                     $( $tag => Self::$variant(serde_json::from_str::<$ty>(json)?), )*
-                    _ => Self::Unknown(serde_json::from_str(json)?),
+                    _ => {
+                        let unknown: $crate::Unknown = serde_json::from_str(json)?;
+                        // The tag was read from the first `type`, the object keeps the
+                        // last: two different ones are refused, as for a known type.
+                        if unknown.type_name() != &*tag {
+                            use serde::de::Error as _;
+                            return Err(serde_json::Error::duplicate_field("type"));
+                        }
+                        Self::Unknown(unknown)
+                    }
                 })
             }
 

@@ -47,3 +47,31 @@ fn a_type_inside_a_plain_object_survives_parsing() {
         event.to_json()
     );
 }
+
+/// Fuzz target `server_event`: with two `type` keys, `from_json` classified the event by the
+/// first while the object kept the last, so `{"type":"x","type":"session.created"}` became
+/// an `Unknown` named `session.created` that serialised to a `session.created` without its
+/// fields, which did not parse back. Two tags are now refused, as serde refuses any other
+/// field given twice. (Reproducer, base64:
+/// `eyJ0eXBlIjoiaW5wdXRfYXVkaW9fYnVmZmUwIiwidHlwZSI6InNlc3Npb24uY3JlYXRlZCJ9`.)
+#[test]
+fn two_different_type_keys_are_refused() {
+    use reelthyme_schema::{ClientEvent, ServerEvent};
+    for text in [
+        r#"{"type":"input_audio_buffe0","type":"session.created"}"#,
+        r#"{"type":"session.created","type":"x.unknown","event_id":"e","session":{}}"#,
+        r#"{"type":"response.output_text.delta","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"d","type":"x"}"#,
+    ] {
+        let error = ServerEvent::from_json(text).expect_err(text);
+        assert!(error.to_string().contains("duplicate field `type`"), "{text}: {error}");
+    }
+    assert!(ClientEvent::from_json(r#"{"type":"x.y","type":"response.create"}"#).is_err());
+    // One tag, or the same one twice, still parses.
+    for text in [
+        r#"{"type":"x.unknown","a":1}"#,
+        r#"{"type":"x.unknown","type":"x.unknown"}"#,
+    ] {
+        let event = ServerEvent::from_json(text).unwrap();
+        assert_eq!(event.type_name(), "x.unknown");
+    }
+}
