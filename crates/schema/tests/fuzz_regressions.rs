@@ -24,7 +24,11 @@ fn pcm16_duration_counts_the_decoded_bytes() {
     for samples in [0_usize, 1, 2, 3, 480] {
         let audio = Base64Audio::from_pcm16(&vec![0x1234; samples]);
         let expected = samples as f64 * 1000.0 / 24_000.0;
-        assert_eq!(audio.pcm16_duration_ms(24_000), expected, "{samples} samples");
+        assert_eq!(
+            audio.pcm16_duration_ms(24_000),
+            expected,
+            "{samples} samples"
+        );
     }
 }
 
@@ -63,7 +67,10 @@ fn two_different_type_keys_are_refused() {
         r#"{"type":"response.output_text.delta","event_id":"e","response_id":"r","item_id":"i","output_index":0,"content_index":0,"delta":"d","type":"x"}"#,
     ] {
         let error = ServerEvent::from_json(text).expect_err(text);
-        assert!(error.to_string().contains("duplicate field `type`"), "{text}: {error}");
+        assert!(
+            error.to_string().contains("duplicate field `type`"),
+            "{text}: {error}"
+        );
     }
     assert!(ClientEvent::from_json(r#"{"type":"x.y","type":"response.create"}"#).is_err());
     // One tag, or the same one twice, still parses.
