@@ -312,3 +312,44 @@ async fn sink_close_closes_the_connection_for_every_clone() {
     assert!(rest.iter().all(Result::is_ok));
     assert!(other.send("{}".into()).await.is_err());
 }
+
+/// Review finding 19a: while the server closes with 3000 (after its `error` event), a task
+/// sending as fast as it can must learn the reader's verdict (`Auth`, not retryable) — never
+/// a generic `Closed` from the writer's side of the race, which a retry loop would retry.
+#[tokio::test]
+async fn senders_racing_the_close_get_the_readers_verdict() {
+    for _ in 0..30 {
+        let endpoint = serve(|mut server| async move {
+            let error = r#"{"type":"error","event_id":"e1","error":{"type":"invalid_request_error","code":"invalid_api_key","message":"bad key"}}"#;
+            let _ = server.send(Message::text(error)).await;
+            let frame = CloseFrame {
+                code: CloseCode::from(3000),
+                reason: "invalid_request_error.invalid_api_key".into(),
+            };
+            let _ = server.send(Message::Close(Some(frame))).await;
+            while let Some(Ok(_)) = server.next().await {}
+        })
+        .await;
+        let connection = connect(&endpoint, &Options::default()).await.unwrap();
+        let mut sender = connection.sender;
+        let spam = tokio::spawn(async move {
+            loop {
+                if let Err(error) = sender.send(r#"{"type":"response.create"}"#.into()).await {
+                    return error;
+                }
+            }
+        });
+        let end: Vec<_> =
+            tokio::time::timeout(Duration::from_secs(5), connection.receiver.collect())
+                .await
+                .expect("the stream ended");
+        let error = tokio::time::timeout(Duration::from_secs(5), spam)
+            .await
+            .expect("the sender learned the end")
+            .unwrap();
+        assert_eq!(error.kind(), ErrorKind::Auth, "{error:?}");
+        assert!(!error.is_retryable());
+        let last = end.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(last.kind(), ErrorKind::Auth);
+    }
+}
