@@ -82,3 +82,23 @@ fn two_different_type_keys_are_refused() {
         assert_eq!(event.type_name(), "x.unknown");
     }
 }
+
+/// Fuzz target `server_event` (lossless invariant: "explicit `null`s are kept"): only the
+/// `Option<Option<T>>` fields keep a present `null`; every plain `Option<T>` field reads
+/// `null` as absent and drops it when writing. Found by `.ci/fuzz-smoke` on
+/// `{"type":"response.created","event_id":"event_2930","response":{"id":"resp_001",…,"audio":null}}`.
+/// Ignored until plain optional fields keep `null` (or refuse it; see the fuzzing report).
+#[test]
+#[ignore = "known loss: an explicit null in a plain Option<T> field is dropped"]
+fn an_explicit_null_in_a_plain_optional_field_survives_parsing() {
+    use reelthyme_schema::{ServerEvent, json_equal};
+    let text =
+        r#"{"type":"response.created","event_id":"e","response":{"id":"resp_1","audio":null}}"#;
+    let event = ServerEvent::from_json(text).unwrap();
+    let original: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert!(
+        json_equal(&event.to_value(), &original),
+        "{}",
+        event.to_json()
+    );
+}
