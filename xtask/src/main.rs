@@ -21,7 +21,7 @@ mod fuzz;
 mod suite;
 mod system;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -61,8 +61,14 @@ fn run() -> Result<()> {
     }
 }
 
+/// The workspace root. `cargo run` tells the binary its manifest's directory at run time;
+/// the compile-time one is only the fallback, because cargo hashes path packages relative
+/// to the workspace, so a second checkout sharing a build dir can reuse an xtask binary
+/// compiled in the first — and would then work on the first checkout's tree.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace root")
         .to_path_buf()
