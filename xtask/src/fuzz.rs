@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz [--seconds N] [--sanitizer S] [--no-sim] [--seed-only] [TARGET…]`: seed the
+//! `cargo xtask fuzz [--seconds N] [--sanitizer S] [--no-sim] [--seed N] [--seed-only] [TARGET…]`: seed the
 //! corpora from the spec examples, build the cargo-fuzz targets of `crates/fuzz`, run each
 //! for N seconds (one libFuzzer process at a time) and print the executions per target.
 //!
@@ -39,6 +39,8 @@ struct Args {
     seed_only: bool,
     /// Leave out the simulator's targets (and the simulator from the build).
     no_sim: bool,
+    /// libFuzzer's random seed (default: a new one each run).
+    seed: Option<u64>,
     targets: Vec<String>,
 }
 
@@ -48,6 +50,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         sanitizer: "address".to_owned(),
         seed_only: false,
         no_sim: false,
+        seed: None,
         targets: Vec::new(),
     };
     let mut args = args.iter();
@@ -62,8 +65,12 @@ fn parse_args(args: &[String]) -> Result<Args> {
             }
             "--seed-only" => parsed.seed_only = true,
             "--no-sim" => parsed.no_sim = true,
+            "--seed" => {
+                let n = args.next().context("--seed needs a number")?;
+                parsed.seed = Some(n.parse().with_context(|| format!("--seed {n}"))?);
+            }
             flag if flag.starts_with('-') => bail!(
-                "unknown option {flag}; usage: cargo xtask fuzz [--seconds N] [--sanitizer address|none] [--no-sim] [--seed-only] [TARGET…]"
+                "unknown option {flag}; usage: cargo xtask fuzz [--seconds N] [--sanitizer address|none] [--no-sim] [--seed N] [--seed-only] [TARGET…]"
             ),
             target if TARGETS.contains(&target) => parsed.targets.push(target.to_owned()),
             target => bail!(
@@ -206,6 +213,7 @@ fn run_target(fuzz_dir: &Path, target: &str, args: &Args) -> Result<Outcome> {
         .arg("-timeout=10")
         .arg("-rss_limit_mb=2048")
         .arg("-print_final_stats=1")
+        .args(args.seed.map(|seed| format!("-seed={seed}")))
         .stderr(Stdio::piped())
         .spawn()
         .context("running cargo fuzz run")?;
