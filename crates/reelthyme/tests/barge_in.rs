@@ -33,37 +33,13 @@ fn speech(seconds_silence: f64, seconds_voice: f64) -> Vec<i16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speech_stops_playback_within_a_period_and_truncates_at_what_was_heard() {
     let recorder = Recorder::new();
-    let long = "Once upon a time there was a very long story that went on and on. ".repeat(8);
-    let sim = Simulator::start(
-        SimConfig::default()
-            .speed(50.0)
-            .rule(
-                reelthyme_sim::Match::Contains("story".into()),
-                reelthyme_sim::Reply::Text(long),
-            )
-            .recorder(recorder.clone()),
-    )
-    .await
-    .unwrap();
-    let endpoint = Endpoint::openai("gpt-realtime").base_url(&format!("{}/v1", sim.url()));
-    let session = reelthyme::connect(Config::new(endpoint)).await.unwrap();
+    let (_sim, session) = long_answer_session(50.0, &recorder).await;
     let mut tx = session.sender();
-    let (player, mut clock) = Player::with_clock(RATE, 2).unwrap();
+    let (player, clock) = Player::with_clock(RATE, 2).unwrap();
     let (mut events, control) = reelthyme::stream_to(session, player, StreamOptions::default());
-
     // The "device": one 10 ms callback after another, counting frames of audio played.
-    let played = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let device = {
-        let (played, stop) = (played.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let (_, audio) = clock.pull(PERIOD);
-                played.fetch_add(audio, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_micros(500));
-            }
-        })
-    };
+    let device = Device::start(clock, Duration::from_micros(500));
+    let played = device.played.clone();
 
     // No automatic answer to the interruption, so only the interrupted item can play.
     let vad = serde_json::json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
@@ -111,8 +87,7 @@ async fn speech_stops_playback_within_a_period_and_truncates_at_what_was_heard()
     let stopped_at = played.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let later = played.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    device.join().unwrap();
+    drop(device);
     assert!(
         later - stopped_at <= PERIOD as u64,
         "{} frames played after the barge-in",
