@@ -42,15 +42,7 @@ async fn speech_stops_playback_within_a_period_and_truncates_at_what_was_heard()
     let played = device.played.clone();
 
     // No automatic answer to the interruption, so only the interrupted item can play.
-    let vad = serde_json::json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
-        "turn_detection": {"type": "server_vad", "create_response": false, "interrupt_response": true}}}}});
-    tx.send(ClientEvent::from_value(vad).unwrap())
-        .await
-        .unwrap();
-    tx.send(ClientEvent::user_text("Tell me a story"))
-        .await
-        .unwrap();
-    tx.send(ClientEvent::response_create()).await.unwrap();
+    ask_for_a_story(&mut tx, true).await;
     let mut item_id = None;
     let mut spoke = false;
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {
@@ -256,6 +248,21 @@ impl Drop for Device {
     }
 }
 
+/// Server VAD that does not answer by itself (so only the story can play), with
+/// `interrupt_response` as given; then the request for the long story.
+async fn ask_for_a_story(tx: &mut reelthyme::SessionSender, interrupt_response: bool) {
+    let vad = serde_json::json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+        "turn_detection": {"type": "server_vad", "create_response": false,
+            "interrupt_response": interrupt_response}}}}});
+    tx.send(ClientEvent::from_value(vad).unwrap())
+        .await
+        .unwrap();
+    tx.send(ClientEvent::user_text("Tell me a story"))
+        .await
+        .unwrap();
+    tx.send(ClientEvent::response_create()).await.unwrap();
+}
+
 async fn long_answer_session(speed: f64, recorder: &Recorder) -> (Simulator, reelthyme::Session) {
     let long = "Once upon a time there was a very long story that went on and on. ".repeat(8);
     let sim = Simulator::start(
@@ -287,15 +294,7 @@ async fn deltas_arriving_while_the_device_flushes_are_not_played_after_a_barge_i
     let (player, clock) = Player::with_clock(RATE, 2).unwrap();
     let (mut events, _control) = reelthyme::stream_to(session, player, StreamOptions::default());
     let device = Device::start(clock, Duration::from_millis(10));
-    let vad = serde_json::json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
-        "turn_detection": {"type": "server_vad", "create_response": false, "interrupt_response": false}}}}});
-    tx.send(ClientEvent::from_value(vad).unwrap())
-        .await
-        .unwrap();
-    tx.send(ClientEvent::user_text("Tell me a story"))
-        .await
-        .unwrap();
-    tx.send(ClientEvent::response_create()).await.unwrap();
+    ask_for_a_story(&mut tx, false).await;
     let mut spoke = false;
     let mut at_resume = None;
     tokio::time::timeout(Duration::from_secs(60), async {
