@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use futures_util::StreamExt;
-use reelthyme::events::{ClientEvent, Session};
+use reelthyme::events::{ClientEvent, SessionConfig};
 use reelthyme::{Config, Endpoint, Options};
 use reelthyme_sim::{SimConfig, Simulator};
 
@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
         "attached to {call_id}: session {}",
         session.id().unwrap_or("?")
     );
-    let mut update = Session::realtime();
+    let mut update = SessionConfig::realtime();
     update.instructions = Some("You are now supervised by the server.".into());
     session.send(ClientEvent::session_update(update)).await?;
     while let Some(event) = session.next().await {

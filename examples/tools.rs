@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 use futures_util::StreamExt;
-use reelthyme::events::{ClientEvent, ResponseParams, ServerEvent, Session, Tool};
+use reelthyme::events::{ClientEvent, ResponseParams, ServerEvent, SessionConfig, Tool};
 use reelthyme::{Config, Endpoint};
 use reelthyme_sim::{SimConfig, Simulator};
 use serde_json::json;
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let (endpoint, _simulator) = endpoint_or_simulator(SimConfig::default()).await?;
     let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate)).await?;
     let (mut tx, mut events) = session.split();
-    let mut config = Session::realtime();
+    let mut config = SessionConfig::realtime();
     config.tools = Some(vec![Tool::function(
         "get_weather",
         "The current weather in a city.",

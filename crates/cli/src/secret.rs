@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use reelthyme::events::Session;
+use reelthyme::events::SessionConfig;
 use reelthyme::{ClientSecretRequest, Endpoint, Options};
 
 #[derive(Debug, Args)]
@@ -40,7 +40,7 @@ pub(crate) fn run(args: MintArgs) -> Result<ExitCode> {
         if let Some(base) = &crate::base_url(args.base_url.clone()) {
             endpoint = endpoint.base_url(base);
         }
-        let mut session = Session::realtime();
+        let mut session = SessionConfig::realtime();
         session.model = Some(args.model.clone());
         session.instructions = args.instructions;
         if let Some(voice) = args.voice {

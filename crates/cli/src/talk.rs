@@ -20,7 +20,7 @@ use clap::{Args, ValueEnum};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
 use reelthyme::audio_io::{Capture, Captured};
-use reelthyme::events::{ClientEvent, ServerEvent, Session, Transcription};
+use reelthyme::events::{ClientEvent, ServerEvent, SessionConfig, Transcription};
 use reelthyme::{Config, Endpoint, StreamOptions};
 
 use crate::recording::{EventsLog, create_private_dir, create_private_file};
@@ -272,7 +272,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot start a session at {url}"))?;
     let mut tx = session.sender();
-    let mut update = Session::realtime();
+    let mut update = SessionConfig::realtime();
     update.instructions = args.instructions.clone();
     if let Some(voice) = &args.voice {
         update.audio_output_mut().voice = Some(voice.as_str().into());

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use reelthyme::events::{ClientEvent, ServerEvent, Session, Transcription};
+use reelthyme::events::{ClientEvent, ServerEvent, SessionConfig, Transcription};
 use reelthyme_sim::{Match, Reply, SimConfig, Simulator};
 use serde_json::Value;
 
@@ -124,7 +124,7 @@ async fn record_session(dir: &Path) -> PathBuf {
             }
         })
     };
-    let mut update = Session::realtime();
+    let mut update = SessionConfig::realtime();
     update.audio_input_mut().transcription = Some(Some(Transcription {
         model: Some("gpt-4o-mini-transcribe".into()),
         ..Transcription::default()

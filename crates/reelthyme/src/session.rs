@@ -9,7 +9,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::StreamExt;
 use reelthyme_schema::{
-    ClientEvent, ServerEvent, Session as SessionConfig, ValidationErrors, beta,
+    ClientEvent, ServerEvent, SessionConfig, ValidationErrors, beta,
 };
 use reelthyme_transport::{
     BoxError, Dialect, Endpoint, Error, ErrorKind, FrameReceiver, FrameSender, Options, Result,

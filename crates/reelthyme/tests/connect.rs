@@ -84,7 +84,7 @@ async fn ten_thousand_back_to_back_sends_arrive_complete_and_in_order() {
     let (mut tx, mut events) = session.split();
     // Drain events concurrently (errors for nothing, here) so neither side stalls.
     let drain = tokio::spawn(async move { while events.next().await.is_some() {} });
-    let mut manual = reelthyme::events::Session::realtime();
+    let mut manual = reelthyme::events::SessionConfig::realtime();
     manual.audio_input_mut().turn_detection = Some(None);
     tx.send(ClientEvent::session_update(manual)).await.unwrap();
     for i in 0..10_000 {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reelthyme::events::Session;
+use reelthyme::events::SessionConfig;
 use reelthyme::{ClientSecretRequest, Config, Endpoint, ErrorKind, Options};
 use reelthyme_sim::{SimConfig, Simulator};
 
@@ -16,7 +16,7 @@ async fn an_ephemeral_key_starts_the_session_it_was_minted_for() {
     let sim = Simulator::start(SimConfig::default().api_key("sk-standard"))
         .await
         .unwrap();
-    let mut session = Session::realtime();
+    let mut session = SessionConfig::realtime();
     session.instructions = Some("Speak like a pirate.".into());
     session.audio_output_mut().voice = Some("cedar".into());
     let request = ClientSecretRequest::new(session, 120);
@@ -85,7 +85,7 @@ async fn minting_is_refused_with_typed_errors() {
         .await
         .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Auth);
-    let too_short = ClientSecretRequest::new(Session::realtime(), 5);
+    let too_short = ClientSecretRequest::new(SessionConfig::realtime(), 5);
     let bad = reelthyme::create_client_secret(
         &endpoint(&sim).api_key("sk-standard"),
         &too_short,

@@ -512,7 +512,7 @@ mod tests {
 
     #[test]
     fn ga_session_update_is_written_flat() {
-        let mut session = crate::Session::realtime();
+        let mut session = crate::SessionConfig::realtime();
         session.output_modalities = Some(vec![Modality::Text]);
         session.audio_output_mut().voice = Some("alloy".into());
         session.audio_input_mut().format = Some(AudioFormat::pcm());

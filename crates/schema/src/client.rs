@@ -7,7 +7,7 @@ use crate::audio::Base64Audio;
 use crate::extra::{Extra, nullable};
 use crate::item::Item;
 use crate::response::ResponseParams;
-use crate::session::Session;
+use crate::session::SessionConfig;
 use crate::tagged::tagged_union;
 
 tagged_union! {
@@ -51,7 +51,7 @@ pub struct SessionUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
     /// The fields to change; `session.type` is required.
-    pub session: Session,
+    pub session: SessionConfig,
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,
@@ -266,9 +266,9 @@ impl ClientEvent {
         })
     }
 
-    /// `session.update`. GA requires `session.type`: start from [`Session::realtime`] or
-    /// [`Session::transcription`].
-    pub fn session_update(session: Session) -> Self {
+    /// `session.update`. GA requires `session.type`: start from [`SessionConfig::realtime`] or
+    /// [`SessionConfig::transcription`].
+    pub fn session_update(session: SessionConfig) -> Self {
         Self::SessionUpdate(SessionUpdate {
             event_id: None,
             session,

@@ -6,7 +6,7 @@
 //! - [`ClientEvent`] and [`ServerEvent`]: every GA event, with a lossless
 //!   [`Unknown`](ServerEvent::Unknown) catch-all. Unknown fields are kept in each struct's
 //!   `extra`, so re-serialising what was parsed gives back the same JSON.
-//! - [`Session`], [`Item`], [`ContentPart`], [`Response`] and friends.
+//! - [`SessionConfig`], [`Item`], [`ContentPart`], [`Response`] and friends.
 //! - [`Base64Audio`]: PCM16 ⇄ base64 without intermediate copies.
 //! - [`validate`]: JSON Schema (generated from these types, see [`schema_files`]) plus the rules
 //!   a schema cannot state; errors name the JSON path and the rule.
@@ -77,7 +77,7 @@ pub use server::{
 pub use session::{
     AudioConfig, AudioFormat, AudioInput, AudioOutput, CustomVoice, FunctionTool, G711Format,
     Infinite, MaxTokens, McpTool, Modality, NoiseReduction, PcmFormat, SemanticVad, ServerVad,
-    Session, SessionKind, SpecificTool, Tool, ToolChoice, ToolChoiceMode, Transcription,
+    SessionConfig, SessionKind, SpecificTool, Tool, ToolChoice, ToolChoiceMode, Transcription,
     TurnDetection, Voice,
 };
 pub use validate::{

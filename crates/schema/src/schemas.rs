@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde_json::Value;
 
-use crate::{ClientEvent, ServerEvent, Session};
+use crate::{ClientEvent, ServerEvent, SessionConfig};
 
 /// A generated schema file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub fn schema_files() -> Vec<SchemaFile> {
     [
         ("client_events.json", client_events()),
         ("server_events.json", server_events()),
-        ("session.json", schema_for::<Session>("Session")),
+        ("session.json", schema_for::<SessionConfig>("SessionConfig")),
     ]
     .into_iter()
     .map(|(name, schema)| {

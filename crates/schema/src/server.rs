@@ -8,7 +8,7 @@ use crate::audio::Base64Audio;
 use crate::extra::{Extra, nullable};
 use crate::item::{ContentPart, Item};
 use crate::response::{ErrorDetail, RateLimit, Response, TranscriptionUsage};
-use crate::session::Session;
+use crate::session::SessionConfig;
 use crate::tagged::tagged_union;
 
 tagged_union! {
@@ -287,7 +287,7 @@ pub struct SessionEvent {
     /// The server's id for this event.
     pub event_id: String,
     /// The whole session.
-    pub session: Session,
+    pub session: SessionConfig,
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,

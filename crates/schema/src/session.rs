@@ -14,7 +14,7 @@ use crate::tagged::tagged_union;
 /// (`Some(None)`), e.g. `turn_detection` to turn VAD off.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub struct Session {
+pub struct SessionConfig {
     /// `realtime` or `transcription`. Required in every GA `session.update`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<SessionKind>,
@@ -84,7 +84,7 @@ pub struct Session {
     pub extra: Extra,
 }
 
-impl Session {
+impl SessionConfig {
     /// A realtime (speech-to-speech) session update, `session.type = "realtime"`.
     pub fn realtime() -> Self {
         Self {

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::audio::{Base64Audio, MAX_APPEND_BYTES};
-use crate::session::{Modality, Session};
+use crate::session::{Modality, SessionConfig};
 use crate::{ClientEvent, ResponseParams, ServerEvent};
 
 /// Which side sends an event.
@@ -337,7 +337,7 @@ fn audio_rules(audio: &Base64Audio, errors: &mut Vec<ValidationError>) {
     }
 }
 
-fn session_rules(session: &Session, errors: &mut Vec<ValidationError>) {
+fn session_rules(session: &SessionConfig, errors: &mut Vec<ValidationError>) {
     if session.kind.is_none() {
         errors.push(ValidationError::new(
             "/session/type",
@@ -380,7 +380,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{AudioFormat, Item, Session};
+    use crate::{AudioFormat, Item, SessionConfig};
 
     fn rules(result: Result<(), ValidationErrors>) -> Vec<(String, String)> {
         result
@@ -394,7 +394,7 @@ mod tests {
 
     #[test]
     fn constructors_produce_valid_events() {
-        let mut session = Session::realtime();
+        let mut session = SessionConfig::realtime();
         session.instructions = Some("Be brief.".into());
         session.audio_input_mut().format = Some(AudioFormat::pcm());
         session.audio_input_mut().turn_detection = Some(None);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelthyme_schema::{
-    AudioFormat, Base64Audio, ClientEvent, Item, MaxTokens, Modality, ResponseParams, Session,
+    AudioFormat, Base64Audio, ClientEvent, Item, MaxTokens, Modality, ResponseParams, SessionConfig,
     SessionKind, Tool, ToolChoice, ToolChoiceMode, TurnDetection, ValidationErrors, g711,
 };
 use serde_json::{Map, Value, json};
@@ -195,7 +195,7 @@ struct Active {
 pub(crate) struct Engine {
     ids: Ids,
     config: Arc<SimConfig>,
-    pub(crate) session: Session,
+    pub(crate) session: SessionConfig,
     conversation_id: String,
     items: Vec<Stored>,
     buffer: Vec<i16>,
@@ -409,7 +409,7 @@ impl Engine {
 
     // --- session ---------------------------------------------------------------------
 
-    fn session_update(&mut self, update: Session, event_id: Option<&str>) {
+    fn session_update(&mut self, update: SessionConfig, event_id: Option<&str>) {
         if update.kind.is_some() && update.kind != self.session.kind {
             let message = "Cannot change the session type of an existing session.";
             return self.error(
@@ -456,7 +456,7 @@ impl Engine {
             }
         }
         merge(&mut current, patch);
-        match serde_json::from_value::<Session>(current) {
+        match serde_json::from_value::<SessionConfig>(current) {
             Ok(session) => self.session = session,
             Err(e) => {
                 return self.error(

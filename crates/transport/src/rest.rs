@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use reelthyme_schema::Session;
+use reelthyme_schema::SessionConfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::http::Uri;
@@ -25,12 +25,12 @@ pub struct ClientSecretRequest {
     pub expires_after_seconds: Option<u32>,
     /// The session the key starts (`type` realtime or transcription); the client may
     /// override it.
-    pub session: Option<Session>,
+    pub session: Option<SessionConfig>,
 }
 
 impl ClientSecretRequest {
     /// A key for `session`, living `seconds`.
-    pub fn new(session: Session, seconds: u32) -> Self {
+    pub fn new(session: SessionConfig, seconds: u32) -> Self {
         Self {
             expires_after_seconds: Some(seconds),
             session: Some(session),
@@ -46,14 +46,14 @@ pub struct ClientSecret {
     /// Unix seconds when it stops starting sessions.
     pub expires_at: i64,
     /// The session it starts.
-    pub session: Session,
+    pub session: SessionConfig,
 }
 
 #[derive(Deserialize)]
 struct ClientSecretResponse {
     value: String,
     expires_at: i64,
-    session: Session,
+    session: SessionConfig,
 }
 
 /// Mints an ephemeral key with a standard key.
