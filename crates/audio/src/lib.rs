@@ -3,7 +3,9 @@
 //! Pure parts, for everyone (including servers that bridge telephony audio and never touch a
 //! sound card): [`Resampler`] (rubato's FFT resampler, streaming, aligned), sample
 //! conversions, [`PlaybackTracker`] (frames the device consumed → the exact `audio_end_ms`
-//! of a barge-in truncation), and G.711 (re-exported from `reelthyme-schema`).
+//! of a barge-in truncation), the wire formats ([`codec`]: PCM16 and G.711 to and from
+//! samples, and the streaming [`Decoder`]/[`Encoder`] that speak 24 kHz to devices), and
+//! G.711 itself (re-exported from `reelthyme-schema`).
 //!
 //! # Features
 //! | feature | default | what |
@@ -13,17 +15,21 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+pub mod codec;
 mod convert;
 #[cfg(feature = "devices")]
 mod devices;
+mod error;
 #[cfg(feature = "devices")]
 pub mod headless;
 mod resample;
 mod tracker;
 
+pub use codec::{Codec, Decoder, Encoder};
 pub use convert::{downmix, f32_to_i16, i16_to_f32, upmix};
 #[cfg(feature = "devices")]
 pub use devices::{Capture, Captured, Clock, DeviceFormat, Player, device_names};
+pub use error::{Error, ErrorKind, Result};
 pub use reelthyme_schema::g711;
 pub use resample::Resampler;
 pub use tracker::{PlaybackTracker, Truncation};
@@ -38,6 +44,15 @@ pub enum AudioError {
     /// A device could not be found, opened or kept running.
     #[error("audio device: {0}")]
     Device(String),
+}
+
+impl From<AudioError> for Error {
+    fn from(error: AudioError) -> Self {
+        match error {
+            AudioError::Rate(message) => Self::new(ErrorKind::Rate, message),
+            AudioError::Device(message) => Self::new(ErrorKind::StreamFailed, message),
+        }
+    }
 }
 
 // README.md's examples are tested as doctests too.
