@@ -11,7 +11,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::engine::Engine;
 use crate::server::{AuthKind, Body, Secret, Shared, authorized, credentials, reject};
 
 fn ok(body: &Value) -> Response<Body> {
@@ -154,20 +153,16 @@ pub(crate) fn mint(shared: &Shared, body: &[u8]) -> Response<Body> {
     let model = requested
         .get("model")
         .and_then(Value::as_str)
-        .unwrap_or("gpt-realtime");
-    let seed = shared
-        .sessions
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        + 1_000_000;
-    let mut engine = Engine::new(
-        shared.config.clone(),
-        seed,
-        model,
-        kind == "transcription",
-        crate::server::expires_at(shared.config.session_duration),
-    );
-    engine.apply_initial(&requested);
-    let session = serde_json::to_value(&engine.session).expect("sessions serialise");
+        .unwrap_or(crate::engine::DEFAULT_MODEL);
+    let kind = if kind == "transcription" {
+        reelthyme_schema::SessionKind::Transcription
+    } else {
+        reelthyme_schema::SessionKind::Realtime
+    };
+    let expires_at = crate::server::expires_at(shared.config.session_duration);
+    let defaults = crate::engine::default_session(kind, model, expires_at);
+    let session = crate::engine::with_initial(&defaults, &requested);
+    let session = serde_json::to_value(&session).unwrap_or_default();
     let Some(value) = ephemeral_key() else {
         return reject(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -751,7 +751,7 @@ impl Connection {
             model
                 .as_deref()
                 .or(secret_model.as_deref())
-                .unwrap_or("gpt-realtime"),
+                .unwrap_or(crate::engine::DEFAULT_MODEL),
             transcription,
             expires_at(config.session_duration),
         );
