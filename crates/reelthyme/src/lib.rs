@@ -105,8 +105,8 @@ pub use reelthyme_audio as audio_io;
 pub use reelthyme_schema as events;
 pub use reelthyme_transport as transport;
 pub use reelthyme_transport::{
-    ClientSecret, ClientSecretRequest, Endpoint, Error, ErrorKind, Options, Result,
-    create_client_secret, hangup,
+    ClientSecret, ClientSecretRequest, Endpoint, Error, ErrorKind, Options, Result, Transport,
+    WebSocket, create_client_secret, hangup,
 };
 pub use session::{Config, Session, SessionEvents, SessionSender, connect, validate};
 

@@ -8,9 +8,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::StreamExt;
-use reelthyme_schema::{
-    ClientEvent, ServerEvent, SessionConfig, ValidationErrors, beta,
-};
+use reelthyme_schema::{ClientEvent, ServerEvent, SessionConfig, ValidationErrors, beta};
 use reelthyme_transport::{
     BoxError, Dialect, Endpoint, Error, ErrorKind, FrameReceiver, FrameSender, Options, Result,
     Transport, WebSocket,
@@ -62,7 +60,7 @@ impl Config {
         Self {
             endpoint,
             options: Options::default(),
-            transport: Arc::new(WebSocket),
+            transport: Arc::new(WebSocket::default()),
             outgoing: Vec::new(),
             incoming: Vec::new(),
             on_error: None,
@@ -455,8 +453,8 @@ impl SessionEvents {
         // `session.created` was read by `connect`: it comes first here too.
         let first = self.buffered.map(|event| Ok(event.to_value()));
         let rest = self.frames.map(|frame| {
-            frame.and_then(|text| {
-                serde_json::from_str(&text).map_err(|e| {
+            frame.and_then(|frame| {
+                serde_json::from_str(&frame).map_err(|e| {
                     Error::other(
                         ErrorKind::Protocol,
                         format!("a frame is not JSON: {e}"),
@@ -487,7 +485,7 @@ impl Stream for SessionEvents {
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(frame)) => frame,
             };
-            let result = frame.and_then(|text| self.parse(&text));
+            let result = frame.and_then(|frame| self.parse(&frame));
             let event = match result {
                 Ok(event) => event,
                 Err(error) => {

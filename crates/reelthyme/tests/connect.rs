@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use reelthyme::events::{ClientEvent, ServerEvent};
-use reelthyme::{Config, Endpoint, ErrorKind, Options};
+use reelthyme::{Config, Endpoint, ErrorKind, Options, WebSocket};
 use reelthyme_sim::{Faults, Recorder, SimConfig, Simulator};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -320,9 +320,9 @@ async fn keepalive_detects_a_dead_peer() {
         ..Faults::default()
     };
     let (sim, _) = start(SimConfig::default().faults(faults)).await;
-    let options =
-        Options::default().keepalive(Duration::from_millis(100), Duration::from_millis(600));
-    let mut session = reelthyme::connect(Config::new(endpoint(&sim)).options(options))
+    let websocket =
+        WebSocket::new().keepalive(Duration::from_millis(100), Duration::from_millis(600));
+    let mut session = reelthyme::connect(Config::new(endpoint(&sim)).transport(websocket))
         .await
         .unwrap();
     session.send(ClientEvent::audio_clear()).await.unwrap();
@@ -333,9 +333,9 @@ async fn keepalive_detects_a_dead_peer() {
 
     // A live peer answers the pings: no false alarm over several dead_after periods.
     let (sim, _) = start(SimConfig::default()).await;
-    let options =
-        Options::default().keepalive(Duration::from_millis(50), Duration::from_millis(300));
-    let mut session = reelthyme::connect(Config::new(endpoint(&sim)).options(options))
+    let websocket =
+        WebSocket::new().keepalive(Duration::from_millis(50), Duration::from_millis(300));
+    let mut session = reelthyme::connect(Config::new(endpoint(&sim)).transport(websocket))
         .await
         .unwrap();
     assert_eq!(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reelthyme::events::{ClientEvent, ServerEvent};
-use reelthyme::{Config, Endpoint, ErrorKind, Options};
+use reelthyme::{Config, Endpoint, ErrorKind, Options, WebSocket};
 use reelthyme_sim::{FaultAction, Faults, Match, Recorder, Reply, SimConfig, Simulator};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -491,11 +491,12 @@ async fn run(row: Row) -> Result<Outcome, String> {
     };
     let options = Options::default()
         .connect_timeout(Duration::from_millis(1500))
-        // A dead peer is declared after 1.5 s of silence: short for a test, long enough
-        // for a loaded 2-core machine running the simulator in-process.
-        .keepalive(Duration::from_millis(100), Duration::from_millis(1500))
         .close_timeout(Duration::from_millis(500));
-    let config = Config::new(endpoint).options(options);
+    // A dead peer is declared after 1.5 s of silence: short for a test, long enough for a
+    // loaded 2-core machine running the simulator in-process.
+    let websocket =
+        WebSocket::new().keepalive(Duration::from_millis(100), Duration::from_millis(1500));
+    let config = Config::new(endpoint).options(options).transport(websocket);
     let session = match reelthyme::connect(config).await {
         Err(error) => {
             return Ok(Outcome {

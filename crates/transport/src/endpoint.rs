@@ -4,7 +4,7 @@
 use std::fmt;
 
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Request};
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderName, HeaderValue, Request};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -344,13 +344,50 @@ impl Endpoint {
         }
     }
 
-    /// The upgrade request with its headers.
-    pub(crate) fn request(&self) -> Result<Request<()>> {
-        let url = self.url();
-        let mut request = url.as_str().into_client_request().map_err(|e| {
-            Error::new(ErrorKind::Config, format!("invalid URL {url}")).with_source(e)
-        })?;
-        let headers = request.headers_mut();
+    /// The base of the endpoint's REST API, `http(s)://…/v1/realtime` (OpenAI) or
+    /// `…/openai/v1/realtime` (Azure GA), to which `client_secrets`, `calls`, … are
+    /// appended: derived from the base URL, not from the WebSocket URL.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for the legacy Azure API, which has no realtime REST calls.
+    pub fn rest_base(&self) -> Result<String> {
+        let http = |base: &str| {
+            if let Some(rest) = base.strip_prefix("wss://") {
+                format!("https://{rest}")
+            } else if let Some(rest) = base.strip_prefix("ws://") {
+                format!("http://{rest}")
+            } else {
+                base.to_owned()
+            }
+        };
+        match &self.flavor {
+            Flavor::OpenAi => Ok(format!(
+                "{}/realtime",
+                http(self.base.trim_end_matches("/realtime"))
+            )),
+            Flavor::Azure => Ok(format!(
+                "{}/openai/v1/realtime",
+                http(
+                    self.base
+                        .trim_end_matches("/openai/v1/realtime")
+                        .trim_end_matches("/openai/v1")
+                )
+            )),
+            Flavor::AzureLegacy { .. } => Err(Error::new(
+                ErrorKind::Config,
+                "the legacy Azure API has no realtime REST calls",
+            )),
+        }
+    }
+
+    /// The headers every request to the endpoint carries: the credential (marked
+    /// sensitive: never logged), the beta header for the beta dialect, and the headers
+    /// added with [`Endpoint::header`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a credential or header a header cannot carry.
+    pub fn auth_headers(&self) -> Result<HeaderMap> {
+        let mut headers = HeaderMap::new();
         let secret = |value: &str| {
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 Error::new(
@@ -382,6 +419,16 @@ impl Endpoint {
             })?;
             headers.insert(name, secret(value)?);
         }
+        Ok(headers)
+    }
+
+    /// The upgrade request with its headers.
+    pub(crate) fn request(&self) -> Result<Request<()>> {
+        let url = self.url();
+        let mut request = url.as_str().into_client_request().map_err(|e| {
+            Error::new(ErrorKind::Config, format!("invalid URL {url}")).with_source(e)
+        })?;
+        request.headers_mut().extend(self.auth_headers()?);
         Ok(request)
     }
 }

@@ -89,7 +89,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind` (for transports and layers built on this crate).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self::from_inner(Inner {
             kind,
             message: message.into(),
@@ -109,7 +110,9 @@ impl Error {
         error
     }
 
-    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
+    /// With the error that caused it.
+    #[must_use]
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
         self.inner.source = Some(source.into());
         self
     }
@@ -130,7 +133,10 @@ impl Error {
         })
     }
 
-    pub(crate) fn with_close_code(mut self, code: u16) -> Self {
+    /// With the close code the connection ended with (a transport without close codes
+    /// maps its ends to them: 1000 normal, 1006 abnormal).
+    #[must_use]
+    pub fn with_close_code(mut self, code: u16) -> Self {
         self.inner.close_code = Some(code);
         self
     }
@@ -180,10 +186,6 @@ impl Error {
             )
     }
 
-    pub(crate) fn set_kind(&mut self, kind: ErrorKind) {
-        self.inner.kind = kind;
-    }
-
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
@@ -227,7 +229,7 @@ impl Error {
 
     /// The error for a close frame, given the `error` event that preceded it (PROTOCOL.md
     /// §1.4: failures after the handshake are an `error` event, then a close).
-    pub(crate) fn from_close(code: u16, reason: &str, api: Option<ErrorDetail>) -> Self {
+    pub fn from_close(code: u16, reason: &str, api: Option<ErrorDetail>) -> Self {
         let api_code = api.as_ref().and_then(ErrorDetail::code).map(str::to_owned);
         let kind = match (code, api_code.as_deref()) {
             (_, Some("session_expired")) => ErrorKind::SessionExpired,
@@ -255,16 +257,23 @@ impl Error {
         })
     }
 
-    pub(crate) fn http(status: u16, body: Option<&str>) -> Self {
+    /// The error for an HTTP refusal (a failed upgrade, signalling or REST call): the
+    /// status, and the API's `{"error": {…}}` body when there is one. 401 and 403 are
+    /// [`ErrorKind::Auth`]; others [`ErrorKind::Connect`] with [`Error::http_status`].
+    pub fn http(status: u16, body: Option<&str>) -> Self {
         let detail = body
             .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
             .and_then(|v| serde_json::from_value::<ErrorDetail>(v.get("error").cloned()?).ok());
         let message = detail.as_ref().map_or_else(
-            || format!("the server answered the WebSocket upgrade with HTTP {status}"),
+            || format!("the server answered with HTTP {status}"),
             |d| format!("HTTP {status}: {}", d.message),
         );
         Self::from_inner(Inner {
-            kind: ErrorKind::Connect,
+            kind: if matches!(status, 401 | 403) {
+                ErrorKind::Auth
+            } else {
+                ErrorKind::Connect
+            },
             message,
             close_code: None,
             http_status: Some(status),

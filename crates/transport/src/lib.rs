@@ -3,12 +3,17 @@
 //! - [`Endpoint`]: OpenAI, Azure GA, Azure's legacy preview (beta dialect) or any
 //!   compatible server; the target (model, sideband `call_id`, transcription); credentials
 //!   that never reach a log or `Debug`.
-//! - [`connect`] / [`WebSocket`]: a WebSocket connection (tokio + tungstenite, rustls with
-//!   the `ring` provider and the Mozilla roots), as a [`FrameSender`] (cloneable, bounded,
-//!   ordered) and a [`FrameReceiver`]; keepalive; every close code and handshake failure as
-//!   a typed [`Error`].
-//! - [`create_client_secret`] (ephemeral keys for browsers and mobile) and [`hangup`].
-//! - [`Transport`]: the trait the WebRTC transport will implement too.
+//! - [`Transport`]: the seam every transport implements, in this crate or another; a
+//!   [`Connection`] is a [`FrameSender`] (cloneable, bounded, ordered), a [`FrameReceiver`]
+//!   (frames stamped with their arrival) and, for transports that carry audio as tracks,
+//!   [`Media`]. [`pipe`] builds the frame pipe with its contract (waits, never drops;
+//!   memory bounded; frames never written reported in [`Error::unsent`]; one verdict).
+//! - [`WebSocket`] / [`connect`]: a WebSocket connection (tokio + tungstenite, rustls with
+//!   the `ring` provider and the Mozilla roots); keepalive; every close code and handshake
+//!   failure as a typed [`Error`].
+//! - [`send_request`]: the endpoint's REST API (a WebRTC transport's SDP signalling, with
+//!   [`HttpResponse::location`]); [`create_client_secret`] (ephemeral keys for browsers
+//!   and mobile) and [`hangup`] on it.
 //!
 //! Most users want the `reelthyme` facade, which adds event types, transforms and
 //! validation on top.
@@ -31,19 +36,33 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod connection;
 mod endpoint;
 mod error;
-mod http;
+mod net;
+mod options;
 mod pipe;
 mod rest;
 mod tls;
 mod websocket;
 
+pub use connection::{
+    AudioChunk, Connecting, Connection, Media, MediaLink, MediaReceiver, Transport,
+};
 pub use endpoint::{ApiKey, DEFAULT_MODEL, Dialect, Endpoint, Flavor, OPENAI_BASE, Target};
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use pipe::{FrameReceiver, FrameSender};
-pub use rest::{ClientSecret, ClientSecretRequest, create_client_secret, hangup};
-pub use websocket::{Connection, Options, Transport, WebSocket, connect};
+pub use options::Options;
+pub use pipe::{
+    CloseRequest, Command, End, Flushed, Frame, FrameReceiver, FrameSender, Inbox, Link, Outbox,
+    Queues, Slot, pipe,
+};
+pub use rest::{
+    ClientSecret, ClientSecretRequest, HttpRequest, HttpResponse, create_client_secret, hangup,
+    send_request,
+};
+/// The `http` crate, whose types appear in this API (headers).
+pub use tokio_tungstenite::tungstenite::http;
+pub use websocket::{WebSocket, connect};
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

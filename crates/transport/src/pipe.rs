@@ -1,13 +1,16 @@
-//! The frame pipe between a connection's users and the task that drives its socket.
+//! The frame pipe between a connection's users and the task that drives it: the seam every
+//! transport is built on (the WebSocket here, a WebRTC data channel, the simulator's
+//! in-process connection, your own). [`pipe`] gives the users' halves ([`FrameSender`],
+//! [`FrameReceiver`]) and the transport's end ([`Link`]); the transport moves [`Command`]s
+//! from [`Link::outbox`] to its wire and frames from its wire into [`Link::inbox`], then
+//! calls [`Link::finish`] once. The contract it then keeps for every transport:
 //!
-//! Transport-neutral: the WebSocket task is one end of it today; a WebRTC data channel can
-//! be another. Its contract:
-//!
-//! - Outgoing frames queue in a bounded channel ([`Limits::send_queue`]); a full queue
+//! - Outgoing frames queue in a bounded channel ([`Queues::send_queue`]); a full queue
 //!   makes `send` wait, it never drops.
-//! - Incoming frames queue in a channel bounded both in frames ([`Limits::receive_queue`])
-//!   and in bytes ([`Limits::receive_bytes`]); when either is full the transport stops
-//!   reading, so memory stays bounded whatever the peer or the consumer does.
+//! - Incoming frames queue in a channel bounded both in frames ([`Queues::receive_queue`])
+//!   and in bytes ([`Queues::receive_bytes`]); when either is full the transport stops
+//!   reading, so memory stays bounded whatever the peer or the consumer does. Each frame is
+//!   stamped with the instant it arrived ([`Frame::received_at`]).
 //! - When the connection ends, every frame a sender queued but the transport never wrote
 //!   is collected, in order, into the error that ended it ([`Error::unsent`]): nothing
 //!   accepted is lost without the caller being told which frames were not sent.
@@ -17,9 +20,11 @@
 
 use std::fmt;
 use std::future::Future;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
@@ -29,27 +34,159 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The bounds of a pipe.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) send_queue: usize,
-    pub(crate) receive_queue: usize,
-    pub(crate) receive_bytes: usize,
+/// The bounds of a pipe (see [`Options::queues`](crate::Options::queues)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Queues {
+    /// Frames that may wait to be written; a burst beyond waits, nothing drops.
+    pub send_queue: usize,
+    /// Frames that may wait to be read; beyond, the transport stops reading.
+    pub receive_queue: usize,
+    /// Bytes of frames that may wait to be read; beyond, the transport stops reading.
+    pub receive_bytes: usize,
 }
 
-/// What a sender asks of the transport.
-pub(crate) enum Command {
-    Text(String),
-    /// Answer once every frame queued before it is written.
-    Flush(oneshot::Sender<()>),
-    /// Write a close frame, then answer once the connection has ended (the peer answered
-    /// the close, or the close timed out).
-    Close(u16, String, Option<oneshot::Sender<Result<()>>>),
+impl Queues {
+    /// Bounds in frames and bytes (each at least 1).
+    pub fn new(send_queue: usize, receive_queue: usize, receive_bytes: usize) -> Self {
+        Self {
+            send_queue: send_queue.max(1),
+            receive_queue: receive_queue.max(1),
+            receive_bytes: receive_bytes.max(1),
+        }
+    }
 }
+
+/// A text frame received, stamped with the instant the transport read it (before it waited
+/// in the receive queue): what latency metrics measure from. Reads as a `str`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    text: String,
+    received_at: Instant,
+}
+
+impl Frame {
+    /// A frame received now.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self::at(text, Instant::now())
+    }
+
+    /// A frame received at `instant`.
+    pub fn at(text: impl Into<String>, instant: Instant) -> Self {
+        Self {
+            text: text.into(),
+            received_at: instant,
+        }
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// When the transport read it.
+    pub fn received_at(&self) -> Instant {
+        self.received_at
+    }
+
+    /// The text, owned.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+}
+
+impl Deref for Frame {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl AsRef<str> for Frame {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq<str> for Frame {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for Frame {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Frames can be megabytes of base64 audio: show their start.
+        let end = self
+            .text
+            .char_indices()
+            .nth(120)
+            .map_or(self.text.len(), |(i, _)| i);
+        f.debug_struct("Frame")
+            .field("text", &&self.text[..end])
+            .field("len", &self.text.len())
+            .finish()
+    }
+}
+
+impl From<Frame> for String {
+    fn from(frame: Frame) -> Self {
+        frame.text
+    }
+}
+
+/// What a sender asks of the transport, in the order they asked.
+#[non_exhaustive]
+pub enum Command {
+    /// A text frame to write.
+    Text(String),
+    /// Answer ([`Flushed::done`]) once every frame queued before it is written.
+    Flush(Flushed),
+    /// End the connection (a close handshake where the transport has one) after the frames
+    /// queued before it; keep it until the end, and hand it to [`End::close_requests`].
+    Close(CloseRequest),
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => write!(f, "Text({} bytes)", text.len()),
+            Self::Flush(_) => f.write_str("Flush"),
+            Self::Close(_) => f.write_str("Close"),
+        }
+    }
+}
+
+/// A sender waiting for its frames to be written.
+#[derive(Debug)]
+pub struct Flushed(oneshot::Sender<()>);
+
+impl Flushed {
+    /// Every frame queued before the flush is written: wake the sender.
+    pub fn done(self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// A sender waiting for the connection to end after its close.
+#[derive(Debug)]
+pub struct CloseRequest(oneshot::Sender<Result<()>>);
 
 /// A frame on its way to the consumer, with the share of the byte budget it holds.
 struct Delivery {
-    item: Result<String>,
+    item: Result<Frame>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -70,12 +207,20 @@ impl Shared {
 }
 
 /// Creates a pipe: the users' two halves and the transport's end.
-pub(crate) fn pipe(limits: Limits) -> (FrameSender, FrameReceiver, Link) {
-    let (command_tx, command_rx) = mpsc::channel(limits.send_queue.max(1));
+///
+/// A transport hands the halves to its caller (as a [`Connection`](crate::Connection)) and
+/// drives the [`Link`] from a task of its own until the connection ends.
+pub fn pipe(queues: Queues) -> (FrameSender, FrameReceiver, Link) {
+    let limits = Queues::new(
+        queues.send_queue,
+        queues.receive_queue,
+        queues.receive_bytes,
+    );
+    let (command_tx, command_rx) = mpsc::channel(limits.send_queue);
     // futures' channel holds `buffer + senders` items; the link is the only sender.
-    let (event_tx, event_rx) = mpsc::channel(limits.receive_queue.max(1) - 1);
+    let (event_tx, event_rx) = mpsc::channel(limits.receive_queue - 1);
     let shared = Arc::new(Shared::default());
-    let budget = Arc::new(Semaphore::new(limits.receive_bytes.max(1)));
+    let budget = Arc::new(Semaphore::new(limits.receive_bytes));
     (
         FrameSender {
             tx: command_tx,
@@ -90,7 +235,7 @@ pub(crate) fn pipe(limits: Limits) -> (FrameSender, FrameReceiver, Link) {
             inbox: Inbox {
                 events: event_tx,
                 budget,
-                receive_bytes: limits.receive_bytes.max(1),
+                receive_bytes: limits.receive_bytes,
                 consumer_gone: false,
             },
             shared,
@@ -172,7 +317,7 @@ impl FrameSender {
 
 async fn flush(mut tx: mpsc::Sender<Command>, shared: Arc<Shared>) -> Result<()> {
     let (done, written) = oneshot::channel();
-    tx.send(Command::Flush(done))
+    tx.send(Command::Flush(Flushed(done)))
         .await
         .map_err(|_| shared.closed_error())?;
     written.await.map_err(|_| shared.closed_error())
@@ -180,7 +325,7 @@ async fn flush(mut tx: mpsc::Sender<Command>, shared: Arc<Shared>) -> Result<()>
 
 async fn close(mut tx: mpsc::Sender<Command>, shared: Arc<Shared>) -> Result<()> {
     let (done, ended) = oneshot::channel();
-    tx.send(Command::Close(1000, String::new(), Some(done)))
+    tx.send(Command::Close(CloseRequest(done)))
         .await
         .map_err(|_| shared.closed_error())?;
     ended.await.map_err(|_| shared.closed_error())?
@@ -219,8 +364,9 @@ impl Sink<String> for FrameSender {
     }
 }
 
-/// The receiving half: text frames as they arrive, then — if the connection ended
-/// abnormally, or ended with frames unsent — one `Err` saying why, then the end.
+/// The receiving half: text frames as they arrive (stamped with their arrival), then — if
+/// the connection ended abnormally, or ended with frames unsent — one `Err` saying why, then
+/// the end.
 #[derive(Debug)]
 pub struct FrameReceiver {
     rx: mpsc::Receiver<Delivery>,
@@ -233,7 +379,7 @@ impl fmt::Debug for Delivery {
 }
 
 impl Stream for FrameReceiver {
-    type Item = Result<String>;
+    type Item = Result<Frame>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         // Dropping the delivery returns its bytes to the budget.
@@ -243,53 +389,105 @@ impl Stream for FrameReceiver {
     }
 }
 
-/// How a connection ended, as its transport saw it.
-pub(crate) struct End {
-    /// Why it ended; `None` for a clean close.
-    pub(crate) error: Option<Error>,
-    /// A frame whose write had started but not completed: it may or may not have reached
-    /// the peer, and is reported unsent, first.
-    pub(crate) in_flight: Option<String>,
-    /// Items read but not yet delivered to the consumer.
-    pub(crate) held: Vec<Result<String>>,
-    /// `close()` calls waiting for the end.
-    pub(crate) close_acks: Vec<oneshot::Sender<Result<()>>>,
-    /// `flush()` calls that cannot complete.
-    pub(crate) unanswered_flushes: Vec<oneshot::Sender<()>>,
-    /// Whether the peer answered (or sent) a close frame.
-    pub(crate) close_answered: bool,
+/// How a connection ended, as its transport saw it: what [`Link::finish`] needs to settle
+/// the verdict. Built with [`End::new`] and the setters.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct End {
+    error: Option<Error>,
+    in_flight: Option<String>,
+    held: Vec<Result<Frame>>,
+    close_requests: Vec<CloseRequest>,
+    unanswered_flushes: Vec<Flushed>,
+    close_answered: bool,
 }
 
-/// The transport's end of a pipe: the sending users' commands (`outbox`) and the
-/// consumer's queue (`inbox`), which a transport drives from two concurrent halves.
-pub(crate) struct Link {
-    pub(crate) outbox: Outbox,
-    pub(crate) inbox: Inbox,
+impl End {
+    /// Why it ended; `None` for a clean close.
+    pub fn new(error: Option<Error>) -> Self {
+        Self {
+            error,
+            ..Self::default()
+        }
+    }
+
+    /// A frame whose write had started but not completed: it may or may not have reached
+    /// the peer, and is reported unsent, first.
+    pub fn in_flight(mut self, text: Option<String>) -> Self {
+        self.in_flight = text;
+        self
+    }
+
+    /// Items read but not yet delivered to the consumer (they are delivered before the
+    /// verdict).
+    pub fn held(mut self, items: Vec<Result<Frame>>) -> Self {
+        self.held = items;
+        self
+    }
+
+    /// `close()` calls waiting for the end.
+    pub fn close_requests(mut self, requests: Vec<CloseRequest>) -> Self {
+        self.close_requests = requests;
+        self
+    }
+
+    /// `flush()` calls that could not complete (their senders get the verdict).
+    pub fn unanswered_flushes(mut self, flushes: Vec<Flushed>) -> Self {
+        self.unanswered_flushes = flushes;
+        self
+    }
+
+    /// Whether the peer answered (or started) the close: a clean end of the transport's
+    /// close handshake (default `false`: a `close()` then times out).
+    pub fn close_answered(mut self, answered: bool) -> Self {
+        self.close_answered = answered;
+        self
+    }
+}
+
+/// The transport's end of a pipe: the sending users' commands ([`Link::outbox`]) and the
+/// consumer's queue ([`Link::inbox`]), which a transport may drive from two concurrent
+/// halves, then [`Link::finish`].
+pub struct Link {
+    /// What the senders queued.
+    pub outbox: Outbox,
+    /// Where received frames go.
+    pub inbox: Inbox,
     shared: Arc<Shared>,
 }
 
-/// What the senders queued.
-pub(crate) struct Outbox {
+impl fmt::Debug for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Link").finish_non_exhaustive()
+    }
+}
+
+/// What the senders queued, in order.
+#[derive(Debug)]
+pub struct Outbox {
     commands: mpsc::Receiver<Command>,
 }
 
 impl Outbox {
-    /// The next command, `None` once every sender is gone.
-    pub(crate) async fn next_command(&mut self) -> Option<Command> {
+    /// The next command, `None` once every sender is gone (the users dropped the
+    /// connection: close it politely). Cancel-safe.
+    pub async fn next_command(&mut self) -> Option<Command> {
         futures_util::StreamExt::next(&mut self.commands).await
     }
 
-    /// Stops taking commands: what is still queued will be reported unsent.
-    pub(crate) fn stop(&mut self) {
+    /// Stops taking commands (after a close): what is still queued will be reported unsent.
+    pub fn stop(&mut self) {
         self.commands.close();
     }
 }
 
 /// Room reserved in the consumer's queue for one item (cancel-safe to wait for).
-pub(crate) struct Slot(Option<OwnedSemaphorePermit>);
+#[derive(Debug)]
+pub struct Slot(Option<OwnedSemaphorePermit>);
 
-/// The consumer's queue.
-pub(crate) struct Inbox {
+/// The consumer's queue, bounded in frames and bytes.
+#[derive(Debug)]
+pub struct Inbox {
     events: mpsc::Sender<Delivery>,
     budget: Arc<Semaphore>,
     receive_bytes: usize,
@@ -301,7 +499,7 @@ impl Inbox {
     /// dropping the wait loses nothing. `None` when the consumer is gone: the item is then
     /// dropped, and the transport keeps reading so that queued sends and the close
     /// handshake complete.
-    pub(crate) async fn ready(&mut self, bytes: usize) -> Option<Slot> {
+    pub async fn ready(&mut self, bytes: usize) -> Option<Slot> {
         if self.consumer_gone {
             return None;
         }
@@ -319,8 +517,10 @@ impl Inbox {
         Some(Slot(permit))
     }
 
-    /// Queues an item into the room `slot` reserved.
-    pub(crate) fn push(&mut self, slot: Slot, item: Result<String>) {
+    /// Queues an item into the room `slot` reserved. An `Err` item is a failure of one
+    /// frame that the consumer should see (a binary frame, say); the connection's end is
+    /// [`End`]'s, not an item.
+    pub fn push(&mut self, slot: Slot, item: Result<Frame>) {
         if self
             .events
             .start_send(Delivery {
@@ -333,8 +533,9 @@ impl Inbox {
         }
     }
 
-    async fn deliver(&mut self, item: Result<String>) {
-        let bytes = item.as_ref().map_or(1, String::len);
+    /// Waits for room, then queues the item (`ready` + `push`).
+    pub async fn deliver(&mut self, item: Result<Frame>) {
+        let bytes = item.as_ref().map_or(1, |frame| frame.len());
         if let Some(slot) = self.ready(bytes).await {
             self.push(slot, item);
         }
@@ -346,15 +547,18 @@ impl Link {
     /// records the verdict (so that senders woken from now on see it), answers the pending
     /// close and flush requests, then delivers the held items and the verdict to the
     /// consumer.
-    pub(crate) async fn finish(mut self, end: End) {
+    ///
+    /// Call it once, when the transport has stopped reading and writing.
+    pub async fn finish(mut self, end: End) {
         let End {
             error,
             in_flight,
             held,
-            mut close_acks,
+            close_requests,
             unanswered_flushes,
             close_answered,
         } = end;
+        let mut close_acks: Vec<_> = close_requests.into_iter().map(|r| r.0).collect();
         let commands = &mut self.outbox.commands;
         commands.close();
         let mut unsent: Vec<String> = in_flight.into_iter().collect();
@@ -363,8 +567,7 @@ impl Link {
                 Command::Text(text) => unsent.push(text),
                 // Dropping it tells the flusher the frames were not all written.
                 Command::Flush(_) => {}
-                Command::Close(_, _, Some(ack)) => close_acks.push(ack),
-                Command::Close(_, _, None) => {}
+                Command::Close(request) => close_acks.push(request.0),
             }
         }
         let verdict = match error {

@@ -10,12 +10,12 @@ use hyper_util::rt::TokioIo;
 use reelthyme_schema::SessionConfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::http::Uri;
+use tokio_tungstenite::tungstenite::http::{HeaderMap, Uri};
 
-use crate::endpoint::{ApiKey, Endpoint, Flavor};
+use crate::endpoint::{ApiKey, Endpoint};
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{self, Origin};
-use crate::websocket::Options;
+use crate::net::{self, Origin};
+use crate::options::Options;
 
 /// What an ephemeral key allows: how long it lives and the session it starts.
 #[derive(Debug, Clone, Default)]
@@ -99,29 +99,112 @@ pub async fn hangup(endpoint: &Endpoint, call_id: &str, options: &Options) -> Re
     .map(drop)
 }
 
-/// `https://…/v1/realtime/{path}` for the endpoint's family.
-fn rest_url(endpoint: &Endpoint, path: &str) -> Result<String> {
-    let url = endpoint.url();
-    let base = url.split('?').next().unwrap_or_default();
-    let base = match endpoint.flavor() {
-        Flavor::OpenAi | Flavor::Azure => base.to_owned(),
-        Flavor::AzureLegacy { .. } => {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "the legacy Azure API has no realtime REST calls",
-            ));
+/// A request to the endpoint's REST API: `POST {rest_base}/{path}` with the endpoint's
+/// credentials, and a body of any content type (JSON for client secrets, SDP or multipart
+/// for a WebRTC call's offer).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct HttpRequest {
+    method: Method,
+    path: String,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+impl HttpRequest {
+    /// `POST {rest_base}/{path}` with no body (`path` is appended as given: encode what it
+    /// carries).
+    pub fn post(path: impl Into<String>) -> Self {
+        Self {
+            method: Method::POST,
+            path: path.into(),
+            content_type: None,
+            body: Bytes::new(),
         }
-        #[allow(unreachable_patterns)]
-        _ => base.to_owned(),
+    }
+
+    /// With a body of this content type.
+    pub fn body(mut self, content_type: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        self.content_type = Some(content_type.into());
+        self.body = body.into();
+        self
+    }
+
+    /// With a JSON body.
+    pub fn json(self, value: &Value) -> Self {
+        self.body("application/json", value.to_string())
+    }
+}
+
+/// A successful (2xx) answer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpResponse {
+    /// The status.
+    pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body (at most 4 MiB).
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// The `Location` header (a WebRTC call's URL, whose last segment is its id).
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location")?.to_str().ok()
+    }
+
+    /// The body as text, if it is UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.body).ok()
+    }
+}
+
+/// Sends a request to the endpoint's REST API (the signalling a WebRTC transport needs, the
+/// REST calls of this module): HTTP/1.1 by hyper over the same TLS configuration as the
+/// WebSocket, bounded by [`Options::connect_timeout`].
+///
+/// # Errors
+/// A refusal is [`Error::http`] (401/403 → [`ErrorKind::Auth`], others
+/// [`ErrorKind::Connect`] with [`Error::http_status`] and the API's error body);
+/// [`ErrorKind::Timeout`]; [`ErrorKind::Config`] for the legacy Azure API.
+pub async fn send_request(
+    endpoint: &Endpoint,
+    request: HttpRequest,
+    options: &Options,
+) -> Result<HttpResponse> {
+    let url = format!("{}/{}", endpoint.rest_base()?, request.path);
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| Error::new(ErrorKind::Config, format!("invalid URL {url}")).with_source(e))?;
+    let origin = Origin::of(&uri)?;
+    origin.warn_cleartext(endpoint.has_credentials());
+    let mut builder = Request::builder()
+        .method(request.method.clone())
+        .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .header("host", origin.authority.as_str());
+    if let Some(headers) = builder.headers_mut() {
+        headers.extend(endpoint.auth_headers()?);
+    }
+    if let Some(content_type) = &request.content_type {
+        builder = builder.header("content-type", content_type.as_str());
+    }
+    let hyper_request = builder
+        .body(Full::new(request.body))
+        .map_err(|e| Error::new(ErrorKind::Config, "cannot build the request").with_source(e))?;
+    tracing::debug!(%url, method = %request.method, "REST request");
+    let exchange = async {
+        let io = origin.connect(&options.extra_root_certificates).await?;
+        send(TokioIo::new(io), hyper_request).await
     };
-    let http = if let Some(rest) = base.strip_prefix("wss://") {
-        format!("https://{rest}")
-    } else if let Some(rest) = base.strip_prefix("ws://") {
-        format!("http://{rest}")
-    } else {
-        base
-    };
-    Ok(format!("{http}/{path}"))
+    tokio::time::timeout(options.connect_timeout, exchange)
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("{} {url} timed out", request.method),
+            )
+        })?
 }
 
 async fn post(
@@ -130,45 +213,14 @@ async fn post(
     body: Option<&Value>,
     options: &Options,
 ) -> Result<Bytes> {
-    let url = rest_url(endpoint, path)?;
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| Error::new(ErrorKind::Config, format!("invalid URL {url}")).with_source(e))?;
-    let origin = Origin::of(&uri)?;
-    origin.warn_cleartext(endpoint.has_credentials());
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(uri.path_and_query().map_or("/", |p| p.as_str()));
-    request = request.header("host", origin.authority.as_str());
-    for (name, value) in endpoint.request()?.headers() {
-        // The WebSocket handshake's own headers do not belong on a REST call.
-        if !name.as_str().starts_with("sec-websocket")
-            && !matches!(name.as_str(), "upgrade" | "connection" | "host")
-        {
-            request = request.header(name, value);
-        }
-    }
-    let payload = match body {
-        Some(body) => {
-            request = request.header("content-type", "application/json");
-            Bytes::from(body.to_string())
-        }
-        None => Bytes::new(),
+    let request = match body {
+        Some(body) => HttpRequest::post(path).json(body),
+        None => HttpRequest::post(path),
     };
-    let request = request
-        .body(Full::new(payload))
-        .map_err(|e| Error::new(ErrorKind::Config, "cannot build the request").with_source(e))?;
-    tracing::debug!(%url, "POST");
-    let exchange = async {
-        let io = origin.connect(&options.extra_root_certificates).await?;
-        send(TokioIo::new(io), request).await
-    };
-    tokio::time::timeout(options.connect_timeout, exchange)
-        .await
-        .map_err(|_| Error::new(ErrorKind::Timeout, format!("POST {url} timed out")))?
+    Ok(send_request(endpoint, request, options).await?.body)
 }
 
-async fn send<T>(io: T, request: Request<Full<Bytes>>) -> Result<Bytes>
+async fn send<T>(io: T, request: Request<Full<Bytes>>) -> Result<HttpResponse>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -183,14 +235,14 @@ where
         .await
         .map_err(|e| Error::new(ErrorKind::Connect, "the HTTP request failed").with_source(e))?;
     let status = response.status().as_u16();
-    let body = http::body(response, 4 << 20).await?;
+    let headers = response.headers().clone();
+    let body = net::body(response, 4 << 20).await?;
     match status {
-        200..=299 => Ok(body),
-        401 | 403 => {
-            let mut error = Error::http(status, std::str::from_utf8(&body).ok());
-            error.set_kind(ErrorKind::Auth);
-            Err(error)
-        }
+        200..=299 => Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        }),
         _ => Err(Error::http(status, std::str::from_utf8(&body).ok())),
     }
 }

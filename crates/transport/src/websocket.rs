@@ -2,12 +2,12 @@
 //! concurrently, joined to the caller by the bounded frame pipe (`pipe.rs`).
 //!
 //! - The writer alone writes the socket, so frames leave in the order they were queued.
-//!   A write during which the socket takes no byte for [`Options::dead_after`] fails the
+//!   A write during which the socket takes no byte for [`WebSocket::keepalive`]'s `dead_after` fails the
 //!   connection: a server that stops reading cannot hold senders forever.
 //! - The reader stops reading while the consumer's queue is full (in frames or in bytes),
 //!   so TCP flow control slows the server and memory stays bounded.
-//! - Keepalive: the writer pings every [`Options::ping_interval`]; the reader declares the
-//!   peer dead when nothing (not even a pong) arrives for [`Options::dead_after`].
+//! - Keepalive: the writer pings every [`WebSocket::keepalive`] interval; the reader declares the
+//!   peer dead when nothing (not even a pong) arrives for `dead_after`.
 //! - Closing is a handshake both ways: `close()` writes a close frame and returns once the
 //!   server answers it (bounded by [`Options::close_timeout`]); a server's close is
 //!   answered.
@@ -20,7 +20,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_channel::oneshot;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Empty;
 use hyper::upgrade::Upgraded;
@@ -35,156 +34,118 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tracing::Instrument;
 
+use crate::connection::{Connecting, Connection, Transport};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{self, Origin};
-use crate::pipe::{Command, End, FrameReceiver, FrameSender, Inbox, Limits, Link, Outbox, pipe};
+use crate::net::{self, Origin};
+use crate::options::Options;
+use crate::pipe::{CloseRequest, Command, End, Flushed, Frame, Inbox, Link, Outbox, pipe};
 
-/// Tuning of a connection. The defaults suit OpenAI.
+/// The WebSocket [`Transport`], with its own settings: keepalive and the message size cap.
+/// (What every transport shares — queues, timeouts, TLS roots — is in [`Options`].)
 #[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Options {
-    /// Frames that may wait to be written (default 256; a burst beyond waits, nothing drops).
-    pub send_queue: usize,
-    /// Events that may wait to be read (default 256; beyond, the socket is not read).
-    pub receive_queue: usize,
-    /// How long connecting (TCP, TLS, upgrade) may take (default 10 s).
-    pub connect_timeout: Duration,
-    /// How often to ping the server (default 15 s; OpenAI pings every 20 s).
-    pub ping_interval: Duration,
-    /// Silence after which the peer is dead (default 45 s).
-    pub dead_after: Duration,
-    /// DER certificates to trust besides the Mozilla roots (private CAs, test servers).
-    pub extra_root_certificates: Vec<Vec<u8>>,
-    /// The largest message accepted from the server, in bytes (default 8 MiB). Real
-    /// server events are a few KB; the largest, an item retrieved with its audio, is about
-    /// 5 MiB for 90 s of speech. A larger message ends the connection with
-    /// [`ErrorKind::Protocol`].
-    pub max_message_size: usize,
-    /// Bytes of received frames that may wait to be read (default 16 MiB, at least
-    /// [`Options::max_message_size`]): with [`Options::receive_queue`], this bounds the
-    /// memory a fast server and a slow consumer can take.
-    pub receive_bytes: usize,
-    /// How long `close()` waits for the server to answer the close frame (default 5 s).
-    pub close_timeout: Duration,
+#[must_use]
+pub struct WebSocket {
+    ping_interval: Duration,
+    dead_after: Duration,
+    max_message_size: usize,
 }
 
-impl Default for Options {
+impl Default for WebSocket {
     fn default() -> Self {
         Self {
-            send_queue: 256,
-            receive_queue: 256,
-            connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             dead_after: Duration::from_secs(45),
-            extra_root_certificates: Vec::new(),
             max_message_size: 8 << 20,
-            receive_bytes: 16 << 20,
-            close_timeout: Duration::from_secs(5),
         }
     }
 }
 
-impl Options {
-    /// Sets [`Options::send_queue`].
-    #[must_use]
-    pub fn send_queue(mut self, frames: usize) -> Self {
-        self.send_queue = frames.max(1);
-        self
+impl WebSocket {
+    /// The defaults: a ping every 15 s (OpenAI pings every 20 s), the peer dead after 45 s
+    /// of silence, messages up to 8 MiB.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Sets [`Options::receive_queue`].
-    #[must_use]
-    pub fn receive_queue(mut self, items: usize) -> Self {
-        self.receive_queue = items.max(1);
-        self
-    }
-
-    /// Sets [`Options::ping_interval`] and [`Options::dead_after`].
-    #[must_use]
+    /// Pings the server every `ping_interval` (default 15 s) and declares it dead after
+    /// `dead_after` (default 45 s) of silence — or of a write during which the socket takes
+    /// no byte (a server that stopped reading).
     pub fn keepalive(mut self, ping_interval: Duration, dead_after: Duration) -> Self {
-        self.ping_interval = ping_interval;
-        self.dead_after = dead_after;
+        self.ping_interval = ping_interval.max(Duration::from_millis(1));
+        self.dead_after = dead_after.max(Duration::from_millis(1));
         self
     }
 
-    /// Sets [`Options::connect_timeout`].
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets [`Options::max_message_size`] (at least 1 KiB).
-    #[must_use]
+    /// The largest message accepted from the server, in bytes (default 8 MiB, at least
+    /// 1 KiB). Real server events are a few KB; the largest, an item retrieved with its
+    /// audio, is about 5 MiB for 90 s of speech. A larger message ends the connection with
+    /// [`ErrorKind::Protocol`].
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.max_message_size = bytes.max(1 << 10);
         self
     }
 
-    /// Sets [`Options::receive_bytes`].
-    #[must_use]
-    pub fn receive_bytes(mut self, bytes: usize) -> Self {
-        self.receive_bytes = bytes.max(1);
-        self
+    /// The ping interval.
+    pub fn ping_interval(&self) -> Duration {
+        self.ping_interval
     }
 
-    /// Sets [`Options::close_timeout`].
-    #[must_use]
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
-        self
+    /// The silence after which the peer is dead.
+    pub fn dead_after(&self) -> Duration {
+        self.dead_after
     }
 
-    /// Trusts one more root certificate (DER).
-    #[must_use]
-    pub fn add_root_certificate(mut self, der: Vec<u8>) -> Self {
-        self.extra_root_certificates.push(der);
-        self
+    /// Opens a WebSocket connection to `endpoint`.
+    ///
+    /// The upgrade is an HTTP/1.1 request made with hyper (see the `http` module for why),
+    /// then the socket is handed to tungstenite.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Connect`] (with [`Error::http_status`] when the server answered the
+    /// upgrade with another status), [`ErrorKind::Timeout`], [`ErrorKind::Config`].
+    pub async fn open(&self, endpoint: &Endpoint, options: &Options) -> Result<Connection> {
+        let url = endpoint.url();
+        tracing::debug!(%url, "connecting");
+        let socket = tokio::time::timeout(
+            options.connect_timeout,
+            upgrade(endpoint, options, self.max_message_size),
+        )
+        .await
+        .map_err(|_| Error::new(ErrorKind::Timeout, format!("connecting to {url} timed out")))??;
+        tracing::debug!("connected");
+        let (sender, receiver, link) = pipe(options.queues(self.max_message_size));
+        let timing = Timing {
+            ping_interval: self.ping_interval,
+            dead_after: self.dead_after,
+            close_timeout: options.close_timeout,
+        };
+        tokio::spawn(run(socket, link, timing).instrument(tracing::Span::current()));
+        Ok(Connection::new(sender, receiver))
     }
 }
 
-/// An open connection.
-#[derive(Debug)]
-pub struct Connection {
-    /// Where frames go.
-    pub sender: FrameSender,
-    /// Where frames come from.
-    pub receiver: FrameReceiver,
+impl Transport for WebSocket {
+    fn connect<'a>(&'a self, endpoint: &'a Endpoint, options: &'a Options) -> Connecting<'a> {
+        Box::pin(self.open(endpoint, options))
+    }
 }
 
 type Socket = WebSocketStream<Counted<TokioIo<Upgraded>>>;
 
-/// Opens a WebSocket connection to `endpoint`.
-///
-/// The upgrade is an HTTP/1.1 request made with hyper (see the `http` module for why), then
-/// the socket is handed to tungstenite.
+/// Opens a WebSocket connection to `endpoint` with the default [`WebSocket`] settings.
 ///
 /// # Errors
-/// [`ErrorKind::Connect`] (with [`Error::http_status`] when the server answered the
-/// upgrade with another status), [`ErrorKind::Timeout`], [`ErrorKind::Config`].
+/// As [`WebSocket::open`].
 pub async fn connect(endpoint: &Endpoint, options: &Options) -> Result<Connection> {
-    let url = endpoint.url();
-    tracing::debug!(%url, "connecting");
-    let socket = tokio::time::timeout(options.connect_timeout, upgrade(endpoint, options))
-        .await
-        .map_err(|_| Error::new(ErrorKind::Timeout, format!("connecting to {url} timed out")))??;
-    tracing::debug!("connected");
-    let (sender, receiver, link) = pipe(Limits {
-        send_queue: options.send_queue,
-        receive_queue: options.receive_queue,
-        receive_bytes: options.receive_bytes.max(options.max_message_size),
-    });
-    let timing = Timing {
-        ping_interval: options.ping_interval.max(Duration::from_millis(1)),
-        dead_after: options.dead_after.max(Duration::from_millis(1)),
-        close_timeout: options.close_timeout,
-    };
-    tokio::spawn(run(socket, link, timing).instrument(tracing::Span::current()));
-    Ok(Connection { sender, receiver })
+    WebSocket::default().open(endpoint, options).await
 }
 
-async fn upgrade(endpoint: &Endpoint, options: &Options) -> Result<Socket> {
+async fn upgrade(
+    endpoint: &Endpoint,
+    options: &Options,
+    max_message_size: usize,
+) -> Result<Socket> {
     let request = endpoint.request()?;
     let url = endpoint.url();
     let origin = Origin::of(request.uri())?;
@@ -223,7 +184,7 @@ async fn upgrade(endpoint: &Endpoint, options: &Options) -> Result<Socket> {
     })?;
     let status = response.status().as_u16();
     if status != 101 {
-        let body = http::body(response, 64 << 10).await.unwrap_or_default();
+        let body = net::body(response, 64 << 10).await.unwrap_or_default();
         return Err(Error::http(status, std::str::from_utf8(&body).ok()));
     }
     let accept = response.headers().get("sec-websocket-accept");
@@ -241,8 +202,8 @@ async fn upgrade(endpoint: &Endpoint, options: &Options) -> Result<Socket> {
         .with_source(e)
     })?;
     let config = WebSocketConfig::default()
-        .max_message_size(Some(options.max_message_size))
-        .max_frame_size(Some(options.max_message_size));
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size));
     let io = Counted {
         inner: TokioIo::new(upgraded),
         written: Arc::new(AtomicU64::new(0)),
@@ -305,14 +266,14 @@ async fn run(socket: Socket, mut link: Link, timing: Timing) {
     } else {
         tracing::debug!("connection closed");
     }
-    link.finish(End {
-        error: end,
-        in_flight: written.in_flight,
-        held: read.held,
-        close_acks: written.close_acks,
-        unanswered_flushes: written.unanswered,
-        close_answered: read.close_received,
-    })
+    link.finish(
+        End::new(end)
+            .in_flight(written.in_flight)
+            .held(read.held)
+            .close_requests(written.close_requests)
+            .unanswered_flushes(written.unanswered)
+            .close_answered(read.close_received),
+    )
     .await;
 }
 
@@ -320,9 +281,9 @@ struct Written {
     error: Option<Error>,
     /// A text frame whose write had started but not completed when the connection ended.
     in_flight: Option<String>,
-    close_acks: Vec<oneshot::Sender<Result<()>>>,
-    /// Flushes that cannot complete; dropped once the verdict is recorded.
-    unanswered: Vec<oneshot::Sender<()>>,
+    close_requests: Vec<CloseRequest>,
+    /// Flushes that cannot complete; answered once the verdict is recorded.
+    unanswered: Vec<Flushed>,
 }
 
 async fn write(
@@ -335,7 +296,7 @@ async fn write(
     let mut ping = tokio::time::interval(timing.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
-    let mut close_acks = Vec::new();
+    let mut close_requests = Vec::new();
     let mut unanswered = Vec::new();
     let mut in_flight = None;
     let guard = Guard {
@@ -356,7 +317,7 @@ async fn write(
                     continue;
                 }
             };
-            let (code, reason) = match command {
+            match command {
                 Some(Command::Text(text)) => {
                     // `Utf8Bytes` shares the text, so keeping it for the report is free.
                     let payload = Utf8Bytes::from(text);
@@ -369,25 +330,20 @@ async fn write(
                 }
                 Some(Command::Flush(done)) => {
                     match guard.run(sink.flush()).await {
-                        Ok(Outcome::Done) => {
-                            let _ = done.send(());
-                        }
+                        Ok(Outcome::Done) => done.done(),
                         // Answered (with the verdict) once the end is settled.
                         _ => unanswered.push(done),
                     }
                     continue;
                 }
-                Some(Command::Close(code, reason, ack)) => {
-                    close_acks.extend(ack);
-                    (code, reason)
-                }
+                Some(Command::Close(request)) => close_requests.push(request),
                 // Every sender is gone: the user dropped the session. Close politely.
-                None => (1000, String::new()),
-            };
+                None => {}
+            }
             outbox.stop();
             let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
+                code: CloseCode::Normal,
+                reason: "".into(),
             };
             guard.run(sink.send(Message::Close(Some(frame)))).await?;
             // The connection ends when the server answers; bounded.
@@ -405,7 +361,7 @@ async fn write(
     Written {
         error: result.err(),
         in_flight,
-        close_acks,
+        close_requests,
         unanswered,
     }
 }
@@ -504,7 +460,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
 struct Read {
     error: Option<Error>,
     /// Items read but not yet delivered when the connection ended.
-    held: Vec<Result<String>>,
+    held: Vec<Result<Frame>>,
     close_received: bool,
 }
 
@@ -535,6 +491,7 @@ async fn read(
                 ));
             }
             Ok(Some(Ok(Message::Text(text)))) => {
+                let received_at = std::time::Instant::now();
                 let text = text.as_str();
                 // Only an `error` right before the close explains it: any other event
                 // means the earlier error was not fatal.
@@ -543,7 +500,7 @@ async fn read(
                 } else {
                     None
                 };
-                Ok(text.to_owned())
+                Ok(Frame::at(text, received_at))
             }
             Ok(Some(Ok(Message::Binary(bytes)))) => Err(Error::new(
                 ErrorKind::Protocol,
@@ -588,7 +545,7 @@ async fn read(
         };
         // Room in the consumer's queue, in frames and bytes; a full queue stops reading
         // here, and TCP holds the server back.
-        let bytes = item.as_ref().map_or(1, String::len);
+        let bytes = item.as_ref().map_or(1, |frame| frame.len());
         tokio::select! {
             biased;
             () = cancel.fired() => {
@@ -616,29 +573,4 @@ fn error_detail(text: &str) -> Option<ErrorDetail> {
         return None;
     }
     serde_json::from_value(value.get("error")?.clone()).ok()
-}
-
-/// A way to reach a Realtime server: WebSocket today, WebRTC's data channel next. Both
-/// carry the same JSON events as text frames.
-pub trait Transport: Send + Sync {
-    /// Opens a connection.
-    fn connect<'a>(
-        &'a self,
-        endpoint: &'a Endpoint,
-        options: &'a Options,
-    ) -> Pin<Box<dyn std::future::Future<Output = Result<Connection>> + Send + 'a>>;
-}
-
-/// The WebSocket [`Transport`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WebSocket;
-
-impl Transport for WebSocket {
-    fn connect<'a>(
-        &'a self,
-        endpoint: &'a Endpoint,
-        options: &'a Options,
-    ) -> Pin<Box<dyn std::future::Future<Output = Result<Connection>> + Send + 'a>> {
-        Box::pin(connect(endpoint, options))
-    }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use reelthyme_transport::{Endpoint, ErrorKind, Options, connect};
+use reelthyme_transport::{Endpoint, ErrorKind, Options, WebSocket, connect};
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -55,11 +55,12 @@ async fn a_sender_gets_an_error_when_the_server_stops_reading_even_if_nobody_rea
         drop(server);
     })
     .await;
-    let options = Options::default()
-        .receive_queue(1)
-        .send_queue(1)
-        .keepalive(Duration::from_millis(50), Duration::from_millis(300));
-    let connection = connect(&endpoint, &options).await.unwrap();
+    let options = Options::default().receive_queue(1).send_queue(1);
+    let connection = WebSocket::new()
+        .keepalive(Duration::from_millis(50), Duration::from_millis(300))
+        .open(&endpoint, &options)
+        .await
+        .unwrap();
     let (mut sender, _events) = (connection.sender, connection.receiver);
     let failed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -118,8 +119,11 @@ async fn a_message_over_the_size_cap_is_a_protocol_error() {
         tokio::time::sleep(Duration::from_secs(5)).await;
     })
     .await;
-    let options = Options::default().max_message_size(1 << 20);
-    let mut connection = connect(&endpoint, &options).await.unwrap();
+    let mut connection = WebSocket::new()
+        .max_message_size(1 << 20)
+        .open(&endpoint, &Options::default())
+        .await
+        .unwrap();
     let item = tokio::time::timeout(Duration::from_secs(5), connection.receiver.next())
         .await
         .expect("no verdict")
