@@ -9,9 +9,13 @@
 //!   in chunks of a chosen duration, to a callback.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
@@ -23,6 +27,13 @@ const API_RATE: u32 = 24_000;
 
 /// The default longest playback backlog (see [`Player::set_max_backlog`]).
 const DEFAULT_MAX_BACKLOG_SECONDS: u64 = 300;
+
+/// How long a barge-in waits for the callback to honour its flush: a stopped device never
+/// does.
+const CUT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How often the feeder tops up the ring and completes barge-ins.
+const FEEDER_PERIOD: Duration = Duration::from_millis(2);
 
 fn device_error(what: &str, error: impl std::fmt::Display) -> AudioError {
     AudioError::Device(format!("{what}: {error}"))
@@ -130,29 +141,45 @@ struct Producer {
     seen: u64,
     /// Frames moved into the ring.
     sent: u64,
-    /// While a barge-in waits for the callback to honour its flush (epoch): the tracker of
-    /// the interrupted audio, which the frames played until the flush belong to.
-    cut: Option<(PlaybackTracker, u64)>,
+    /// Barge-ins waiting for the callback to honour their flush, oldest first: the
+    /// tracker of the interrupted audio, which the frames played until the flush belong to.
+    cuts: VecDeque<PendingCut>,
     /// Whether audio was dropped because the backlog was full (reported once).
     overflowed: bool,
 }
 
+/// A barge-in whose flush the callback has not honoured yet.
+struct PendingCut {
+    tracker: PlaybackTracker,
+    epoch: u64,
+    deadline: Instant,
+    slot: Arc<CutSlot>,
+}
+
 impl Producer {
-    /// Gives the frames the device played since the last call to the trackers: to the cut
-    /// one up to the flush, to the current one after it.
+    /// Gives the frames the device played since the last call to the trackers: to each
+    /// cut one up to its flush, to the current one after the last. A cut whose flush was
+    /// honoured is complete: its truncation goes to its [`Cut`].
+    ///
+    /// One `played_at_flush` serves every pending cut: the feeder writes nothing into the
+    /// ring while a flush is pending, so between two flushes honoured before this runs no
+    /// audio was played, and the later boundary is the earlier one.
     fn sync(&mut self, shared: &PlayerShared) {
-        if let Some((cut, epoch)) = &mut self.cut {
-            let honoured = shared.flushed.load(Ordering::Acquire) >= *epoch;
+        while let Some(front) = self.cuts.front_mut() {
+            let honoured = shared.flushed.load(Ordering::Acquire) >= front.epoch;
             let boundary = if honoured {
                 shared.played_at_flush.load(Ordering::Acquire)
             } else {
                 shared.played.load(Ordering::Acquire)
             };
             let boundary = boundary.max(self.seen);
-            cut.consumed(boundary - self.seen);
+            front.tracker.consumed(boundary - self.seen);
             self.seen = boundary;
             if !honoured {
                 return;
+            }
+            if let Some(mut cut) = self.cuts.pop_front() {
+                cut.slot.complete(cut.tracker.interrupt());
             }
         }
         let played = shared.played.load(Ordering::Acquire).max(self.seen);
@@ -160,14 +187,151 @@ impl Producer {
         self.seen = played;
         self.tracker.prune();
     }
+
+    /// Completes the oldest cut if the device did not honour its flush in time: what was
+    /// played until now is what was heard, and the feeder resumes (the ring's audio stays
+    /// queued in the device). The stall is reported first, so a caller that sees the
+    /// cut's result also sees the error.
+    fn expire(&mut self, shared: &PlayerShared, now: Instant) {
+        self.sync(shared);
+        let Some(front) = self.cuts.front() else {
+            return;
+        };
+        if now < front.deadline {
+            return;
+        }
+        report(
+            shared,
+            AudioError::Device(
+                "the output device did not respond to a barge-in within 500 ms: it is stalled or stopped"
+                    .into(),
+            ),
+        );
+        shared.flushed.fetch_max(front.epoch, Ordering::AcqRel);
+        self.sync(shared);
+    }
+
+    /// The player is closing: every cut completes with what was played.
+    fn close(&mut self, shared: &PlayerShared) {
+        self.sync(shared);
+        if let Some(last) = self.cuts.back() {
+            shared.flushed.fetch_max(last.epoch, Ordering::AcqRel);
+        }
+        self.sync(shared);
+    }
+}
+
+/// Where a barge-in's truncation is delivered, by whichever non-realtime thread sees its
+/// flush honoured first (the feeder, every 2 ms, or a caller of `played_ms`) — never by the
+/// audio callback, which takes no lock.
+#[derive(Default)]
+struct CutSlot {
+    state: Mutex<CutState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct CutState {
+    /// `Some` once complete (the truncation, if any, until it is taken).
+    result: Option<Option<Truncation>>,
+    waker: Option<Waker>,
+}
+
+impl CutSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CutState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn complete(&self, truncation: Option<Truncation>) {
+        let waker = {
+            let mut state = self.lock();
+            state.result = Some(truncation);
+            state.waker.take()
+        };
+        self.done.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// A barge-in in progress ([`Player::cut`]): resolves to what to truncate as soon as the
+/// audio callback has honoured the flush (within 2 ms: the feeder thread completes it), or
+/// after 500 ms if the device never does (reported by [`Player::error`]).
+///
+/// The flush is already requested: dropping the `Cut` only forgoes the truncation.
+#[must_use = "the flush is requested already; await the `Cut` for what to truncate"]
+pub struct Cut {
+    slot: Arc<CutSlot>,
+}
+
+impl std::fmt::Debug for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cut")
+            .field("done", &self.slot.lock().result.is_some())
+            .finish()
+    }
+}
+
+impl Cut {
+    /// Whether the cut is complete (polling would be ready).
+    pub fn is_done(&self) -> bool {
+        self.slot.lock().result.is_some()
+    }
+
+    /// Blocks until the cut completes (at most a little over 500 ms) and returns what to
+    /// truncate.
+    pub fn wait(self) -> Option<Truncation> {
+        // The feeder completes every cut by its deadline; the margin covers a starved
+        // feeder thread, never an unbounded wait.
+        let give_up = Instant::now() + CUT_TIMEOUT * 4;
+        let mut state = self.slot.lock();
+        loop {
+            if let Some(result) = state.result.as_mut() {
+                return result.take();
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                tracing::warn!("a barge-in was not completed in time: no truncation");
+                return None;
+            }
+            state = self
+                .slot
+                .done
+                .wait_timeout(state, give_up - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Future for Cut {
+    type Output = Option<Truncation>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.slot.lock();
+        if let Some(result) = state.result.as_mut() {
+            return Poll::Ready(result.take());
+        }
+        match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+fn report(shared: &PlayerShared, error: AudioError) {
+    let mut slot = shared.error.lock().unwrap_or_else(PoisonError::into_inner);
+    if slot.is_none() {
+        *slot = Some(error);
+    }
 }
 
 /// The speaker. Dropping it stops the stream.
 pub struct Player {
     shared: Arc<PlayerShared>,
     producer: Arc<Mutex<Producer>>,
-    /// Serialises barge-ins (not playback: `play` never waits for one).
-    interrupting: Mutex<()>,
     format: DeviceFormat,
     stop: Option<mpsc::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
@@ -181,7 +345,7 @@ impl std::fmt::Debug for Player {
     }
 }
 
-/// Ring capacity: half a second at the device rate (the feeder tops it up every 5 ms).
+/// Ring capacity: half a second at the device rate (the feeder tops it up every 2 ms).
 fn ring_frames(rate: u32) -> usize {
     (rate as usize / 2).max(1024)
 }
@@ -262,7 +426,7 @@ impl Player {
             tracker: PlaybackTracker::new(format.rate),
             seen: 0,
             sent: 0,
-            cut: None,
+            cuts: VecDeque::new(),
             overflowed: false,
         }));
         // The feeder moves queued audio into the ring as the device makes room, so the
@@ -273,11 +437,15 @@ impl Player {
             .name("reelthyme-playback-feeder".into())
             .spawn(move || {
                 loop {
-                    if feeder_shared.closed.load(Ordering::Acquire) {
-                        return;
-                    }
+                    let closed = feeder_shared.closed.load(Ordering::Acquire);
                     {
                         let mut producer = feeder_producer.lock().expect("producer lock");
+                        if closed {
+                            producer.close(&feeder_shared);
+                            return;
+                        }
+                        // Barge-ins complete here, off the audio thread.
+                        producer.expire(&feeder_shared, Instant::now());
                         // While a barge-in flush is pending the callback will discard the
                         // ring: anything written now would be lost and miscounted.
                         let flushing = feeder_shared.flushed.load(Ordering::Acquire)
@@ -294,7 +462,7 @@ impl Player {
                             producer.sent += written as u64;
                         }
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    std::thread::sleep(FEEDER_PERIOD);
                 }
             })
             .map_err(|e| device_error("starting the playback feeder", e))?;
@@ -305,7 +473,6 @@ impl Player {
         Ok(Self {
             shared,
             producer,
-            interrupting: Mutex::new(()),
             format,
             stop,
             threads,
@@ -373,51 +540,42 @@ impl Player {
     /// It waits (at most 500 ms: a stopped device never answers) for the audio callback to
     /// empty the ring, so that the count of frames played is final — without holding the
     /// lock `play` takes: audio queued meanwhile waits for the flush, then plays. A device
-    /// that does not answer is reported by [`Player::error`].
+    /// that does not answer is reported by [`Player::error`]. [`Player::cut`] is the same
+    /// without blocking.
     pub fn interrupt(&self) -> Option<Truncation> {
-        let _one_at_a_time = self.interrupting.lock().expect("interrupt lock");
-        let epoch = {
-            let mut producer = self.producer.lock().expect("producer lock");
-            let producer = &mut *producer;
-            producer.sync(&self.shared);
-            producer.pending.clear();
-            let mut flushed = Vec::new();
-            producer.resampler.flush(&mut flushed); // the interrupted answer's tail
-            let epoch = self.shared.flush.fetch_add(1, Ordering::AcqRel) + 1;
-            let cut = std::mem::replace(
-                &mut producer.tracker,
-                PlaybackTracker::new(self.format.rate),
-            );
-            producer.cut = Some((cut, epoch));
-            epoch
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
-        while self.shared.flushed.load(Ordering::Acquire) < epoch
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        self.cut().wait()
+    }
+
+    /// Barge-in without blocking: the flush is requested before this returns (nothing
+    /// queued so far will play; audio queued from now on plays once the device has
+    /// honoured it), and the returned [`Cut`] resolves to what to truncate — the same exact
+    /// split of played frames as [`Player::interrupt`], within the same 500 ms bound.
+    pub fn cut(&self) -> Cut {
+        let slot = Arc::new(CutSlot::default());
         let mut producer = self.producer.lock().expect("producer lock");
+        let producer = &mut *producer;
         producer.sync(&self.shared);
-        let (mut cut, _) = producer.cut.take().expect("the cut of this interrupt");
-        if self.shared.flushed.load(Ordering::Acquire) < epoch {
-            // The flush never happened: the ring's audio stays queued in the device, and
-            // the feeder resumes (the epoch is taken as honoured).
-            self.shared.flushed.fetch_max(epoch, Ordering::AcqRel);
-            drop(producer);
-            self.report(AudioError::Device(
-                "the output device did not respond to a barge-in within 500 ms: it is stalled or stopped"
-                    .into(),
-            ));
-        }
-        cut.interrupt()
+        producer.pending.clear();
+        // The interrupted answer's resampler tail is dropped with it.
+        producer.scratch.clear();
+        producer.resampler.flush(&mut producer.scratch);
+        producer.scratch.clear();
+        let epoch = self.shared.flush.fetch_add(1, Ordering::AcqRel) + 1;
+        let tracker = std::mem::replace(
+            &mut producer.tracker,
+            PlaybackTracker::new(self.format.rate),
+        );
+        producer.cuts.push_back(PendingCut {
+            tracker,
+            epoch,
+            deadline: Instant::now() + CUT_TIMEOUT,
+            slot: slot.clone(),
+        });
+        Cut { slot }
     }
 
     fn report(&self, error: AudioError) {
-        let mut slot = self.shared.error.lock().expect("error lock");
-        if slot.is_none() {
-            *slot = Some(error);
-        }
+        report(&self.shared, error);
     }
 
     /// Milliseconds of `item_id` the device has played.

@@ -105,3 +105,166 @@ fn items_played_in_full_are_pruned() {
         "the latest item is forgotten"
     );
 }
+
+/// A waker that unparks the test thread, counting its wakes.
+struct Unpark {
+    thread: std::thread::Thread,
+    wakes: std::sync::atomic::AtomicUsize,
+}
+
+impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.wakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// Polls `future` until it is ready or `timeout` passes, parking between wakes.
+fn poll_until<F: std::future::Future + Unpin>(
+    future: &mut F,
+    waker: &Arc<Unpark>,
+    timeout: Duration,
+) -> Option<F::Output> {
+    let deadline = std::time::Instant::now() + timeout;
+    let waker = std::task::Waker::from(waker.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = std::pin::Pin::new(&mut *future).poll(&mut cx) {
+            return Some(out);
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// Pulls 10 ms periods until at least `frames` frames of audio have played; returns how
+/// many did.
+fn play_at_least(clock: &mut reelthyme_audio::Clock, frames: u64) -> u64 {
+    let mut played = 0;
+    for _ in 0..5_000 {
+        played += clock.pull(240).1;
+        if played >= frames {
+            return played;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    panic!("only {played} frames played");
+}
+
+/// The lead's non-blocking barge-in: `cut()` returns at once with the flush requested, the
+/// future stays pending while the device has not run, resolves once one callback has
+/// honoured the flush (woken by the feeder, not the callback), with the exact split.
+#[test]
+fn a_cut_resolves_once_the_callback_honours_the_flush_with_the_frames_played() {
+    let (player, mut clock) = Player::with_clock(24_000, 1).unwrap();
+    let answer: Vec<i16> = tone_100ms().repeat(10); // 1 s
+    player.play("item_a", &answer);
+    let played = play_at_least(&mut clock, 4_800);
+
+    let unpark = Arc::new(Unpark {
+        thread: std::thread::current(),
+        wakes: 0.into(),
+    });
+    let requested = std::time::Instant::now();
+    let mut cut = player.cut();
+    assert!(
+        requested.elapsed() < Duration::from_millis(50),
+        "cut() waited for the device"
+    );
+    // Audio queued after the cut plays after the flush; nothing of item_a does.
+    player.play("item_b", &tone_100ms());
+    assert_eq!(
+        poll_until(&mut cut, &unpark, Duration::from_millis(30)),
+        None,
+        "resolved before the device honoured the flush"
+    );
+    assert!(!cut.is_done());
+
+    let (_, audio) = clock.pull(240);
+    assert_eq!(audio, 0, "the flushed ring played after the cut");
+    let honoured = std::time::Instant::now();
+    let truncation = poll_until(&mut cut, &unpark, Duration::from_secs(2))
+        .expect("the cut resolves after the callback honoured it")
+        .expect("item_a was playing");
+    let latency = honoured.elapsed();
+    eprintln!("cut resolved {latency:?} after the callback honoured it");
+    assert!(latency < Duration::from_millis(200), "{latency:?}");
+    assert!(
+        unpark.wakes.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "never woken"
+    );
+    assert_eq!(truncation.item_id, "item_a");
+    assert_eq!(truncation.audio_end_ms, played * 1000 / 24_000);
+    assert!(player.error().is_none());
+
+    // Playback goes on with what was queued after the cut.
+    let after = play_at_least(&mut clock, 2_400);
+    assert_eq!(after, 2_400);
+    assert_eq!(player.played_ms("item_b"), Some(100));
+    assert_eq!(
+        player.played_ms("item_a"),
+        None,
+        "the cut item is forgotten"
+    );
+}
+
+/// A cut on a device that never runs resolves by the 500 ms bound, with what was played
+/// before (nothing here) and the stall reported.
+#[test]
+fn a_cut_nobody_honours_resolves_at_the_bound_and_is_reported() {
+    let (player, _clock) = Player::with_clock(48_000, 2).unwrap(); // never pulled
+    player.play("item_a", &tone_100ms());
+    let unpark = Arc::new(Unpark {
+        thread: std::thread::current(),
+        wakes: 0.into(),
+    });
+    let started = std::time::Instant::now();
+    let mut cut = player.cut();
+    let outcome = poll_until(&mut cut, &unpark, Duration::from_secs(3));
+    let waited = started.elapsed();
+    assert_eq!(outcome, Some(None), "resolves, with nothing to truncate");
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_millis(1_500),
+        "{waited:?}"
+    );
+    let error = player.error().expect("the stalled device is reported");
+    assert!(error.to_string().contains("did not respond"), "{error}");
+}
+
+/// Two cuts before the device runs: both resolve once it does, the first with what was
+/// heard, the second with nothing (its audio never reached the device); a dropped player
+/// completes a pending cut instead of leaving it pending for ever.
+#[test]
+fn cuts_in_a_row_and_a_dropped_player_resolve() {
+    let (player, mut clock) = Player::with_clock(24_000, 1).unwrap();
+    player.play("item_a", &tone_100ms().repeat(5));
+    let played = play_at_least(&mut clock, 2_400);
+    let first = player.cut();
+    player.play("item_b", &tone_100ms());
+    let second = player.cut();
+    assert_eq!(clock.pull(240).1, 0);
+    let unpark = Arc::new(Unpark {
+        thread: std::thread::current(),
+        wakes: 0.into(),
+    });
+    let (mut first, mut second) = (first, second);
+    let a = poll_until(&mut first, &unpark, Duration::from_secs(2)).expect("first resolves");
+    let b = poll_until(&mut second, &unpark, Duration::from_secs(2)).expect("second resolves");
+    assert_eq!(
+        a.map(|t| (t.item_id, t.audio_end_ms)),
+        Some(("item_a".into(), played * 1000 / 24_000))
+    );
+    assert_eq!(b, None);
+
+    player.play("item_c", &tone_100ms());
+    let mut pending = player.cut();
+    drop(player);
+    assert_eq!(
+        poll_until(&mut pending, &unpark, Duration::from_secs(2)),
+        Some(None),
+        "a cut outlives its player and resolves"
+    );
+}
