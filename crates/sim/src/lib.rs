@@ -23,18 +23,22 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod auth;
 mod config;
+mod connection;
 mod engine;
+mod handshake;
+mod http;
 mod ids;
 mod replay;
 mod rest;
 mod server;
+mod state;
 mod synth;
 mod vad;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -43,10 +47,10 @@ use tokio::task::JoinHandle;
 pub use config::{
     BetaMode, FaultAction, Faults, Match, Recorded, Recorder, Reply, Rule, SimConfig,
 };
+pub use handshake::{AuthKind, ConnectionInfo};
 pub use replay::{
     Entry, RECORDING_VERSION, RecordingError, header as recording_header, read_recording,
 };
-pub use server::{AuthKind, ConnectionInfo};
 
 /// How many connections [`Simulator::connections`] remembers: the latest ones.
 pub const CONNECTION_LOG: usize = 256;
@@ -57,13 +61,7 @@ pub struct Simulator {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     accept: Option<JoinHandle<()>>,
-    shared: Arc<server::Shared>,
-}
-
-impl std::fmt::Debug for server::Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
-    }
+    shared: Arc<state::Shared>,
 }
 
 impl Simulator {
@@ -101,15 +99,7 @@ impl Simulator {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (shutdown, receiver) = watch::channel(false);
-        let shared = Arc::new(server::Shared {
-            config: Arc::new(config),
-            sessions: AtomicU64::new(0),
-            connections: Mutex::new(std::collections::VecDeque::new()),
-            shutdown: receiver,
-            secrets: Mutex::new(std::collections::HashMap::new()),
-            calls: Mutex::new(std::collections::HashMap::new()),
-            replay: replay.map(Arc::new),
-        });
+        let shared = Arc::new(state::Shared::new(config, receiver, replay));
         let accept_shared = shared.clone();
         let accept = tokio::spawn(accept_loop(listener, accept_shared));
         tracing::info!(%addr, "simulator listening");
@@ -141,28 +131,13 @@ impl Simulator {
     /// `POST /v1/realtime/calls/{call_id}/hangup` can end. (The WebRTC side will open calls
     /// itself; this stands in for it, and for SIP.)
     pub fn open_call(&self) -> String {
-        let n = self
-            .shared
-            .sessions
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 2_000_000;
-        let id = format!("rtc_{n:032x}");
-        let (signal, _) = watch::channel(false);
-        self.shared
-            .calls
-            .lock()
-            .expect("calls lock")
-            .insert(id.clone(), signal);
-        id
+        self.shared.open_call()
     }
 
     /// The handshakes of the latest [`CONNECTION_LOG`] connections, oldest first, secrets
     /// left out.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        self.shared
-            .connections
-            .lock()
-            .expect("connections lock")
+        state::lock(&self.shared.connections)
             .iter()
             .cloned()
             .collect()
@@ -181,7 +156,7 @@ impl Simulator {
 
 /// Accepts until shutdown: at most `max_connections` at once (the rest get 503), backing off
 /// when `accept` fails (e.g. out of file descriptors, when retrying at once would spin).
-async fn accept_loop(listener: TcpListener, shared: Arc<server::Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<state::Shared>) {
     let mut stop = shared.shutdown.clone();
     let permits = Arc::new(tokio::sync::Semaphore::new(shared.config.max_connections));
     let mut backoff = std::time::Duration::from_millis(5);
@@ -193,11 +168,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<server::Shared>) {
                     let _ = stream.set_nodelay(true);
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
-                            tokio::spawn(server::serve(stream, shared.clone(), Arc::new(permit)));
+                            tokio::spawn(http::serve(stream, shared.clone(), Arc::new(permit)));
                         }
                         Err(_) => {
                             tracing::warn!("connection refused: at the connection cap");
-                            tokio::spawn(server::refuse_busy(stream));
+                            tokio::spawn(http::refuse_busy(stream));
                         }
                     }
                 }

@@ -11,7 +11,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::server::{AuthKind, Body, Secret, Shared, authorized, credentials, reject};
+use crate::auth::{authorized, credentials};
+use crate::handshake::AuthKind;
+use crate::http::{Body, reject};
+use crate::state::{IdSpace, Secret, Shared, expires_at, lock};
 
 fn ok(body: &Value) -> Response<Body> {
     Response::builder()
@@ -38,20 +41,17 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> R
     match (request.method(), path.as_str()) {
         (&Method::POST, "/v1/realtime/client_secrets") => client_secret(request, &shared).await,
         (&Method::POST, path) if let Some(call) = hangup_call(path) => {
-            let removed = shared.calls.lock().expect("calls lock").remove(call);
-            match removed {
-                Some(signal) => {
-                    let _ = signal.send(true);
-                    Response::builder()
-                        .status(StatusCode::OK)
-                        .body(Full::new(Bytes::new()))
-                        .expect("builds")
-                }
-                None => reject(
+            if shared.hang_up(call) {
+                Response::builder()
+                    .status(StatusCode::OK)
+                    .body(Full::new(Bytes::new()))
+                    .expect("an empty response builds")
+            } else {
+                reject(
                     StatusCode::NOT_FOUND,
                     Some("call_not_found"),
                     &format!("Call not found: {call}"),
-                ),
+                )
             }
         }
         (method, path) => reject(
@@ -159,9 +159,10 @@ pub(crate) fn mint(shared: &Shared, body: &[u8]) -> Response<Body> {
     } else {
         reelthyme_schema::SessionKind::Realtime
     };
-    let expires_at = crate::server::expires_at(shared.config.session_duration);
-    let defaults = crate::engine::default_session(kind, model, expires_at);
-    let session = crate::engine::with_initial(&defaults, &requested);
+    let session_expires_at = expires_at(shared.config.session_duration);
+    let defaults = crate::engine::default_session(kind, model, session_expires_at);
+    let mut session = crate::engine::with_initial(&defaults, &requested);
+    session.id = Some(crate::ids::Ids::new(shared.ids.next(IdSpace::Secret)).next("sess"));
     let session = serde_json::to_value(&session).unwrap_or_default();
     let Some(value) = ephemeral_key() else {
         return reject(
@@ -173,7 +174,7 @@ pub(crate) fn mint(shared: &Shared, body: &[u8]) -> Response<Body> {
     let bytes = requested.to_string().len();
     let now = Instant::now();
     {
-        let mut secrets = shared.secrets.lock().expect("secrets lock");
+        let mut secrets = lock(&shared.secrets);
         secrets.retain(|_, s| s.expires > now);
         let held: usize = secrets.values().map(|s| s.bytes).sum();
         if secrets.len() >= MAX_SECRETS || held + bytes > MAX_SECRET_BYTES {
@@ -192,7 +193,7 @@ pub(crate) fn mint(shared: &Shared, body: &[u8]) -> Response<Body> {
             },
         );
     }
-    let expires_at = crate::server::expires_at(Duration::from_secs(seconds));
+    let expires_at = expires_at(Duration::from_secs(seconds));
     ok(&json!({"value": value, "expires_at": expires_at, "session": session}))
 }
 
@@ -210,23 +211,12 @@ fn ephemeral_key() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU64;
-    use std::sync::{Arc, Mutex};
-
     use super::*;
     use crate::SimConfig;
 
     fn shared() -> Shared {
         let (_, shutdown) = tokio::sync::watch::channel(false);
-        Shared {
-            config: Arc::new(SimConfig::default()),
-            sessions: AtomicU64::new(0),
-            connections: Mutex::new(Default::default()),
-            shutdown,
-            secrets: Mutex::new(Default::default()),
-            calls: Mutex::new(Default::default()),
-            replay: None,
-        }
+        Shared::new(SimConfig::default(), shutdown, None)
     }
 
     #[tokio::test(start_paused = true)]
