@@ -35,6 +35,7 @@ mod audio;
 pub mod beta;
 pub mod check;
 mod client;
+mod conversation;
 mod extra;
 pub mod g711;
 mod item;
@@ -80,6 +81,19 @@ pub use session::{
     SessionConfig, SessionKind, SpecificTool, Tool, ToolChoice, ToolChoiceMode, Transcription,
     TurnDetection, Voice,
 };
+/// The conversation as the server last described it: [`state::Conversation`], a pure model
+/// fed with a session's events that every layer reads instead of keeping its own copy.
+///
+/// (A module of its own because [`Conversation`] already names the `conversation.created`
+/// payload.)
+pub mod state {
+    pub use crate::conversation::{
+        Applied, ContentState, Conversation, FunctionCall, Ignored, InputBuffer,
+        InputTranscription, ItemRequest, ItemState, MAX_COMMITTED, MAX_CONTENT_PARTS, MAX_ITEMS,
+        MAX_PENDING, MAX_RESPONSES, MAX_TEXT_BYTES, MAX_TOTAL_TEXT_BYTES, ResponseRequest,
+        ResponseState,
+    };
+}
 pub use validate::{
     Direction, Report, ValidationError, ValidationErrors, validate_client, validate_client_report,
     validate_client_value, validate_server_value,
