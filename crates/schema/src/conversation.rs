@@ -724,10 +724,7 @@ impl Conversation {
     /// The output audio format of a response: its own (from `response.created`, else its
     /// request's), else the session's. For an unknown response, the session's.
     pub fn output_format(&self, response_id: &str) -> Option<&AudioFormat> {
-        self.responses
-            .get(response_id)
-            .and_then(ResponseState::own_output_format)
-            .or_else(|| self.session.as_ref()?.output_format())
+        format_of(&self.responses, self.session.as_ref(), response_id)
     }
 
     /// `response.create` requests no `response.created` has claimed yet, oldest first.
@@ -768,12 +765,7 @@ impl Conversation {
             }
             ClientEvent::InputAudioBufferAppend(append) => {
                 let bytes = base64_decoded_len(append.audio.as_str());
-                let bps = self
-                    .session
-                    .as_ref()
-                    .and_then(SessionConfig::input_format)
-                    .map_or(Some(2 * crate::audio::PCM_SAMPLE_RATE), bytes_per_second);
-                if let Some(bps) = bps.filter(|&b| b > 0) {
+                if let Some(bps) = self.input_bytes_per_second().filter(|&b| b > 0) {
                     let us = bytes.saturating_mul(1_000_000) / u64::from(bps);
                     self.input.appended_us = self.input.appended_us.saturating_add(us);
                     self.input.total_appended_us = self.input.total_appended_us.saturating_add(us);
@@ -827,7 +819,6 @@ impl Conversation {
             // first delta.
             ServerEvent::ResponseOutputAudioDelta(delta) => {
                 let bytes = base64_decoded_len(delta.delta.as_str());
-                let bps = self.part_bytes_per_second(&delta.response_id);
                 let Some(item) = self.items.get_mut(delta.item_id.as_str()) else {
                     return Applied::Ignored(Ignored::UnknownItem);
                 };
@@ -835,7 +826,12 @@ impl Conversation {
                     return Applied::Ignored(Ignored::Limit);
                 };
                 if content.bytes_per_second == 0 {
-                    content.bytes_per_second = bps;
+                    // Once per part: the format does not change within a response.
+                    content.bytes_per_second = format_bytes_per_second(format_of(
+                        &self.responses,
+                        self.session.as_ref(),
+                        &delta.response_id,
+                    ));
                 }
                 content.audio_bytes = content.audio_bytes.saturating_add(bytes);
                 Applied::ContentDelta
@@ -1072,11 +1068,17 @@ impl Conversation {
         }
     }
 
+    // The bytes per second of the session's input audio (PCM16 when it says none).
+    fn input_bytes_per_second(&self) -> Option<u32> {
+        self.session
+            .as_ref()
+            .and_then(SessionConfig::input_format)
+            .map_or(Some(2 * crate::audio::PCM_SAMPLE_RATE), bytes_per_second)
+    }
+
     // The bytes per second of a response's output audio (0 when unknown).
     fn part_bytes_per_second(&self, response_id: &str) -> u32 {
-        self.output_format(response_id)
-            .map_or(Some(2 * crate::audio::PCM_SAMPLE_RATE), bytes_per_second)
-            .unwrap_or(0)
+        format_bytes_per_second(self.output_format(response_id))
     }
 
     fn content_done(
@@ -1192,7 +1194,22 @@ impl Conversation {
         in_conversation: bool,
         from_response: bool,
     ) -> Applied {
-        let (stripped, audio) = without_audio(item);
+        let (stripped, mut audio) = without_audio(item);
+        if !audio.is_empty() {
+            // Audio in a full item is in the session's input format (user audio) or its
+            // response's output format.
+            let fallback = match item {
+                Item::Message(m) if m.role == Role::User => self.input_bytes_per_second(),
+                _ => {
+                    let response = self.items.get(id).and_then(|s| s.response_id.as_deref());
+                    Some(self.part_bytes_per_second(response.unwrap_or_default()))
+                }
+            }
+            .filter(|&b| b > 0);
+            for part in &mut audio {
+                part.2 = part.2.or(fallback);
+            }
+        }
         let budget = &mut self.text_budget.0;
         let applied = if let Some(state) = self.items.get_mut(id) {
             let changed = state.item != stripped;
@@ -1524,7 +1541,7 @@ fn absorb(
 }
 
 // A copy of the item without audio bytes, and the audio it held: (content index, bytes,
-// bytes per second when the part says its format).
+// bytes per second when the part names its format).
 fn without_audio(item: &Item) -> (Item, Vec<(u32, u64, Option<u32>)>) {
     let Item::Message(message) = item else {
         return (item.clone(), Vec::new());
@@ -1537,14 +1554,16 @@ fn without_audio(item: &Item) -> (Item, Vec<(u32, u64, Option<u32>)>) {
         .map(|(index, part)| {
             let mut strip = |a: &AudioContent| {
                 if let Some(data) = &a.audio {
+                    // Legacy parts name their format; GA ones leave it to the session.
                     let bps = match a.format.as_deref() {
-                        Some("g711_ulaw" | "g711_alaw" | "audio/pcmu" | "audio/pcma") => 8_000,
-                        _ => 2 * crate::audio::PCM_SAMPLE_RATE,
+                        Some("g711_ulaw" | "g711_alaw") => Some(8_000),
+                        Some("pcm16") => Some(2 * crate::audio::PCM_SAMPLE_RATE),
+                        _ => None,
                     };
                     audio.push((
                         u32::try_from(index).unwrap_or(u32::MAX),
                         base64_decoded_len(data.as_str()),
-                        Some(bps),
+                        bps,
                     ));
                 }
                 AudioContent {
@@ -1596,6 +1615,27 @@ fn is_audio(part: &ContentPart) -> bool {
         part,
         ContentPart::Audio(_) | ContentPart::OutputAudio(_) | ContentPart::InputAudio(_)
     )
+}
+
+// A response's output format, else the session's (free of `self`, so that the audio path
+// can read it while it holds an item mutably).
+fn format_of<'a>(
+    responses: &'a HashMap<String, ResponseState>,
+    session: Option<&'a SessionConfig>,
+    response_id: &str,
+) -> Option<&'a AudioFormat> {
+    responses
+        .get(response_id)
+        .and_then(ResponseState::own_output_format)
+        .or_else(|| session?.output_format())
+}
+
+// Bytes per second of output audio in `format` (PCM16 when none is known; 0 for formats
+// this crate does not know).
+fn format_bytes_per_second(format: Option<&AudioFormat>) -> u32 {
+    format
+        .map_or(Some(2 * crate::audio::PCM_SAMPLE_RATE), bytes_per_second)
+        .unwrap_or(0)
 }
 
 // Bytes per second of a format; `None` for formats this crate does not know.
