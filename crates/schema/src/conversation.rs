@@ -15,8 +15,8 @@
 //! is forgotten. `session.updated` replaces the session (the server sends it whole).
 //!
 //! **Item order.** [`Conversation::items`] lists the items of the default conversation in
-//! the server's order. An item event (`conversation.item.added`, `.done`, `.created`,
-//! `input_audio_buffer.committed`) that names a known `previous_item_id` puts the item
+//! the server's order. An item event (`conversation.item.added`, `.done`, `.created`)
+//! that names a known `previous_item_id` puts the item
 //! right after it, moving it there if it was elsewhere; `previous_item_id: "root"`
 //! (the client's spelling for "first") puts it first. A `previous_item_id` that is `null`,
 //! absent or unknown (an item from before this model joined, or one it evicted) appends
@@ -53,14 +53,16 @@
 //! A `response.create` waits until a `response.created` claims it: the request whose
 //! `metadata` equals the response's, else the oldest one. A `conversation.item.create`
 //! waits until an item event names its `id`, else (for requests without an id) the oldest
-//! one is claimed by the next `conversation.item.added` that no response, commit or
-//! retrieval explains. An `error` whose `event_id` names a waiting request removes it
-//! ([`Applied::RequestRejected`]). Matching by position is a guess when VAD auto-responses
-//! race manual ones; give requests an `event_id` and `metadata` for exact matching.
+//! one of the same kind (type; role, or `call_id`) is claimed by the next
+//! `conversation.item.added` that no response, commit or retrieval explains. An `error`
+//! whose `event_id` names a request removes it, and takes it back from a response that
+//! claimed it by position ([`Applied::RequestRejected`]: the VAD auto-response that won
+//! the race against a manual `response.create`). Matching by position is a guess until
+//! then; give requests an `event_id` (and `metadata`) for exact matching.
 //!
 //! **Audio.** No audio byte is stored. Output audio deltas and audio in full items are
 //! counted (bytes, and milliseconds at the response's format); input appends are counted in
-//! microseconds at the session's input format. The audio-delta path is two hash lookups
+//! microseconds at the session's input format. The audio-delta path is one hash lookup
 //! and an addition.
 //!
 //! **Limits.** A conversation lives as long as a session (60 minutes on OpenAI), so per
@@ -1053,7 +1055,21 @@ impl Conversation {
                     .retain(|r| r.event_id.as_deref() != Some(id));
                 self.pending_items
                     .retain(|r| r.event_id.as_deref() != Some(id));
-                if self.pending_responses.len() + self.pending_items.len() < before {
+                let mut rejected = self.pending_responses.len() + self.pending_items.len() < before;
+                // A response that claimed the refused request by position (a VAD
+                // response that won the race) did not come from it.
+                for response in self.responses.values_mut() {
+                    if response
+                        .request
+                        .as_ref()
+                        .and_then(|r| r.event_id.as_deref())
+                        == Some(id)
+                    {
+                        response.request = None;
+                        rejected = true;
+                    }
+                }
+                if rejected {
                     Applied::RequestRejected
                 } else {
                     Applied::Error
@@ -1116,7 +1132,7 @@ impl Conversation {
         let known = self.items.contains_key(id);
         // A client request this echo answers: by id, else the oldest without an id when
         // nothing else explains a new item.
-        let request = self.claim_item_request(id, known);
+        let request = self.claim_item_request(id, &event.item, known, finality);
         let previous = match &event.previous_item_id {
             Some(previous) => Some(previous.clone()),
             None => request.and_then(|r| r.previous_item_id),
@@ -1138,7 +1154,13 @@ impl Conversation {
         }
     }
 
-    fn claim_item_request(&mut self, id: &str, known: bool) -> Option<ItemRequest> {
+    fn claim_item_request(
+        &mut self,
+        id: &str,
+        echo: &Item,
+        known: bool,
+        finality: Finality,
+    ) -> Option<ItemRequest> {
         if let Some(at) = self
             .pending_items
             .iter()
@@ -1146,13 +1168,18 @@ impl Conversation {
         {
             return self.pending_items.remove(at);
         }
-        if known || self.input.committed.iter().any(|c| c == id) {
+        // A response's output (even one whose `conversation.item.added` comes before its
+        // `response.output_item.added`), a committed buffer or a retrieval is not an echo;
+        // requiring the same kind of item keeps an early assistant item from claiming a
+        // user message.
+        if known || finality == Finality::Retrieved || self.input.committed.iter().any(|c| c == id)
+        {
             return None;
         }
         let at = self
             .pending_items
             .iter()
-            .position(|r| r.item.id().is_none())?;
+            .position(|r| r.item.id().is_none() && resembles(&r.item, echo))?;
         self.pending_items.remove(at)
     }
 
@@ -1446,8 +1473,12 @@ impl Conversation {
         true
     }
 
-    /// Checks the model's invariants; for tests. Returns the first broken one.
-    #[doc(hidden)]
+    /// Checks the model's invariants, which every `apply_*` keeps: each ordered item is
+    /// held and ordered once, each held item of the conversation is ordered, the active
+    /// response is held and not done, and the limits hold. For tests, yours included.
+    ///
+    /// # Errors
+    /// The first broken invariant, described.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for id in &self.order {
@@ -1607,6 +1638,17 @@ fn without_output(response: &Response) -> Response {
         usage: response.usage.clone(),
         metadata: response.metadata.clone(),
         extra: response.extra.clone(),
+    }
+}
+
+// Whether an echoed item can be the answer to a request for `requested`: the same type,
+// the same role for messages, the same `call_id` for outputs.
+fn resembles(requested: &Item, echo: &Item) -> bool {
+    match (requested, echo) {
+        (Item::Message(a), Item::Message(b)) => a.role == b.role,
+        (Item::FunctionCall(a), Item::FunctionCall(b)) => a.call_id == b.call_id,
+        (Item::FunctionCallOutput(a), Item::FunctionCallOutput(b)) => a.call_id == b.call_id,
+        (a, b) => a.type_name() == b.type_name(),
     }
 }
 

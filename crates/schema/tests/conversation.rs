@@ -1,5 +1,5 @@
 //! `state::Conversation`: one test per rule of the module docs, then a property test over
-//! the spec's example events.
+//! the spec's example events and a recorded session's, in any order.
 
 use reelthyme_schema::state::{Applied, Conversation, Ignored, InputTranscription};
 use reelthyme_schema::{AudioFormat, Base64Audio, ClientEvent, ServerEvent};
@@ -438,6 +438,56 @@ fn requests_are_matched_by_metadata_then_oldest_and_errors_reject_them() {
 }
 
 #[test]
+fn a_vad_response_that_won_the_race_gives_the_refused_request_back() {
+    let mut c = started();
+    c.apply_client(&client(
+        json!({"type":"response.create","event_id":"ev_manual"}),
+    ));
+    // Server VAD answers first and, by position, claims the manual request...
+    apply(&mut c, response_created("resp_vad", json!({})));
+    assert_eq!(
+        c.response("resp_vad")
+            .unwrap()
+            .request()
+            .unwrap()
+            .event_id(),
+        Some("ev_manual")
+    );
+    // ...which the server then refuses: the claim was wrong.
+    let refused = json!({"type":"error","event_id":"e","error":{"type":"invalid_request_error",
+        "code":"conversation_already_has_active_response","message":"busy",
+        "event_id":"ev_manual"}});
+    assert_eq!(apply(&mut c, refused), Applied::RequestRejected);
+    assert!(c.response("resp_vad").unwrap().request().is_none());
+    assert_eq!(c.active_response().unwrap().id(), "resp_vad");
+}
+
+#[test]
+fn an_early_assistant_item_does_not_claim_a_waiting_user_message() {
+    let mut c = started();
+    c.apply_client(&ClientEvent::user_text("next question"));
+    apply(&mut c, response_created("resp_1", json!({})));
+    // `conversation.item.added` before `response.output_item.added` (an odd order).
+    apply(
+        &mut c,
+        conversation_added("a1", Value::Null, "assistant", json!([])),
+    );
+    assert_eq!(c.pending_items().len(), 1);
+    apply(&mut c, user_text("u1", json!("a1")));
+    assert_eq!(c.pending_items().len(), 0);
+    // A function call output is claimed only by an output with its call_id.
+    c.apply_client(&ClientEvent::function_call_output("call_1", "42"));
+    let other = json!({"type":"conversation.item.added","event_id":"e","item":{"id":"o2",
+        "type":"function_call_output","call_id":"call_2","output":"x"}});
+    apply(&mut c, other);
+    assert_eq!(c.pending_items().len(), 1);
+    let echo = json!({"type":"conversation.item.added","event_id":"e","item":{"id":"o1",
+        "type":"function_call_output","call_id":"call_1","output":"42"}});
+    apply(&mut c, echo);
+    assert_eq!(c.pending_items().len(), 0);
+}
+
+#[test]
 fn cancel_marks_the_named_or_active_response() {
     let mut c = started();
     apply(&mut c, response_created("resp_1", json!({})));
@@ -868,20 +918,39 @@ mod spec_orders {
         events
     }
 
+    // The recorded session's events: ids that refer to each other, unlike the spec's.
+    fn recorded() -> Vec<Event> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/conversation.jsonl");
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let row: Value = serde_json::from_str(line).ok()?;
+                let event = row["event"].clone();
+                if row["direction"] == "server" {
+                    ServerEvent::from_value(event).ok().map(Event::Server)
+                } else {
+                    ClientEvent::from_value(event).ok().map(Event::Client)
+                }
+            })
+            .collect()
+    }
+
     #[test]
     fn nearly_every_example_is_usable() {
         assert!(examples().len() >= 150, "{}", examples().len());
+        assert!(recorded().len() > 150, "{}", recorded().len());
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
         #[test]
-        fn any_order_of_the_examples_keeps_the_invariants(
+        fn any_order_of_the_examples_and_recorded_events_keeps_the_invariants(
             picks in proptest::collection::vec(any::<prop::sample::Index>(), 0..300)
         ) {
             thread_local! {
-                static EXAMPLES: Vec<Event> = examples();
+                static EXAMPLES: Vec<Event> = examples().into_iter().chain(recorded()).collect();
             }
             EXAMPLES.with(|examples| {
                 let mut c = Conversation::new();
