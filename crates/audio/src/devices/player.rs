@@ -1,29 +1,22 @@
-//! Microphone and speaker through cpal. Each stream lives on a thread of its own (cpal's
-//! streams are not `Send`); the handles here are `Send` and talk to it through shared
-//! state.
-//!
-//! - [`Player`]: 24 kHz mono PCM16 in, resampled to the device's rate and channel count; the
-//!   callback counts the frames the device really consumed into a [`PlaybackTracker`], so a
-//!   barge-in knows exactly what was heard.
-//! - [`Capture`]: the device's native rate, format and channels in; mono 24 kHz PCM16 out,
-//!   in chunks of a chosen duration, to a callback.
+//! The speaker: producers resample into a queue, a feeder thread moves it into the lock-free
+//! ring the callback (`render.rs`) plays from, and completes barge-ins ([`Cut`]) off the
+//! audio thread.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
 
-use crate::{AudioError, PlaybackTracker, Resampler, Truncation, downmix, f32_to_i16, i16_to_f32};
-
-/// The rate the API speaks.
-const API_RATE: u32 = 24_000;
+use super::render::{PlayerShared, render};
+use super::{API_RATE, Clock, DeviceFormat, Direction, SampleFormat, device_error, open_default};
+use crate::{AudioError, PlaybackTracker, Resampler, Truncation, i16_to_f32};
 
 /// The default longest playback backlog (see [`Player::set_max_backlog`]).
 const DEFAULT_MAX_BACKLOG_SECONDS: u64 = 300;
@@ -35,100 +28,9 @@ const CUT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often the feeder tops up the ring and completes barge-ins.
 const FEEDER_PERIOD: Duration = Duration::from_millis(2);
 
-fn device_error(what: &str, error: impl std::fmt::Display) -> AudioError {
-    AudioError::Device(format!("{what}: {error}"))
-}
-
-/// A device's name, as `--input-device`/`--output-device` take it.
-fn device_name(device: &cpal::Device) -> String {
-    device
-        .description()
-        .map(|d| d.name().to_owned())
-        .unwrap_or_else(|_| "<unnamed>".to_owned())
-}
-
-/// The names of the input (`input = true`) or output devices.
-///
-/// # Errors
-/// When the host cannot list devices.
-pub fn device_names(input: bool) -> Result<Vec<String>, AudioError> {
-    let host = cpal::default_host();
-    let devices = if input {
-        host.input_devices()
-    } else {
-        host.output_devices()
-    };
-    Ok(devices
-        .map_err(|e| device_error("listing devices", e))?
-        .map(|d| device_name(&d))
-        .collect())
-}
-
-fn find_device(input: bool, name: Option<&str>) -> Result<cpal::Device, AudioError> {
-    let host = cpal::default_host();
-    match name {
-        None => if input {
-            host.default_input_device()
-        } else {
-            host.default_output_device()
-        }
-        .ok_or_else(|| {
-            AudioError::Device(format!(
-                "no default {} device",
-                if input { "input" } else { "output" }
-            ))
-        }),
-        Some(name) => {
-            let mut devices = if input {
-                host.input_devices()
-            } else {
-                host.output_devices()
-            }
-            .map_err(|e| device_error("listing devices", e))?;
-            devices
-                .find(|d| device_name(d) == name)
-                .ok_or_else(|| AudioError::Device(format!("no device named {name:?}")))
-        }
-    }
-}
-
-/// What a stream runs at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceFormat {
-    /// The device's name.
-    pub name: String,
-    /// Frames per second.
-    pub rate: u32,
-    /// Channels.
-    pub channels: u16,
-    /// The sample format, as cpal names it.
-    pub sample_format: String,
-}
-
-/// What the audio callback shares with the rest: counters and the barge-in flush flag.
-/// The callback takes no lock; samples reach it through a lock-free ring.
-#[derive(Default)]
-struct PlayerShared {
-    /// Frames of audio the device consumed from the ring.
-    played: AtomicU64,
-    /// Frames the device consumed in all (audio and idle silence).
-    consumed: AtomicU64,
-    /// Bumped by `interrupt`; the callback empties the ring when it sees a new value.
-    flush: AtomicU64,
-    /// The last `flush` value the callback honoured.
-    flushed: AtomicU64,
-    /// `played` when the callback honoured the last flush: frames before it belong to the
-    /// interrupted audio, frames after it to what was queued since.
-    played_at_flush: AtomicU64,
-    /// The most frames `pending` may hold (a device that stopped consuming must not make
-    /// the queue grow for ever).
-    max_pending: AtomicU64,
-    /// Frames dropped by flushes.
-    discarded: AtomicU64,
-    /// Set when the `Player` is dropped: the feeder stops.
-    closed: AtomicBool,
-    error: Mutex<Option<AudioError>>,
-}
+/// Stream errors the error callback hands to the feeder (more are dropped: the first few
+/// say what happened).
+const STREAM_ERRORS: usize = 4;
 
 /// The producers' side: resampling, the overflow queue the feeder moves into the ring, and
 /// the tracker (fed from the callback's counters when asked).
@@ -366,11 +268,11 @@ impl Player {
             .name("reelthyme-playback".into())
             .spawn(
                 move || match open_output(device.as_deref(), stream_shared) {
-                    Ok((stream, format, ring)) => {
-                        let _ = ring_tx.send(ring);
-                        let _ = ready_tx.send(Ok(format));
+                    Ok(opened) => {
+                        let _ = ring_tx.send((opened.ring, opened.errors));
+                        let _ = ready_tx.send(Ok(opened.format));
                         let _ = stop_rx.recv();
-                        drop(stream);
+                        drop(opened.stream);
                     }
                     Err(error) => {
                         let _ = ready_tx.send(Err(error));
@@ -381,10 +283,19 @@ impl Player {
         let format = ready_rx
             .recv()
             .map_err(|_| AudioError::Device("the playback thread died".into()))??;
-        let ring = ring_rx
+        let (ring, errors) = ring_rx
             .recv()
             .map_err(|_| AudioError::Device("the playback thread died".into()))?;
-        Self::assemble(shared, ring, format, Some(stop_tx), Some(stream_thread))
+        Self::assemble(
+            shared,
+            ring,
+            format,
+            Some(Stream {
+                stop: stop_tx,
+                thread: stream_thread,
+                errors,
+            }),
+        )
     }
 
     /// A player on a device you drive with the returned [`Clock`] (see there).
@@ -398,23 +309,26 @@ impl Player {
             name: "clock".into(),
             rate,
             channels,
-            sample_format: "F32".into(),
+            sample_format: SampleFormat::F32,
         };
-        let clock = Clock {
-            ring: consumer,
-            shared: shared.clone(),
-            channels: usize::from(channels.max(1)),
-        };
-        Ok((Self::assemble(shared, ring, format, None, None)?, clock))
+        let clock = Clock::new(consumer, shared.clone(), channels);
+        Ok((Self::assemble(shared, ring, format, None)?, clock))
     }
 
     fn assemble(
         shared: Arc<PlayerShared>,
         mut ring: rtrb::Producer<f32>,
         format: DeviceFormat,
-        stop: Option<mpsc::Sender<()>>,
-        stream_thread: Option<JoinHandle<()>>,
+        stream: Option<Stream>,
     ) -> Result<Self, AudioError> {
+        let (stop, stream_thread, mut errors) = match stream {
+            Some(Stream {
+                stop,
+                thread,
+                errors,
+            }) => (Some(stop), Some(thread), Some(errors)),
+            None => (None, None, None),
+        };
         shared.max_pending.store(
             u64::from(format.rate) * DEFAULT_MAX_BACKLOG_SECONDS,
             Ordering::Release,
@@ -444,7 +358,16 @@ impl Player {
                             producer.close(&feeder_shared);
                             return;
                         }
-                        // Barge-ins complete here, off the audio thread.
+                        // Stream errors and barge-ins are reported and completed here, off
+                        // the audio thread.
+                        while let Some(Ok(error)) = errors.as_mut().map(rtrb::Consumer::pop) {
+                            tracing::warn!(%error, "playback stream error");
+                            *feeder_shared
+                                .error
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner) =
+                                Some(device_error("playback", error));
+                        }
                         producer.expire(&feeder_shared, Instant::now());
                         // While a barge-in flush is pending the callback will discard the
                         // ring: anything written now would be lost and miscounted.
@@ -615,388 +538,79 @@ impl Drop for Player {
     }
 }
 
-type Opened<T> = (cpal::Stream, DeviceFormat, T);
-
-/// The output callback's work, shared by the cpal stream and [`Clock`]: honour a pending
-/// flush, move ring samples (mono) onto every channel of `out`, silence when the ring is
-/// empty, and count what was played and consumed. No lock, no allocation.
-fn render<T: Copy>(
-    out: &mut [T],
-    channels: usize,
-    ring: &mut rtrb::Consumer<f32>,
-    shared: &PlayerShared,
-    convert: impl Fn(f32) -> T,
-) {
-    let epoch = shared.flush.load(Ordering::Acquire);
-    if shared.flushed.load(Ordering::Acquire) < epoch {
-        let stale = ring.slots();
-        if let Ok(chunk) = ring.read_chunk(stale) {
-            chunk.commit_all();
-        }
-        shared.discarded.fetch_add(stale as u64, Ordering::AcqRel);
-        shared
-            .played_at_flush
-            .store(shared.played.load(Ordering::Acquire), Ordering::Release);
-        shared.flushed.fetch_max(epoch, Ordering::AcqRel);
-    }
-    let frames = out.len() / channels.max(1);
-    let mut played = 0;
-    for frame in out.chunks_mut(channels.max(1)) {
-        let sample = match ring.pop() {
-            Ok(sample) => {
-                played += 1;
-                sample
-            }
-            Err(_) => 0.0,
-        };
-        frame.fill(convert(sample));
-    }
-    shared.played.fetch_add(played, Ordering::AcqRel);
-    shared.consumed.fetch_add(frames as u64, Ordering::AcqRel);
+/// The cpal stream of a [`Player`], on its own thread.
+struct Stream {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+    errors: rtrb::Consumer<cpal::Error>,
 }
 
-/// A device you drive yourself: each [`Clock::pull`] is one audio callback, running the
-/// same code as a cpal stream's. For tests of timing (barge-in) that a real device, or
-/// the unpaced ALSA file device, cannot time, and for bridges whose "device" is a network
-/// peer that pulls audio at its own pace.
-pub struct Clock {
-    ring: rtrb::Consumer<f32>,
-    shared: Arc<PlayerShared>,
-    channels: usize,
+/// An output stream, playing: what the player feeds and reads back.
+struct OpenedOutput {
+    stream: cpal::Stream,
+    format: DeviceFormat,
+    ring: rtrb::Producer<f32>,
+    errors: rtrb::Consumer<cpal::Error>,
 }
 
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Clock")
-            .field("channels", &self.channels)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Clock {
-    /// Plays `frames` frames: returns them interleaved, and the number that were audio
-    /// (the rest is silence).
-    pub fn pull(&mut self, frames: usize) -> (Vec<f32>, u64) {
-        let mut out = vec![0.0; frames * self.channels];
-        let before = self.shared.played.load(Ordering::Acquire);
-        render(&mut out, self.channels, &mut self.ring, &self.shared, |s| s);
-        (out, self.shared.played.load(Ordering::Acquire) - before)
-    }
-}
-
-fn open_output(
-    name: Option<&str>,
-    shared: Arc<PlayerShared>,
-) -> Result<Opened<rtrb::Producer<f32>>, AudioError> {
-    let device = find_device(false, name)?;
-    let supported = device
-        .default_output_config()
-        .map_err(|e| device_error("output configuration", e))?;
-    let format = DeviceFormat {
-        name: device_name(&device),
-        rate: supported.sample_rate(),
-        channels: supported.channels(),
-        sample_format: format!("{:?}", supported.sample_format()),
-    };
+fn open_output(name: Option<&str>, shared: Arc<PlayerShared>) -> Result<OpenedOutput, AudioError> {
+    let (device, config, format) = open_default(Direction::Output, name)?;
     let (ring, consumer) = rtrb::RingBuffer::new(ring_frames(format.rate));
-    let config: cpal::StreamConfig = supported.config();
-    let stream = match supported.sample_format() {
-        cpal::SampleFormat::F32 => build_output::<f32>(&device, &config, consumer, shared),
-        cpal::SampleFormat::I16 => build_output::<i16>(&device, &config, consumer, shared),
-        cpal::SampleFormat::U16 => build_output::<u16>(&device, &config, consumer, shared),
-        cpal::SampleFormat::I32 => build_output::<i32>(&device, &config, consumer, shared),
-        cpal::SampleFormat::F64 => build_output::<f64>(&device, &config, consumer, shared),
-        other => {
-            return Err(AudioError::Device(format!(
-                "unsupported output sample format {other:?}"
-            )));
-        }
+    let (errors_tx, errors) = rtrb::RingBuffer::new(STREAM_ERRORS);
+    let output = Output {
+        ring: consumer,
+        shared,
+        errors: errors_tx,
+    };
+    let stream = match format.sample_format {
+        SampleFormat::F32 => build_output::<f32>(&device, &config, output),
+        SampleFormat::I16 => build_output::<i16>(&device, &config, output),
+        SampleFormat::U16 => build_output::<u16>(&device, &config, output),
+        SampleFormat::I32 => build_output::<i32>(&device, &config, output),
+        SampleFormat::F64 => build_output::<f64>(&device, &config, output),
     }?;
     stream
         .play()
         .map_err(|e| device_error("starting playback", e))?;
     tracing::info!(device = %format.name, rate = format.rate, channels = format.channels, "playback started");
-    Ok((stream, format, ring))
+    Ok(OpenedOutput {
+        stream,
+        format,
+        ring,
+        errors,
+    })
+}
+
+/// What the output callbacks own.
+struct Output {
+    ring: rtrb::Consumer<f32>,
+    shared: Arc<PlayerShared>,
+    errors: rtrb::Producer<cpal::Error>,
 }
 
 fn build_output<T>(
     device: &cpal::Device,
     config: &cpal::StreamConfig,
-    mut ring: rtrb::Consumer<f32>,
-    shared: Arc<PlayerShared>,
+    output: Output,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample + FromSample<f32>,
 {
     let channels = usize::from(config.channels).max(1);
-    let errors = shared.clone();
+    let Output {
+        mut ring,
+        shared,
+        errors: mut errors_tx,
+    } = output;
     device
         .build_output_stream::<T, _, _>(
             *config,
             move |out: &mut [T], _| render(out, channels, &mut ring, &shared, T::from_sample),
+            // No lock and no allocation here either: the feeder logs and reports it.
             move |error| {
-                tracing::warn!(%error, "playback stream error");
-                *errors.error.lock().expect("error lock") = Some(device_error("playback", error));
+                let _ = errors_tx.push(error);
             },
             None,
         )
         .map_err(|e| device_error("opening the output stream", e))
-}
-
-/// A running microphone capture.
-pub struct Capture {
-    format: DeviceFormat,
-    muted: Arc<AtomicBool>,
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Capture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Capture")
-            .field("format", &self.format)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What capture delivers to its callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Captured {
-    /// A chunk of 24 kHz mono PCM16 (the last one, on stop, may be shorter).
-    Audio(Vec<i16>),
-    /// The device failed; capture has stopped.
-    Error(AudioError),
-}
-
-impl Capture {
-    /// Opens the default input device, or the one named, at its native configuration, and
-    /// calls `on_audio` with 24 kHz mono PCM16 chunks of `chunk_ms` (from the audio thread:
-    /// keep it short, e.g. a channel send).
-    ///
-    /// # Errors
-    /// [`AudioError::Device`] when no device can be opened.
-    pub fn start(
-        device: Option<&str>,
-        chunk_ms: u32,
-        on_audio: impl FnMut(Captured) + Send + 'static,
-    ) -> Result<Self, AudioError> {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let muted = Arc::new(AtomicBool::new(false));
-        let device = device.map(str::to_owned);
-        let thread_muted = muted.clone();
-        let thread = std::thread::Builder::new()
-            .name("reelthyme-capture".into())
-            .spawn(move || {
-                let sink = Arc::new(Mutex::new(Chunker::new(chunk_ms, Box::new(on_audio))));
-                match open_input(device.as_deref(), sink.clone(), thread_muted) {
-                    Ok((stream, format, ())) => {
-                        let _ = ready_tx.send(Ok(format));
-                        let _ = stop_rx.recv();
-                        drop(stream);
-                        // Stopping flushes what is left, in order, after the last callback.
-                        sink.lock().expect("capture lock").finish();
-                    }
-                    Err(error) => {
-                        let _ = ready_tx.send(Err(error));
-                    }
-                }
-            })
-            .map_err(|e| device_error("starting the capture thread", e))?;
-        let format = ready_rx
-            .recv()
-            .map_err(|_| AudioError::Device("the capture thread died".into()))??;
-        Ok(Self {
-            format,
-            muted,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
-    }
-
-    /// The device's format.
-    pub fn format(&self) -> &DeviceFormat {
-        &self.format
-    }
-
-    /// Stops sending audio without closing the device.
-    pub fn mute(&self) {
-        self.muted.store(true, Ordering::Relaxed);
-    }
-
-    /// Sends audio again.
-    pub fn unmute(&self) {
-        self.muted.store(false, Ordering::Relaxed);
-    }
-
-    /// Whether capture is muted.
-    pub fn is_muted(&self) -> bool {
-        self.muted.load(Ordering::Relaxed)
-    }
-
-    /// Stops: the remainder is flushed to the callback and the device is released.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// Turns device buffers into 24 kHz mono chunks.
-struct Chunker {
-    resampler: Option<Resampler>,
-    chunk: usize,
-    mono: Vec<f32>,
-    resampled: Vec<f32>,
-    pcm: Vec<i16>,
-    on_audio: Box<dyn FnMut(Captured) + Send>,
-    failed: bool,
-}
-
-impl Chunker {
-    fn new(chunk_ms: u32, on_audio: Box<dyn FnMut(Captured) + Send>) -> Self {
-        let chunk = (API_RATE as usize * chunk_ms.max(1) as usize / 1000).max(1);
-        Self {
-            resampler: None,
-            chunk,
-            mono: Vec::new(),
-            resampled: Vec::new(),
-            pcm: Vec::new(),
-            on_audio,
-            failed: false,
-        }
-    }
-
-    fn push(&mut self, interleaved: &[f32], channels: usize, rate: u32) {
-        if self.failed {
-            return;
-        }
-        let resampler = match &mut self.resampler {
-            Some(resampler) => resampler,
-            slot @ None => match Resampler::new(rate, API_RATE) {
-                Ok(resampler) => slot.insert(resampler),
-                Err(error) => {
-                    self.failed = true;
-                    (self.on_audio)(Captured::Error(error));
-                    return;
-                }
-            },
-        };
-        self.mono.clear();
-        downmix(interleaved, channels, &mut self.mono);
-        resampler.process(&self.mono, &mut self.resampled);
-        self.emit(false);
-    }
-
-    fn emit(&mut self, all: bool) {
-        let mut start = 0;
-        while self.resampled.len() - start >= self.chunk || (all && start < self.resampled.len()) {
-            let end = (start + self.chunk).min(self.resampled.len());
-            self.pcm.clear();
-            f32_to_i16(&self.resampled[start..end], &mut self.pcm);
-            (self.on_audio)(Captured::Audio(self.pcm.clone()));
-            start = end;
-        }
-        self.resampled.drain(..start);
-    }
-
-    fn finish(&mut self) {
-        if let Some(resampler) = &mut self.resampler {
-            resampler.flush(&mut self.resampled);
-        }
-        self.emit(true);
-    }
-
-    fn fail(&mut self, error: AudioError) {
-        if !self.failed {
-            self.failed = true;
-            (self.on_audio)(Captured::Error(error));
-        }
-    }
-}
-
-fn open_input(
-    name: Option<&str>,
-    sink: Arc<Mutex<Chunker>>,
-    muted: Arc<AtomicBool>,
-) -> Result<Opened<()>, AudioError> {
-    let device = find_device(true, name)?;
-    let supported = device
-        .default_input_config()
-        .map_err(|e| device_error("input configuration", e))?;
-    let format = DeviceFormat {
-        name: device_name(&device),
-        rate: supported.sample_rate(),
-        channels: supported.channels(),
-        sample_format: format!("{:?}", supported.sample_format()),
-    };
-    let config: cpal::StreamConfig = supported.config();
-    let stream = match supported.sample_format() {
-        cpal::SampleFormat::F32 => build_input::<f32>(&device, &config, sink, muted),
-        cpal::SampleFormat::I16 => build_input::<i16>(&device, &config, sink, muted),
-        cpal::SampleFormat::U16 => build_input::<u16>(&device, &config, sink, muted),
-        cpal::SampleFormat::I32 => build_input::<i32>(&device, &config, sink, muted),
-        cpal::SampleFormat::F64 => build_input::<f64>(&device, &config, sink, muted),
-        other => {
-            return Err(AudioError::Device(format!(
-                "unsupported input sample format {other:?}"
-            )));
-        }
-    }?;
-    stream
-        .play()
-        .map_err(|e| device_error("starting capture", e))?;
-    tracing::info!(device = %format.name, rate = format.rate, channels = format.channels, "capture started");
-    Ok((stream, format, ()))
-}
-
-fn build_input<T>(
-    device: &cpal::Device,
-    config: &cpal::StreamConfig,
-    sink: Arc<Mutex<Chunker>>,
-    muted: Arc<AtomicBool>,
-) -> Result<cpal::Stream, AudioError>
-where
-    T: SizedSample,
-    f32: FromSample<T>,
-{
-    let channels = usize::from(config.channels);
-    let rate = config.sample_rate;
-    let errors = sink.clone();
-    let mut buffer: Vec<f32> = Vec::new();
-    device
-        .build_input_stream::<T, _, _>(
-            *config,
-            move |data: &[T], _| {
-                if muted.load(Ordering::Relaxed) {
-                    return;
-                }
-                buffer.clear();
-                buffer.extend(data.iter().map(|&s| s.to_sample::<f32>()));
-                sink.lock()
-                    .expect("capture lock")
-                    .push(&buffer, channels, rate);
-            },
-            move |error| {
-                tracing::warn!(%error, "capture stream error");
-                errors
-                    .lock()
-                    .expect("capture lock")
-                    .fail(device_error("capture", error));
-            },
-            None,
-        )
-        .map_err(|e| device_error("opening the input stream", e))
 }
