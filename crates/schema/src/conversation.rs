@@ -723,6 +723,26 @@ impl Conversation {
         self.responses.get(self.active.as_deref()?)
     }
 
+    /// A response's audio, in output order: each part with audio counted, with its item
+    /// and content index (what a player plays, and what a truncation names).
+    pub fn audio_parts(
+        &self,
+        response_id: &str,
+    ) -> impl Iterator<Item = (&ItemState, u32, &ContentState)> {
+        self.responses
+            .get(response_id)
+            .into_iter()
+            .flat_map(|r| r.output.iter())
+            .filter_map(|id| self.items.get(id))
+            .flat_map(|item| {
+                item.contents
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.audio_bytes > 0)
+                    .map(move |(i, c)| (item, u32::try_from(i).unwrap_or(u32::MAX), c))
+            })
+    }
+
     /// The output audio format of a response: its own (from `response.created`, else its
     /// request's), else the session's. For an unknown response, the session's.
     pub fn output_format(&self, response_id: &str) -> Option<&AudioFormat> {

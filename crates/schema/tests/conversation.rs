@@ -545,6 +545,12 @@ fn output_audio_is_counted_not_stored() {
         "item_id":"a1","output_index":0,"content_index":0});
     assert_eq!(apply(&mut c, done), Applied::ContentDone);
     assert!(c.item("a1").unwrap().content(0).unwrap().audio_done());
+    let parts: Vec<(&str, u32, Option<u64>)> = c
+        .audio_parts("resp_1")
+        .map(|(item, index, content)| (item.id(), index, content.audio_ms()))
+        .collect();
+    assert_eq!(parts, [("a1", 0, Some(200))]);
+    assert_eq!(c.audio_parts("unknown").count(), 0);
 }
 
 #[test]
