@@ -23,16 +23,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+mod admission;
 mod auth;
 mod config;
-mod connection;
 mod engine;
+mod frames;
 mod handshake;
 mod http;
 mod ids;
 mod replay;
 mod rest;
 mod server;
+mod session_loop;
 mod state;
 mod synth;
 mod vad;

@@ -12,6 +12,7 @@
 //! error wording) and `codec` (G.711).
 
 mod api_error;
+mod audio_out;
 mod codec;
 mod conversation;
 mod input;
@@ -35,6 +36,8 @@ use crate::ids::Ids;
 use crate::vad::Vad;
 
 pub(crate) use api_error::api_error;
+#[cfg_attr(not(test), allow(unused_imports))]
+pub(crate) use audio_out::{AudioOut, TrackAudio};
 #[cfg(test)]
 use conversation::MAX_ITEMS;
 pub(crate) use session::{DEFAULT_MODEL, default_session, with_initial};
@@ -83,6 +86,9 @@ pub(crate) struct Engine {
     audio_produced: bool,
     transcripts: VecDeque<String>,
     out: Vec<Value>,
+    audio_out: AudioOut,
+    /// Audio for the media track, with [`AudioOut::Track`].
+    track: Vec<TrackAudio>,
 }
 
 impl Engine {
@@ -119,6 +125,8 @@ impl Engine {
             audio_produced: false,
             transcripts,
             out: Vec::new(),
+            audio_out: AudioOut::Events,
+            track: Vec::new(),
         }
     }
 
@@ -203,12 +211,7 @@ impl Engine {
             ClientEvent::ResponseCancel(cancel) => {
                 self.response_cancel(cancel.response_id.as_deref(), event_id)
             }
-            ClientEvent::OutputAudioBufferClear(_) => self.error(
-                Some("invalid_value"),
-                "output_audio_buffer.clear is only supported for WebRTC and SIP sessions.",
-                Some("type"),
-                event_id,
-            ),
+            ClientEvent::OutputAudioBufferClear(_) => self.output_buffer_clear(event_id),
             _ => {}
         }
     }

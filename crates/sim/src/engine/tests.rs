@@ -267,3 +267,110 @@ fn vad_turned_on_late_keeps_its_place_on_the_timeline() {
     // The whole utterance and the silence rule, nothing of the next turn.
     assert_eq!(item.audio.len(), 12_000 + 4_800);
 }
+
+/// Every event until the responses are done, the clock run far ahead.
+fn run_out(engine: &mut Engine) -> Vec<Value> {
+    let mut out = Vec::new();
+    for _ in 0..1000 {
+        engine.release(Instant::now() + Duration::from_secs(3600));
+        let batch = engine.take_out();
+        if batch.is_empty() && engine.responses.is_empty() {
+            break;
+        }
+        out.extend(batch);
+    }
+    out
+}
+
+fn position(events: &[Value], kind: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {events:?}"))
+}
+
+#[test]
+fn track_audio_goes_to_the_sink_with_output_buffer_events() {
+    use super::AudioOut;
+    let mut engine = engine(SimConfig::default().speed(1e6));
+    engine.set_audio_out(AudioOut::Track);
+    send(&mut engine, user_text("hello there"));
+    let mut events = send(&mut engine, json!({"type": "response.create"}));
+    events.extend(run_out(&mut engine));
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["type"] == "response.output_audio.delta"),
+        "audio went out as events"
+    );
+    let part = position(&events, "response.content_part.added");
+    let started = position(&events, "output_audio_buffer.started");
+    let done = position(&events, "response.done");
+    let stopped = position(&events, "output_audio_buffer.stopped");
+    assert!(
+        part < started && started < done && done < stopped,
+        "{events:?}"
+    );
+    let response_id = &events[done]["response"]["id"];
+    assert_eq!(&events[started]["response_id"], response_id);
+    let track = engine.take_track();
+    assert!(!track.is_empty());
+    assert!(track.iter().all(|chunk| chunk.rate == 24_000
+        && &chunk.response_id == response_id
+        && !chunk.samples.is_empty()));
+    // The usage counts what the track played.
+    let samples: usize = track.iter().map(|chunk| chunk.samples.len()).sum();
+    assert_eq!(
+        events[done]["response"]["usage"]["output_token_details"]["audio_tokens"],
+        samples as u64 * 10 / 24_000
+    );
+    for event in &events {
+        reelthyme_schema::ServerEvent::from_value(event.clone())
+            .unwrap_or_else(|e| panic!("{e}: {event}"));
+    }
+    // Only a track has a buffer to clear.
+    let cleared = send(&mut engine, json!({"type": "output_audio_buffer.clear"}));
+    assert_eq!(
+        cleared[0]["type"], "output_audio_buffer.cleared",
+        "{cleared:?}"
+    );
+    let mut events_engine = self::engine(SimConfig::default());
+    let refused = send(
+        &mut events_engine,
+        json!({"type": "output_audio_buffer.clear"}),
+    );
+    assert_eq!(refused[0]["type"], "error");
+}
+
+#[test]
+fn g711_audio_tokens_count_the_duration_at_8_khz() {
+    let mut engine = engine(SimConfig::default().speed(1e6));
+    send(
+        &mut engine,
+        json!({"type": "session.update", "session": {"type": "realtime",
+            "audio": {"output": {"format": {"type": "audio/pcmu"}}}}}),
+    );
+    send(
+        &mut engine,
+        user_text("say something long enough to be heard"),
+    );
+    let mut events = send(&mut engine, json!({"type": "response.create"}));
+    events.extend(run_out(&mut engine));
+    let bytes: usize = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_audio.delta")
+        .map(|e| {
+            reelthyme_schema::Base64Audio::from_base64(e["delta"].as_str().unwrap())
+                .decode_bytes()
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert!(bytes > 8_000, "{bytes} bytes of G.711");
+    let done = &events[position(&events, "response.done")];
+    // One byte per sample at 8 kHz: 10 tokens a second, not a third of that.
+    assert_eq!(
+        done["response"]["usage"]["output_token_details"]["audio_tokens"],
+        bytes as u64 * 10 / 8_000
+    );
+}

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{OpenItem, PartKind, Step};
-use crate::engine::{Engine, Stored, codec, set, usage};
+use crate::engine::{Engine, Stored, set, usage};
 
 impl Engine {
     pub(super) fn perform(&mut self, index: usize, step: Step) -> bool {
@@ -111,24 +111,15 @@ impl Engine {
                     .as_ref()
                     .map(|source| source.samples(range))
                     .unwrap_or_default();
-                let format = self.responses[index].output_format.clone();
-                let open = self.responses[index]
-                    .open
-                    .as_mut()
-                    .expect("deltas come in an item");
+                let Some(open) = self.responses[index].open.as_mut() else {
+                    return false;
+                };
                 if in_conversation {
                     open.audio.extend_from_slice(&samples);
                 }
                 open.has_audio = true;
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
-                let delta = codec::encode(&format, &samples);
-                self.responses[index].audio_samples += samples.len();
-                self.audio_produced = true;
-                self.emit(
-                    "response.output_audio.delta",
-                    json!({"response_id": response_id, "item_id": item_id, "output_index": output_index,
-                        "content_index": 0, "delta": delta.as_str()}),
-                );
+                self.speak(index, item_id, output_index, samples);
             }
             Step::PartDone => self.close_part(index),
             Step::ItemDone => self.close_item(index, "completed"),
@@ -225,6 +216,7 @@ impl Engine {
 
     fn finish(&mut self, index: usize, status: &str, reason: Option<&str>) {
         let active = self.responses.remove(index);
+        let (response_id, spoken) = (active.id.clone(), active.audio_samples);
         let mut response = active.response;
         let (status, details) = match (&active.failure, reason) {
             (Some((code, message)), _) => (
@@ -265,6 +257,7 @@ impl Engine {
             usage::response(active.input_tokens, text_tokens, audio_tokens),
         );
         self.emit("response.done", json!({ "response": response }));
+        self.audio_finished(&response_id, spoken, reason == Some("turn_detected"));
         self.emit(
             "rate_limits.updated",
             json!({"rate_limits": usage::rate_limits(output_tokens)}),

@@ -1,0 +1,456 @@
+//! One simulated session over any transport ([`EventIo`]): the checks after the 101, the
+//! engine and its clock, expiry, fault injection, recording, the beta dialect, and
+//! backpressure — a reader/engine task here and a writer task ([`Writer`]), so a client that
+//! sends without reading cannot deadlock it — then a close whose every wait is bounded.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
+
+use crate::admission::{Target, admit};
+use crate::config::{FaultAction, Recorded};
+use crate::engine::Engine;
+use crate::frames::{
+    Ending, EventIo, Inbound, Outbound, RecordTo, ToWriter, Writer, WriterEnd, sleep_until,
+};
+use crate::handshake::Handshake;
+use crate::state::{Shared, expires_at};
+
+/// The largest client message: the service's 15 MiB append (as base64) and room for its
+/// JSON envelope. Larger ones get an `error` event and close 1009.
+pub(crate) const MAX_MESSAGE: usize = reelthyme_schema::MAX_APPEND_BYTES + (64 << 10);
+/// Server events handed to the writer and not yet written, in bytes. Bounded, so a client
+/// that does not read holds the responses back (backpressure) instead of making the
+/// simulator buffer them.
+const WRITE_BUDGET: usize = 256 << 10;
+/// Engine output waiting for the writer: past this many events, response steps wait.
+const RELEASE_PAUSE: usize = 32;
+/// Past this much waiting output, client frames wait too (only a client that keeps asking
+/// without reading the answers gets here; the write timeout then ends it).
+const READ_PAUSE_EVENTS: usize = 4096;
+const READ_PAUSE_BYTES: usize = 16 << 20;
+/// How long a closing session waits for its last frames and the client's close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// A server event, serialized, waiting for the writer.
+struct Pending {
+    text: String,
+    /// The event for the recorder, when there is one.
+    json: Option<Value>,
+}
+
+/// Why a session ends.
+enum End {
+    /// Send a close (after the waiting events when `flush`), then wait briefly for the
+    /// client to finish.
+    Close {
+        code: u16,
+        reason: String,
+        flush: bool,
+    },
+    /// The client closed: answer it.
+    ClientClosed,
+    /// Drop the connection now, without a close.
+    Kill,
+    /// Let the writer write what it has (ending with a kill), then drop the connection.
+    KillAfterWrites,
+    /// Stop reading and writing until the simulator shuts down, then drop the connection.
+    Stalled,
+    /// The client is gone.
+    Gone,
+}
+
+impl End {
+    fn close(code: u16, reason: impl Into<String>) -> Self {
+        Self::Close {
+            code,
+            reason: reason.into(),
+            flush: false,
+        }
+    }
+
+    fn close_after_events(code: u16, reason: impl Into<String>) -> Self {
+        Self::Close {
+            code,
+            reason: reason.into(),
+            flush: true,
+        }
+    }
+}
+
+/// One session's loop state.
+pub(crate) struct Session {
+    handshake: Handshake,
+    seed: u64,
+    shared: Arc<Shared>,
+    /// Events handed to the writer (what the `*_after` faults count).
+    sent: usize,
+    beta: bool,
+    session_id: String,
+    pending: VecDeque<Pending>,
+    pending_bytes: usize,
+    /// Client events of the `on_client` fault's type seen so far.
+    triggers: usize,
+    /// A delayed fault action and when it is due.
+    delayed: Option<(Instant, FaultAction)>,
+}
+
+impl Session {
+    pub(crate) fn new(handshake: Handshake, seed: u64, shared: Arc<Shared>) -> Self {
+        Self {
+            handshake,
+            seed,
+            shared,
+            sent: 0,
+            beta: false,
+            session_id: String::new(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            triggers: 0,
+            delayed: None,
+        }
+    }
+
+    fn record(&self, from_server: bool, json: Value) {
+        if let Some(recorder) = &self.shared.config.recorder {
+            recorder.push(Recorded {
+                session_id: self.session_id.clone(),
+                from_server,
+                json,
+                beta: self.beta,
+            });
+        }
+    }
+
+    /// Runs the session on `io` (reading) and `tx` (writing) until it ends, then finishes
+    /// the transport.
+    pub(crate) async fn run<I: EventIo>(mut self, mut io: I, tx: I::Tx) -> I::Output {
+        let config = self.shared.config.clone();
+        let target = Target::of(&self.handshake, &self.shared);
+        let mut engine = Engine::new(
+            config.clone(),
+            self.seed,
+            target.model_or_default(),
+            target.transcription,
+            expires_at(config.session_duration),
+        );
+        if let Some(secret) = &target.secret {
+            engine.apply_initial(&secret.session);
+        }
+        self.session_id = engine.session_id().to_owned();
+        tracing::Span::current().record("session_id", self.session_id.as_str());
+        self.beta = target.beta;
+        let record = config.recorder.clone().map(|recorder| RecordTo {
+            recorder,
+            session_id: self.session_id.clone(),
+            beta: self.beta,
+        });
+        let mut writer = Writer::spawn(tx, WRITE_BUDGET, config.write_timeout, record);
+
+        let end = if let Some((code, reason)) = &config.faults.close_before_session_created {
+            End::close(*code, reason.clone())
+        } else if config.faults.kill_after == Some(0) {
+            writer.send(ToWriter::Kill);
+            End::KillAfterWrites
+        } else {
+            match admit(&self.handshake, &target, &self.shared) {
+                Err(refusal) => {
+                    engine.error(refusal.code, &refusal.message, refusal.param, None);
+                    self.collect(&mut engine);
+                    End::close_after_events(refusal.close, refusal.reason())
+                }
+                Ok(hangup) => {
+                    engine.session_created();
+                    self.serve(&mut engine, &mut io, &mut writer, hangup).await
+                }
+            }
+        };
+        self.finish(end, io, writer).await
+    }
+
+    /// The session: reads client frames, runs the engine's clock, and hands what the engine
+    /// produces to the writer, within the write budget.
+    async fn serve<I: EventIo>(
+        &mut self,
+        engine: &mut Engine,
+        io: &mut I,
+        writer: &mut Writer<I::Tx>,
+        mut hangup: Option<watch::Receiver<bool>>,
+    ) -> End {
+        let config = self.shared.config.clone();
+        // A duration too long for the clock means the session never expires.
+        let expiry = Instant::now().checked_add(config.session_duration);
+        let mut shutdown = self.shared.shutdown.clone();
+        loop {
+            self.collect(engine);
+            let reading =
+                self.pending.len() < READ_PAUSE_EVENTS && self.pending_bytes < READ_PAUSE_BYTES;
+            let releasing = self.pending.len() < RELEASE_PAUSE;
+            let next = [
+                releasing.then(|| engine.next_due()).flatten(),
+                expiry,
+                self.delayed.as_ref().map(|(at, _)| *at),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let cost = self.next_cost();
+            let budget = writer.budget.clone();
+            tokio::select! {
+                _ = shutdown.changed() => return End::close(1001, "server shutting down"),
+                end = writer.ended() => return match end {
+                    WriterEnd::Stalled => End::Stalled,
+                    WriterEnd::Killed => End::Kill,
+                    _ => End::Gone,
+                },
+                permit = budget.acquire_many_owned(cost), if !self.pending.is_empty() => {
+                    let Ok(permit) = permit else { return End::Gone };
+                    if let Err(end) = self.hand_off(writer, permit) {
+                        return end;
+                    }
+                }
+                frame = io.recv(), if reading => {
+                    let now = Instant::now();
+                    match frame {
+                        Inbound::Text(text) => {
+                            let kind = self.on_text(engine, text.as_ref(), now);
+                            if let Err(end) = self.on_client_fault(kind.as_deref(), now, writer) {
+                                return end;
+                            }
+                        }
+                        Inbound::Binary => engine.binary_frame(),
+                        Inbound::Closed => return End::ClientClosed,
+                        Inbound::TooLarge => {
+                            let message = format!(
+                                "The message is too large: the limit is {MAX_MESSAGE} bytes (15 MiB of base64 audio per append)."
+                            );
+                            engine.error(Some("invalid_request_error"), &message, None, None);
+                            self.collect(engine);
+                            return End::close_after_events(1009, "message too large");
+                        }
+                        Inbound::Broken(code, reason) => return End::close(code, reason),
+                        Inbound::Gone => return End::Gone,
+                    }
+                }
+                () = sleep_until(next) => {
+                    let now = Instant::now();
+                    if expiry.is_some_and(|expiry| now >= expiry) {
+                        engine.session_expired();
+                        self.collect(engine);
+                        return End::close_after_events(1001, "Your session hit the maximum duration.");
+                    }
+                    if self.delayed.as_ref().is_some_and(|(at, _)| *at <= now)
+                        && let Some((_, action)) = self.delayed.take()
+                        && let Err(end) = self.act(action, now, writer)
+                    {
+                        return end;
+                    }
+                    if releasing {
+                        engine.release(now);
+                    }
+                }
+                Some(()) = call_ended(&mut hangup) => return End::close(1000, "the call was hung up"),
+            }
+        }
+    }
+
+    /// The budget the next waiting event takes.
+    fn next_cost(&self) -> u32 {
+        self.pending
+            .front()
+            .map_or(1, |p| p.text.len().clamp(1, WRITE_BUDGET)) as u32
+    }
+
+    /// Moves the engine's events to the queue for the writer, serialized.
+    fn collect(&mut self, engine: &mut Engine) {
+        let recording = self.shared.config.recorder.is_some();
+        for event in engine.take_out() {
+            let event = if self.beta {
+                match reelthyme_schema::beta::server_value_to_beta(event) {
+                    Some(event) => event,
+                    None => continue,
+                }
+            } else {
+                event
+            };
+            let text = event.to_string();
+            self.pending_bytes += text.len();
+            self.pending.push_back(Pending {
+                text,
+                json: recording.then_some(event),
+            });
+        }
+    }
+
+    /// Hands the next event to the writer, with the configured faults.
+    fn hand_off<T: crate::frames::FrameTx>(
+        &mut self,
+        writer: &Writer<T>,
+        budget: OwnedSemaphorePermit,
+    ) -> Result<(), End> {
+        let faults = &self.shared.config.faults;
+        if faults.malformed_after == Some(self.sent) {
+            writer.send(ToWriter::Raw(Outbound::Text(
+                "{\"type\": \"response.done\", oops".to_owned(),
+            )));
+        }
+        if faults.binary_after == Some(self.sent) {
+            writer.send(ToWriter::Raw(Outbound::Binary(Bytes::from_static(
+                b"\x00\x01binary",
+            ))));
+        }
+        if faults.stall_after == Some(self.sent) {
+            tracing::info!("stalling (fault injection)");
+            writer.send(ToWriter::Stall);
+            return Err(End::Stalled);
+        }
+        if let Some((after, code, reason)) = &faults.close_after
+            && *after == self.sent
+        {
+            return Err(End::close(*code, reason.clone()));
+        }
+        let Some(Pending { text, json }) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        self.pending_bytes -= text.len();
+        writer.send(ToWriter::Event {
+            text,
+            json,
+            _budget: budget,
+        });
+        self.sent += 1;
+        if faults.kill_after == Some(self.sent) {
+            tracing::info!("killing the connection (fault injection)");
+            writer.send(ToWriter::Kill);
+            return Err(End::KillAfterWrites);
+        }
+        Ok(())
+    }
+
+    /// Counts client events for the `on_client` fault, and acts on the chosen one.
+    fn on_client_fault<T: crate::frames::FrameTx>(
+        &mut self,
+        kind: Option<&str>,
+        now: Instant,
+        writer: &Writer<T>,
+    ) -> Result<(), End> {
+        let Some((trigger, n, action)) = &self.shared.config.faults.on_client else {
+            return Ok(());
+        };
+        if kind != Some(trigger.as_str()) {
+            return Ok(());
+        }
+        self.triggers += 1;
+        if self.triggers != *n {
+            return Ok(());
+        }
+        let action = action.clone();
+        self.act(action, now, writer)
+    }
+
+    fn act<T: crate::frames::FrameTx>(
+        &mut self,
+        action: FaultAction,
+        now: Instant,
+        writer: &Writer<T>,
+    ) -> Result<(), End> {
+        tracing::info!(?action, "fault injection");
+        match action {
+            FaultAction::Close(code, reason) => Err(End::close(code, reason)),
+            FaultAction::Kill => Err(End::Kill),
+            FaultAction::Stall => {
+                writer.send(ToWriter::Stall);
+                Err(End::Stalled)
+            }
+            FaultAction::Delayed(delay, action) => {
+                let at = now.checked_add(delay).unwrap_or(now);
+                self.delayed = Some((at, *action));
+                Ok(())
+            }
+        }
+    }
+
+    fn on_text(&mut self, engine: &mut Engine, text: &str, now: Instant) -> Option<String> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => {
+                let kind = value.get("type").and_then(Value::as_str).map(str::to_owned);
+                self.record(false, value.clone());
+                let value = if self.beta {
+                    reelthyme_schema::beta::client_to_ga(value)
+                } else {
+                    value
+                };
+                engine.client_value(value, now);
+                kind
+            }
+            Err(_) => {
+                self.record(false, Value::String(text.to_owned()));
+                engine.client_text(text, now);
+                None
+            }
+        }
+    }
+
+    /// Ends the session as `end` says, every wait bounded (but a stall's, which lasts until
+    /// the simulator shuts down), then lets the transport finish.
+    async fn finish<I: EventIo>(mut self, end: End, io: I, mut writer: Writer<I::Tx>) -> I::Output {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        let ending = match end {
+            End::Close {
+                code,
+                reason,
+                flush,
+            } => {
+                let _ = tokio::time::timeout_at(deadline, async {
+                    while flush && !self.pending.is_empty() {
+                        let cost = self.next_cost();
+                        let Ok(permit) = writer.budget.clone().acquire_many_owned(cost).await
+                        else {
+                            return;
+                        };
+                        if self.hand_off(&writer, permit).is_err() {
+                            return;
+                        }
+                    }
+                    writer.send(ToWriter::Close(code, reason));
+                    writer.ended().await;
+                })
+                .await;
+                Ending::Closed
+            }
+            End::ClientClosed => {
+                // Nothing may follow the client's close but the answer to it.
+                writer.discard_queue();
+                let _ = tokio::time::timeout_at(deadline, writer.ended()).await;
+                Ending::PeerClosed
+            }
+            End::KillAfterWrites => {
+                let _ = tokio::time::timeout_at(deadline, writer.ended()).await;
+                Ending::Dropped
+            }
+            End::Stalled => {
+                let mut shutdown = self.shared.shutdown.clone();
+                let _ = shutdown.changed().await;
+                Ending::Dropped
+            }
+            End::Kill | End::Gone => Ending::Dropped,
+        };
+        // A writer still blocked is stopped before the transport finishes.
+        writer.abort();
+        let tx = writer.tx.take();
+        io.conclude(tx, ending, deadline).await
+    }
+}
+
+/// Resolves when the call a sideband session attaches to is hung up; never without a call.
+async fn call_ended(hangup: &mut Option<watch::Receiver<bool>>) -> Option<()> {
+    match hangup {
+        Some(signal) => signal.changed().await.ok(),
+        None => std::future::pending().await,
+    }
+}
