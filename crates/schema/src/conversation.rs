@@ -9,73 +9,7 @@
 //! [`Conversation::apply_client`] for every client event the application sent, and it
 //! answers queries; it never sends, sleeps or logs.
 //!
-//! # The rules
-//!
-//! **Session.** `session.created` starts a new conversation: everything known before it
-//! is forgotten. `session.updated` replaces the session (the server sends it whole).
-//!
-//! **Item order.** [`Conversation::items`] lists the items of the default conversation in
-//! the server's order. An item event (`conversation.item.added`, `.done`, `.created`)
-//! that names a known `previous_item_id` puts the item
-//! right after it, moving it there if it was elsewhere; `previous_item_id: "root"`
-//! (the client's spelling for "first") puts it first. A `previous_item_id` that is `null`,
-//! absent or unknown (an item from before this model joined, or one it evicted) appends
-//! the item at the end, which is what the server does for a `null`.
-//! `response.output_item.added` appends the item too when its response writes to the
-//! default conversation (the later `conversation.item.added` may still move it); items of
-//! out-of-band responses (`conversation: "none"`, `conversation_id: null`) are kept and
-//! found by [`Conversation::item`], but are not in [`Conversation::items`].
-//!
-//! **Full items win.** Every event that carries a whole item replaces the stored item with
-//! the server's (audio removed, see below). Events that finish something
-//! (`conversation.item.done`, `conversation.item.retrieved`, `response.output_item.done`,
-//! `response.done`'s output, `response.output_text.done`, `…transcript.done`,
-//! `…function_call_arguments.done`, `…input_audio_transcription.completed`) also replace the
-//! text accumulated from deltas with theirs. Events that start something
-//! (`conversation.item.added`, `response.output_item.added`) fill in only what no delta has
-//! given yet, so an `added` that arrives late does not erase text.
-//!
-//! **Unknown ids.** A delta, `.done`, truncation or deletion naming an item this model
-//! does not hold is ignored ([`Applied::Ignored`] with [`Ignored::UnknownItem`]): nothing is
-//! created for it, so a hostile server cannot grow a map with made-up ids. Events that
-//! carry a whole item or response (`conversation.item.*`, `response.output_item.*`,
-//! `response.done`) create it, within the limits below.
-//!
-//! **Responses.** `response.created` starts a response and makes it the
-//! [active](Conversation::active_response) one; `response.done` ends it and stores the
-//! server's final response (status, usage). The active response is the most recently
-//! created one not yet done; when it ends, the previous one still running (an out-of-band
-//! response, or a second default one from an odd server) becomes active again.
-//! `response.done` for an unknown id records the response, already done.
-//! Events without a response id (`response.done` with no `response.id`) are ignored.
-//!
-//! **Requests.** [`Conversation::apply_client`] records what the client asked for.
-//! A `response.create` waits until a `response.created` claims it: the request whose
-//! `metadata` equals the response's, else the oldest one. A `conversation.item.create`
-//! waits until an item event names its `id`, else (for requests without an id) the oldest
-//! one of the same kind (type; role, or `call_id`) is claimed by the next
-//! `conversation.item.added` that no response, commit or retrieval explains. An `error`
-//! whose `event_id` names a request removes it, and takes it back from a response that
-//! claimed it by position ([`Applied::RequestRejected`]: the VAD auto-response that won
-//! the race against a manual `response.create`). Matching by position is a guess until
-//! then; give requests an `event_id` (and `metadata`) for exact matching.
-//!
-//! **Audio.** No audio byte is stored. Output audio deltas and audio in full items are
-//! counted (bytes, and milliseconds at the response's format); input appends are counted in
-//! microseconds at the session's input format. The audio-delta path is one hash lookup
-//! and an addition.
-//!
-//! **Limits.** A conversation lives as long as a session (60 minutes on OpenAI), so per
-//! item storage is fine; what a hostile server could grow without bound is capped:
-//! [`MAX_ITEMS`] items and [`MAX_RESPONSES`] responses (the oldest evicted first, counted
-//! by [`Conversation::evicted`]), [`MAX_CONTENT_PARTS`] parts per item (later indices
-//! ignored), [`MAX_TEXT_BYTES`] of accumulated text per part and [`MAX_TOTAL_TEXT_BYTES`]
-//! over the conversation (the excess dropped and counted), [`MAX_PENDING`] waiting requests
-//! of each kind (the oldest dropped), and the last [`MAX_COMMITTED`] committed ids.
-//!
-//! **Unknown event types** change nothing ([`Ignored::UnknownEvent`]). The model reads GA
-//! events only; translate beta at the edge ([`crate::beta`]). No sequence of events
-//! panics.
+//! The rules are in [`Conversation`]'s documentation.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -615,7 +549,78 @@ impl InputBuffer {
     }
 }
 
-/// The conversation of one session: see the [module docs](self) for the rules.
+/// The conversation of one session, as the server last described it: fed with
+/// [`Self::apply_server`] for every server event and [`Self::apply_client`] for every client
+/// event sent, in wire order; it never sends, sleeps or logs.
+///
+/// # Rules
+///
+/// **Session.** `session.created` starts a new conversation: everything known before it
+/// is forgotten (a reconnect that replays the old items clones the model first).
+/// `session.updated` replaces the session (the server sends it whole).
+///
+/// **Item order.** [`Conversation::items`] lists the items of the default conversation in
+/// the server's order. An item event (`conversation.item.added`, `.done`, `.created`)
+/// that names a known `previous_item_id` puts the item
+/// right after it, moving it there if it was elsewhere; `previous_item_id: "root"`
+/// (the client's spelling for "first") puts it first. A `previous_item_id` that is `null`,
+/// absent or unknown (an item from before this model joined, or one it evicted) appends
+/// the item at the end, which is what the server does for a `null`.
+/// `response.output_item.added` appends the item too when its response writes to the
+/// default conversation (the later `conversation.item.added` may still move it); items of
+/// out-of-band responses (`conversation: "none"`, `conversation_id: null`) are kept and
+/// found by [`Conversation::item`], but are not in [`Conversation::items`].
+///
+/// **Full items win.** Every event that carries a whole item replaces the stored item with
+/// the server's (audio removed, see below). Events that finish something
+/// (`conversation.item.done`, `conversation.item.retrieved`, `response.output_item.done`,
+/// `response.done`'s output, `response.output_text.done`, `…transcript.done`,
+/// `…function_call_arguments.done`, `…input_audio_transcription.completed`) also replace the
+/// text accumulated from deltas with theirs. Events that start something
+/// (`conversation.item.added`, `response.output_item.added`) fill in only what no delta has
+/// given yet, so an `added` that arrives late does not erase text.
+///
+/// **Unknown ids.** A delta, `.done`, truncation or deletion naming an item this model
+/// does not hold is ignored ([`Applied::Ignored`] with [`Ignored::UnknownItem`]): nothing is
+/// created for it, so a hostile server cannot grow a map with made-up ids. Events that
+/// carry a whole item or response (`conversation.item.*`, `response.output_item.*`,
+/// `response.done`) create it, within the limits below.
+///
+/// **Responses.** `response.created` starts a response and makes it the
+/// [active](Conversation::active_response) one; `response.done` ends it and stores the
+/// server's final response (status, usage). The active response is the most recently
+/// created one not yet done; when it ends, the previous one still running (an out-of-band
+/// response, or a second default one from an odd server) becomes active again.
+/// `response.done` for an unknown id records the response, already done.
+/// Events without a response id (`response.done` with no `response.id`) are ignored.
+///
+/// **Requests.** [`Conversation::apply_client`] records what the client asked for.
+/// A `response.create` waits until a `response.created` claims it: the request whose
+/// `metadata` equals the response's, else the oldest one. A `conversation.item.create`
+/// waits until an item event names its `id`, else (for requests without an id) the oldest
+/// one of the same kind (type; role, or `call_id`) is claimed by the next
+/// `conversation.item.added` that no response, commit or retrieval explains. An `error`
+/// whose `event_id` names a request removes it, and takes it back from a response that
+/// claimed it by position ([`Applied::RequestRejected`]: the VAD auto-response that won
+/// the race against a manual `response.create`). Matching by position is a guess until
+/// then; give requests an `event_id` (and `metadata`) for exact matching.
+///
+/// **Audio.** No audio byte is stored. Output audio deltas and audio in full items are
+/// counted (bytes, and milliseconds at the response's format); input appends are counted in
+/// microseconds at the session's input format. The audio-delta path is one hash lookup
+/// and an addition.
+///
+/// **Limits.** A conversation lives as long as a session (60 minutes on OpenAI), so per
+/// item storage is fine; what a hostile server could grow without bound is capped:
+/// [`MAX_ITEMS`] items and [`MAX_RESPONSES`] responses (the oldest evicted first, counted
+/// by [`Conversation::evicted`]), [`MAX_CONTENT_PARTS`] parts per item (later indices
+/// ignored), [`MAX_TEXT_BYTES`] of accumulated text per part and [`MAX_TOTAL_TEXT_BYTES`]
+/// over the conversation (the excess dropped and counted), [`MAX_PENDING`] waiting requests
+/// of each kind (the oldest dropped), and the last [`MAX_COMMITTED`] committed ids.
+///
+/// **Unknown event types** change nothing ([`Ignored::UnknownEvent`]). The model reads GA
+/// events only; translate beta at the edge ([`crate::beta`]). No sequence of events
+/// panics.
 #[derive(Debug, Clone, Default)]
 pub struct Conversation {
     session: Option<SessionConfig>,
