@@ -133,7 +133,7 @@ fn resampler_for(from: u32, to: u32) -> Result<Option<Resampler>> {
     if from == to {
         return Ok(None);
     }
-    Resampler::new(from, to).map(Some).map_err(Error::from)
+    Resampler::new(from, to).map(Some)
 }
 
 /// Turns a stream of audio deltas in one format into 24 kHz mono PCM16.

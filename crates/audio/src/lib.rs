@@ -37,26 +37,8 @@ pub use reelthyme_schema::g711;
 pub use resample::Resampler;
 pub use tracker::{PlaybackTracker, Truncation};
 
-/// Why audio could not be handled.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AudioError {
-    /// A sample rate (or ratio) that cannot be used.
-    #[error("unusable sample rate: {0}")]
-    Rate(String),
-    /// A device could not be found, opened or kept running.
-    #[error("audio device: {0}")]
-    Device(String),
-}
-
-impl From<AudioError> for Error {
-    fn from(error: AudioError) -> Self {
-        match error {
-            AudioError::Rate(message) => Self::new(ErrorKind::Rate, message),
-            AudioError::Device(message) => Self::new(ErrorKind::StreamFailed, message),
-        }
-    }
-}
+/// The name this crate's error had before [`Error`] and [`ErrorKind`]; the same type.
+pub type AudioError = Error;
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

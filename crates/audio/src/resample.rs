@@ -8,7 +8,7 @@
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler as _};
 
-use crate::AudioError;
+use crate::{Error, ErrorKind, Result};
 
 /// A mono streaming resampler from one rate to another (a pass-through when they are equal).
 pub struct Resampler {
@@ -38,20 +38,22 @@ impl Resampler {
     /// A resampler from `from` Hz to `to` Hz.
     ///
     /// # Errors
-    /// [`AudioError::Rate`] for a zero rate or a ratio rubato cannot build.
-    pub fn new(from: u32, to: u32) -> Result<Self, AudioError> {
+    /// [`ErrorKind::Rate`] for a zero rate or a ratio rubato cannot build.
+    pub fn new(from: u32, to: u32) -> Result<Self> {
         if from == 0 || to == 0 {
-            return Err(AudioError::Rate(format!(
-                "sample rates must be positive ({from} → {to})"
-            )));
+            return Err(Error::new(
+                ErrorKind::Rate,
+                format!("sample rates must be positive ({from} → {to})"),
+            ));
         }
         let chunk = (from as usize / 100).max(1);
         let inner = if from == to {
             None
         } else {
             Some(
-                Fft::<f32>::new(from as usize, to as usize, chunk, 1, FixedSync::Input)
-                    .map_err(|e| AudioError::Rate(format!("{from} → {to}: {e}")))?,
+                Fft::<f32>::new(from as usize, to as usize, chunk, 1, FixedSync::Input).map_err(
+                    |e| Error::new(ErrorKind::Rate, format!("{from} → {to}: {e}")).with_source(e),
+                )?,
             )
         };
         let trim = inner.as_ref().map_or(0, rubato::Resampler::output_delay);

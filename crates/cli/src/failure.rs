@@ -28,7 +28,10 @@ fn message(error: &anyhow::Error) -> String {
 
 fn hint(error: &anyhow::Error) -> Option<String> {
     #[cfg(feature = "audio")]
-    if let Some(AudioError::Device(_)) = error.chain().find_map(|e| e.downcast_ref::<AudioError>())
+    if error
+        .chain()
+        .find_map(|e| e.downcast_ref::<AudioError>())
+        .is_some_and(|e| e.kind().is_device())
     {
         return Some(DEVICE_HINT.to_owned());
     }

@@ -10,8 +10,11 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
 
-use super::{API_RATE, DeviceFormat, Direction, SampleFormat, device_error, open_default};
-use crate::{AudioError, Resampler, downmix, f32_to_i16};
+use super::{
+    API_RATE, DeviceFormat, Direction, SampleFormat, device_error, open_default, stream_error,
+    thread_died, thread_error,
+};
+use crate::{Error, Resampler, Result, downmix, f32_to_i16};
 
 /// How often the worker empties the ring.
 const WORKER_PERIOD: Duration = Duration::from_millis(2);
@@ -61,7 +64,7 @@ pub enum Captured {
     /// A chunk of 24 kHz mono PCM16 (the last one, on stop, may be shorter).
     Audio(Vec<i16>),
     /// The device failed; capture has stopped.
-    Error(AudioError),
+    Error(Error),
     /// Audio was lost here: the callback found the ring full (`on_audio` or the machine fell
     /// 20 seconds behind the device; an unpaced device does at once). Capture goes on.
     Overrun {
@@ -77,7 +80,7 @@ type Ready = Result<
         rtrb::Consumer<f32>,
         rtrb::Consumer<cpal::Error>,
     ),
-    AudioError,
+    Error,
 >;
 
 impl Capture {
@@ -87,12 +90,13 @@ impl Capture {
     /// delay loses audio, reported as [`Captured::Overrun`]).
     ///
     /// # Errors
-    /// [`AudioError::Device`] when no device can be opened.
+    /// When no device can be opened: [`ErrorKind::DeviceNotFound`](crate::ErrorKind),
+    /// `DeviceBusy`, `PermissionDenied`, `UnsupportedFormat` or `StreamFailed`.
     pub fn start(
         device: Option<&str>,
         chunk_ms: u32,
         on_audio: impl FnMut(Captured) + Send + 'static,
-    ) -> Result<Self, AudioError> {
+    ) -> Result<Self> {
         let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         // Dropped by the stream thread once no callback can run any more: the worker then
@@ -116,10 +120,8 @@ impl Capture {
                     }
                 }
             })
-            .map_err(|e| device_error("starting the capture thread", e))?;
-        let (format, ring, errors) = ready_rx
-            .recv()
-            .map_err(|_| AudioError::Device("the capture thread died".into()))??;
+            .map_err(|e| thread_error("starting the capture thread", e))?;
+        let (format, ring, errors) = ready_rx.recv().map_err(|_| thread_died("capture"))??;
         let worker = Worker {
             ring,
             errors,
@@ -134,7 +136,7 @@ impl Capture {
         let worker = std::thread::Builder::new()
             .name("reelthyme-capture-worker".into())
             .spawn(move || worker.run(&stopped_rx))
-            .map_err(|e| device_error("starting the capture worker", e))?;
+            .map_err(|e| thread_error("starting the capture worker", e))?;
         Ok(Self {
             format,
             shared,
@@ -248,7 +250,7 @@ impl Worker {
         }
         if let Ok(error) = self.errors.pop() {
             tracing::warn!(%error, "capture stream error");
-            self.chunker.fail(device_error("capture", error));
+            self.chunker.fail(stream_error("capture", error));
         }
     }
 }
@@ -322,7 +324,7 @@ impl Chunker {
         }
     }
 
-    fn fail(&mut self, error: AudioError) {
+    fn fail(&mut self, error: Error) {
         if !self.failed {
             self.failed = true;
             (self.on_audio)(Captured::Error(error));
@@ -345,7 +347,7 @@ struct Input {
     shared: Arc<CaptureShared>,
 }
 
-fn open_input(name: Option<&str>, shared: Arc<CaptureShared>) -> Result<OpenedInput, AudioError> {
+fn open_input(name: Option<&str>, shared: Arc<CaptureShared>) -> Result<OpenedInput> {
     let (device, config, format) = open_default(Direction::Input, name)?;
     let channels = usize::from(format.channels.max(1));
     // A whole number of frames, so that a frame never straddles the ring's end.
@@ -409,7 +411,7 @@ fn build_input<T>(
     device: &cpal::Device,
     config: &cpal::StreamConfig,
     input: Input,
-) -> Result<cpal::Stream, AudioError>
+) -> Result<cpal::Stream>
 where
     T: SizedSample,
     f32: FromSample<T>,

@@ -20,13 +20,44 @@ pub use capture::{Capture, Captured};
 pub use player::{Cut, Player};
 pub use render::Clock;
 
-use crate::AudioError;
+use crate::{Error, ErrorKind, Result};
 
 /// The rate the API speaks.
 const API_RATE: u32 = crate::codec::API_RATE;
 
-fn device_error(what: &str, error: impl std::fmt::Display) -> AudioError {
-    AudioError::Device(format!("{what}: {error}"))
+/// A cpal failure while doing `what`, classified (cpal's error is the source).
+fn device_error(what: &str, error: cpal::Error) -> Error {
+    let kind = match error.kind() {
+        cpal::ErrorKind::DeviceBusy => ErrorKind::DeviceBusy,
+        cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::HostUnavailable => {
+            ErrorKind::DeviceNotFound
+        }
+        cpal::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        cpal::ErrorKind::UnsupportedConfig => ErrorKind::UnsupportedFormat,
+        _ => ErrorKind::StreamFailed,
+    };
+    Error::new(kind, format!("{what}: {error}")).with_source(error)
+}
+
+/// A cpal failure of a running stream: a device that went away may come back, so it is a
+/// failed stream (worth a retry), not a missing device.
+fn stream_error(what: &str, error: cpal::Error) -> Error {
+    let error = device_error(what, error);
+    if error.kind() == ErrorKind::DeviceNotFound {
+        error.with_kind(ErrorKind::StreamFailed)
+    } else {
+        error
+    }
+}
+
+/// A failure to start one of the threads a stream needs.
+fn thread_error(what: &str, error: std::io::Error) -> Error {
+    Error::new(ErrorKind::StreamFailed, format!("{what}: {error}")).with_source(error)
+}
+
+/// A stream thread that ended before answering (it panicked).
+fn thread_died(which: &str) -> Error {
+    Error::new(ErrorKind::StreamFailed, format!("the {which} thread died"))
 }
 
 /// Which way audio flows through a device.
@@ -59,7 +90,7 @@ fn device_name(device: &cpal::Device) -> String {
 fn devices_of(
     host: &cpal::Host,
     direction: Direction,
-) -> Result<Box<dyn Iterator<Item = cpal::Device>>, AudioError> {
+) -> Result<Box<dyn Iterator<Item = cpal::Device>>> {
     let devices: Box<dyn Iterator<Item = cpal::Device>> = match direction {
         Direction::Input => Box::new(
             host.input_devices()
@@ -77,7 +108,7 @@ fn devices_of(
 ///
 /// # Errors
 /// When the host cannot list devices.
-pub fn list_devices(direction: Direction) -> Result<Vec<String>, AudioError> {
+pub fn list_devices(direction: Direction) -> Result<Vec<String>> {
     let host = cpal::default_host();
     Ok(devices_of(&host, direction)?
         .map(|d| device_name(&d))
@@ -89,7 +120,7 @@ pub fn list_devices(direction: Direction) -> Result<Vec<String>, AudioError> {
 ///
 /// # Errors
 /// When the host cannot list devices.
-pub fn device_names(input: bool) -> Result<Vec<String>, AudioError> {
+pub fn device_names(input: bool) -> Result<Vec<String>> {
     list_devices(if input {
         Direction::Input
     } else {
@@ -97,17 +128,27 @@ pub fn device_names(input: bool) -> Result<Vec<String>, AudioError> {
     })
 }
 
-fn find_device(direction: Direction, name: Option<&str>) -> Result<cpal::Device, AudioError> {
+fn find_device(direction: Direction, name: Option<&str>) -> Result<cpal::Device> {
     let host = cpal::default_host();
     match name {
         None => match direction {
             Direction::Input => host.default_input_device(),
             Direction::Output => host.default_output_device(),
         }
-        .ok_or_else(|| AudioError::Device(format!("no default {} device", direction.name()))),
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::DeviceNotFound,
+                format!("no default {} device", direction.name()),
+            )
+        }),
         Some(name) => devices_of(&host, direction)?
             .find(|d| device_name(d) == name)
-            .ok_or_else(|| AudioError::Device(format!("no device named {name:?}"))),
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::DeviceNotFound,
+                    format!("no device named {name:?}"),
+                )
+            }),
     }
 }
 
@@ -152,12 +193,12 @@ impl SampleFormat {
     }
 
     /// The device's format, or the error of a format this crate cannot convert.
-    fn of_device(format: cpal::SampleFormat, direction: Direction) -> Result<Self, AudioError> {
+    fn of_device(format: cpal::SampleFormat, direction: Direction) -> Result<Self> {
         Self::from_cpal(format).ok_or_else(|| {
-            AudioError::Device(format!(
-                "unsupported {} sample format {format:?}",
-                direction.name()
-            ))
+            Error::new(
+                ErrorKind::UnsupportedFormat,
+                format!("unsupported {} sample format {format:?}", direction.name()),
+            )
         })
     }
 }
@@ -200,7 +241,7 @@ pub struct DeviceFormat {
 fn open_default(
     direction: Direction,
     name: Option<&str>,
-) -> Result<(cpal::Device, cpal::StreamConfig, DeviceFormat), AudioError> {
+) -> Result<(cpal::Device, cpal::StreamConfig, DeviceFormat)> {
     let device = find_device(direction, name)?;
     let supported = match direction {
         Direction::Input => device.default_input_config(),

@@ -15,8 +15,11 @@ use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
 
 use super::render::{PlayerShared, render};
-use super::{API_RATE, Clock, DeviceFormat, Direction, SampleFormat, device_error, open_default};
-use crate::{AudioError, PlaybackTracker, Resampler, Truncation, i16_to_f32};
+use super::{
+    API_RATE, Clock, DeviceFormat, Direction, SampleFormat, device_error, open_default,
+    stream_error, thread_died, thread_error,
+};
+use crate::{Error, ErrorKind, PlaybackTracker, Resampler, Result, Truncation, i16_to_f32};
 
 /// The default longest playback backlog (see [`Player::set_max_backlog`]).
 const DEFAULT_MAX_BACKLOG_SECONDS: u64 = 300;
@@ -104,9 +107,9 @@ impl Producer {
         }
         report(
             shared,
-            AudioError::Device(
-                "the output device did not respond to a barge-in within 500 ms: it is stalled or stopped"
-                    .into(),
+            Error::new(
+                ErrorKind::Stalled,
+                "the output device did not respond to a barge-in within 500 ms: it is stalled or stopped",
             ),
         );
         shared.flushed.fetch_max(front.epoch, Ordering::AcqRel);
@@ -223,7 +226,7 @@ impl Future for Cut {
     }
 }
 
-fn report(shared: &PlayerShared, error: AudioError) {
+fn report(shared: &PlayerShared, error: Error) {
     let mut slot = shared.error.lock().unwrap_or_else(PoisonError::into_inner);
     if slot.is_none() {
         *slot = Some(error);
@@ -256,8 +259,9 @@ impl Player {
     /// Opens the default output device, or the one named, at its default configuration.
     ///
     /// # Errors
-    /// [`AudioError::Device`] when no device can be opened.
-    pub fn start(device: Option<&str>) -> Result<Self, AudioError> {
+    /// When no device can be opened: [`ErrorKind::DeviceNotFound`], `DeviceBusy`,
+    /// `PermissionDenied`, `UnsupportedFormat` or `StreamFailed`.
+    pub fn start(device: Option<&str>) -> Result<Self> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let device = device.map(str::to_owned);
@@ -279,13 +283,9 @@ impl Player {
                     }
                 },
             )
-            .map_err(|e| device_error("starting the playback thread", e))?;
-        let format = ready_rx
-            .recv()
-            .map_err(|_| AudioError::Device("the playback thread died".into()))??;
-        let (ring, errors) = ring_rx
-            .recv()
-            .map_err(|_| AudioError::Device("the playback thread died".into()))?;
+            .map_err(|e| thread_error("starting the playback thread", e))?;
+        let format = ready_rx.recv().map_err(|_| thread_died("playback"))??;
+        let (ring, errors) = ring_rx.recv().map_err(|_| thread_died("playback"))?;
         Self::assemble(
             shared,
             ring,
@@ -301,8 +301,8 @@ impl Player {
     /// A player on a device you drive with the returned [`Clock`] (see there).
     ///
     /// # Errors
-    /// [`AudioError::Rate`] for an unusable rate.
-    pub fn with_clock(rate: u32, channels: u16) -> Result<(Self, Clock), AudioError> {
+    /// [`ErrorKind::Rate`] for an unusable rate.
+    pub fn with_clock(rate: u32, channels: u16) -> Result<(Self, Clock)> {
         let shared = Arc::new(PlayerShared::default());
         let (ring, consumer) = rtrb::RingBuffer::new(ring_frames(rate));
         let format = DeviceFormat {
@@ -320,7 +320,7 @@ impl Player {
         mut ring: rtrb::Producer<f32>,
         format: DeviceFormat,
         stream: Option<Stream>,
-    ) -> Result<Self, AudioError> {
+    ) -> Result<Self> {
         let (stop, stream_thread, mut errors) = match stream {
             Some(Stream {
                 stop,
@@ -366,7 +366,7 @@ impl Player {
                                 .error
                                 .lock()
                                 .unwrap_or_else(PoisonError::into_inner) =
-                                Some(device_error("playback", error));
+                                Some(stream_error("playback", error));
                         }
                         producer.expire(&feeder_shared, Instant::now());
                         // While a barge-in flush is pending the callback will discard the
@@ -388,7 +388,7 @@ impl Player {
                     std::thread::sleep(FEEDER_PERIOD);
                 }
             })
-            .map_err(|e| device_error("starting the playback feeder", e))?;
+            .map_err(|e| thread_error("starting the playback feeder", e))?;
         let threads = stream_thread
             .into_iter()
             .chain(std::iter::once(feeder))
@@ -429,10 +429,13 @@ impl Player {
         if producer.pending.len() as u64 + producer.scratch.len() as u64 > max {
             if !std::mem::replace(&mut producer.overflowed, true) {
                 tracing::warn!("playback backlog full: the output device is not consuming");
-                self.report(AudioError::Device(format!(
-                    "playback backlog over {} s: the output device is not consuming audio",
-                    max / u64::from(self.format.rate.max(1))
-                )));
+                self.report(Error::new(
+                    ErrorKind::Stalled,
+                    format!(
+                        "playback backlog over {} s: the output device is not consuming audio",
+                        max / u64::from(self.format.rate.max(1))
+                    ),
+                ));
             }
             return;
         }
@@ -497,7 +500,7 @@ impl Player {
         Cut { slot }
     }
 
-    fn report(&self, error: AudioError) {
+    fn report(&self, error: Error) {
         report(&self.shared, error);
     }
 
@@ -523,7 +526,7 @@ impl Player {
     }
 
     /// The device error that stopped playback, if any.
-    pub fn error(&self) -> Option<AudioError> {
+    pub fn error(&self) -> Option<Error> {
         self.shared.error.lock().expect("error lock").clone()
     }
 }
@@ -553,7 +556,7 @@ struct OpenedOutput {
     errors: rtrb::Consumer<cpal::Error>,
 }
 
-fn open_output(name: Option<&str>, shared: Arc<PlayerShared>) -> Result<OpenedOutput, AudioError> {
+fn open_output(name: Option<&str>, shared: Arc<PlayerShared>) -> Result<OpenedOutput> {
     let (device, config, format) = open_default(Direction::Output, name)?;
     let (ring, consumer) = rtrb::RingBuffer::new(ring_frames(format.rate));
     let (errors_tx, errors) = rtrb::RingBuffer::new(STREAM_ERRORS);
@@ -592,7 +595,7 @@ fn build_output<T>(
     device: &cpal::Device,
     config: &cpal::StreamConfig,
     output: Output,
-) -> Result<cpal::Stream, AudioError>
+) -> Result<cpal::Stream>
 where
     T: SizedSample + FromSample<f32>,
 {

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::AudioError;
+use crate::Error;
 
 /// What the audio callback shares with the rest: counters and the barge-in flush flag.
 /// The callback takes no lock; samples reach it through a lock-free ring.
@@ -30,7 +30,7 @@ pub(super) struct PlayerShared {
     pub(super) closed: AtomicBool,
     /// The first error, reported by non-realtime threads only (the feeder reports the
     /// stream errors the error callback queues).
-    pub(super) error: Mutex<Option<AudioError>>,
+    pub(super) error: Mutex<Option<Error>>,
 }
 
 /// The output callback's work, shared by the cpal stream and [`Clock`]: honour a pending
