@@ -77,9 +77,7 @@ impl Engine {
                 self.track.push(TrackAudio {
                     response_id,
                     item_id,
-                    rate: format
-                        .sample_rate()
-                        .unwrap_or(reelthyme_schema::PCM_SAMPLE_RATE),
+                    rate: reelthyme_audio::codec::rate_of(Some(&format)),
                     samples,
                 });
             }

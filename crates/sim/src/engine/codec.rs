@@ -1,37 +1,18 @@
-//! Samples to and from the session's audio formats: PCM16 as base64, or G.711 μ-law/A-law.
+//! The session's audio formats, through `reelthyme_audio::codec` (written once for the
+//! client and the simulator): only the wording of a decode failure is the API's own.
 
-use reelthyme_schema::{AudioFormat, Base64Audio, g711};
+use reelthyme_audio::codec;
+use reelthyme_schema::{AudioFormat, Base64Audio};
 
-/// The samples of an append in `format`.
+/// The samples of an append in `format`, at the format's rate; a failure is worded as the
+/// payload's own error (bad base64, an odd number of PCM16 bytes).
 pub(super) fn decode(format: &AudioFormat, audio: &Base64Audio) -> Result<Vec<i16>, String> {
-    match format {
-        AudioFormat::Pcmu(_) => audio
-            .decode_bytes()
-            .map(|b| b.into_iter().map(g711::ulaw_decode).collect())
-            .map_err(|e| e.to_string()),
-        AudioFormat::Pcma(_) => audio
-            .decode_bytes()
-            .map(|b| b.into_iter().map(g711::alaw_decode).collect())
-            .map_err(|e| e.to_string()),
-        _ => audio.decode_pcm16().map_err(|e| e.to_string()),
-    }
+    codec::decode(Some(format), audio).map_err(|error| {
+        std::error::Error::source(&error).map_or_else(|| error.to_string(), ToString::to_string)
+    })
 }
 
-/// `samples` as a base64 payload in `format`.
+/// `samples` (at the format's rate) as a base64 payload in `format`.
 pub(super) fn encode(format: &AudioFormat, samples: &[i16]) -> Base64Audio {
-    match format {
-        AudioFormat::Pcma(_) => Base64Audio::from_bytes(
-            &samples
-                .iter()
-                .map(|&s| g711::alaw_encode(s))
-                .collect::<Vec<_>>(),
-        ),
-        AudioFormat::Pcmu(_) => Base64Audio::from_bytes(
-            &samples
-                .iter()
-                .map(|&s| g711::ulaw_encode(s))
-                .collect::<Vec<_>>(),
-        ),
-        _ => Base64Audio::from_pcm16(samples),
-    }
+    codec::encode_base64(Some(format), samples)
 }

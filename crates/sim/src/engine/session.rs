@@ -151,7 +151,7 @@ impl Engine {
     }
 
     pub(super) fn input_rate(&self) -> u32 {
-        sane_rate(self.input_format().sample_rate().unwrap_or(24_000))
+        sane_rate(reelthyme_audio::codec::rate_of(Some(&self.input_format())))
     }
 
     pub(super) fn vad_settings(&self) -> Option<(VadSettings, bool, bool)> {

@@ -1,6 +1,7 @@
 //! Performing a response's steps: the events each produces, the item it builds (stored in
 //! the conversation unless out-of-band), and the `response.done` that ends it.
 
+use reelthyme_audio::codec::rate_of;
 use serde_json::{Value, json};
 
 use super::{OpenItem, PartKind, Step};
@@ -35,10 +36,7 @@ impl Engine {
                 );
                 if in_conversation {
                     let previous = self.last_item_id();
-                    let rate = self.responses[index]
-                        .output_format
-                        .sample_rate()
-                        .unwrap_or(24_000);
+                    let rate = rate_of(Some(&self.responses[index].output_format));
                     self.items.push(Stored::new(item.clone(), Vec::new(), rate));
                     self.prune_conversation();
                     self.emit(
@@ -243,10 +241,8 @@ impl Engine {
             })
             .sum::<u64>();
         // The audio the response spoke, at its own rate (8 kHz for G.711).
-        let audio_tokens = usage::audio_tokens(
-            active.audio_samples,
-            active.output_format.sample_rate().unwrap_or(24_000),
-        );
+        let audio_tokens =
+            usage::audio_tokens(active.audio_samples, rate_of(Some(&active.output_format)));
         let output_tokens = text_tokens.saturating_add(audio_tokens);
         set(&mut response, "status", Value::String(status.to_owned()));
         set(&mut response, "status_details", details);

@@ -129,7 +129,7 @@ impl Engine {
                     Reply::Text(text) => (text, false),
                     _ => unreachable!("handled above"),
                 };
-                let rate = sane_rate(format.sample_rate().unwrap_or(24_000));
+                let rate = sane_rate(reelthyme_audio::codec::rate_of(Some(&format)));
                 let max_samples =
                     (MAX_REPLY_AUDIO.as_secs() as usize).saturating_mul(rate as usize);
                 // 65 ms of speech per character: the audio cap is a character cap too.
