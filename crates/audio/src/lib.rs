@@ -29,8 +29,8 @@ pub use codec::{Codec, Decoder, Encoder};
 pub use convert::{downmix, f32_to_i16, i16_to_f32, upmix};
 #[cfg(feature = "devices")]
 pub use devices::{
-    Capture, Captured, Clock, Cut, DeviceFormat, Direction, Player, SampleFormat, device_names,
-    list_devices,
+    Capture, Captured, Clock, Cut, DeviceFormat, Direction, Drained, Player, SampleFormat,
+    device_names, list_devices,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use reelthyme_schema::g711;

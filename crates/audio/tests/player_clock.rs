@@ -268,3 +268,52 @@ fn cuts_in_a_row_and_a_dropped_player_resolve() {
         "a cut outlives its player and resolves"
     );
 }
+
+/// `drained()` is ready at once with nothing queued, pending while audio waits for the
+/// device, ready once the device played it all (woken by the feeder), and ends when the
+/// player is dropped.
+#[test]
+fn drained_resolves_when_the_device_has_played_everything() {
+    let (player, mut clock) = Player::with_clock(24_000, 1).unwrap();
+    let unpark = Arc::new(Unpark {
+        thread: std::thread::current(),
+        wakes: 0.into(),
+    });
+    let mut idle = player.drained();
+    assert_eq!(
+        poll_until(&mut idle, &unpark, Duration::ZERO),
+        Some(()),
+        "nothing queued: drained already"
+    );
+
+    player.play("item_a", &tone_100ms());
+    player.finish("item_a");
+    let mut drained = player.drained();
+    assert_eq!(
+        poll_until(&mut drained, &unpark, Duration::from_millis(30)),
+        None,
+        "drained before the device played anything"
+    );
+    // Half of it: still pending.
+    play_at_least(&mut clock, 1_200);
+    assert_eq!(
+        poll_until(&mut drained, &unpark, Duration::from_millis(20)),
+        None
+    );
+    play_at_least(&mut clock, 1_200);
+    assert_eq!(player.backlog_ms(), 0);
+    assert_eq!(
+        poll_until(&mut drained, &unpark, Duration::from_secs(2)),
+        Some(()),
+        "the feeder wakes it once the device has played everything"
+    );
+
+    player.play("item_b", &tone_100ms());
+    let mut pending = player.drained();
+    drop(player);
+    assert_eq!(
+        poll_until(&mut pending, &unpark, Duration::from_secs(2)),
+        Some(()),
+        "a dropped player ends the wait"
+    );
+}

@@ -49,6 +49,8 @@ struct Producer {
     /// Barge-ins waiting for the callback to honour their flush, oldest first: the
     /// tracker of the interrupted audio, which the frames played until the flush belong to.
     cuts: VecDeque<PendingCut>,
+    /// Waiting for playback to drain ([`Player::drained`]).
+    drain_waiters: Vec<Arc<Slot<()>>>,
     /// Whether audio was dropped because the backlog was full (reported once).
     overflowed: bool,
 }
@@ -58,7 +60,7 @@ struct PendingCut {
     tracker: PlaybackTracker,
     epoch: u64,
     deadline: Instant,
-    slot: Arc<CutSlot>,
+    slot: Arc<Slot<Option<Truncation>>>,
 }
 
 impl Producer {
@@ -116,46 +118,114 @@ impl Producer {
         self.sync(shared);
     }
 
-    /// The player is closing: every cut completes with what was played.
+    /// The player is closing: every cut completes with what was played, every wait for
+    /// draining ends.
     fn close(&mut self, shared: &PlayerShared) {
         self.sync(shared);
         if let Some(last) = self.cuts.back() {
             shared.flushed.fetch_max(last.epoch, Ordering::AcqRel);
         }
         self.sync(shared);
+        for waiter in self.drain_waiters.drain(..) {
+            waiter.complete(());
+        }
+    }
+
+    /// Frames queued and not yet played: waiting in `pending`, or in the ring.
+    fn backlog_frames(&self, shared: &PlayerShared) -> u64 {
+        let done = shared.played.load(Ordering::Acquire) + shared.discarded.load(Ordering::Acquire);
+        self.pending.len() as u64 + self.sent.saturating_sub(done)
+    }
+
+    /// Tells those waiting that playback drained, if it did.
+    fn notify_drained(&mut self, shared: &PlayerShared) {
+        if !self.drain_waiters.is_empty() && self.backlog_frames(shared) == 0 {
+            for waiter in self.drain_waiters.drain(..) {
+                waiter.complete(());
+            }
+        }
     }
 }
 
-/// Where a barge-in's truncation is delivered, by whichever non-realtime thread sees its
-/// flush honoured first (the feeder, every 2 ms, or a caller of `played_ms`) — never by the
-/// audio callback, which takes no lock.
-#[derive(Default)]
-struct CutSlot {
-    state: Mutex<CutState>,
+/// Where a barge-in's truncation (or the news that playback drained) is delivered, by
+/// whichever non-realtime thread sees it first (the feeder, every 2 ms, or a caller of
+/// `played_ms`) — never by the audio callback, which takes no lock.
+struct Slot<T> {
+    state: Mutex<SlotState<T>>,
     done: Condvar,
 }
 
-#[derive(Default)]
-struct CutState {
-    /// `Some` once complete (the truncation, if any, until it is taken).
-    result: Option<Option<Truncation>>,
+struct SlotState<T> {
+    done: bool,
+    /// The result, until it is taken.
+    result: Option<T>,
     waker: Option<Waker>,
 }
 
-impl CutSlot {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CutState> {
+impl<T: Default> Slot<T> {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(SlotState {
+                done: false,
+                result: None,
+                waker: None,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState<T>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn complete(&self, truncation: Option<Truncation>) {
+    fn is_done(&self) -> bool {
+        self.lock().done
+    }
+
+    fn complete(&self, result: T) {
         let waker = {
             let mut state = self.lock();
-            state.result = Some(truncation);
+            if state.done {
+                return;
+            }
+            state.done = true;
+            state.result = Some(result);
             state.waker.take()
         };
         self.done.notify_all();
         if let Some(waker) = waker {
             waker.wake();
+        }
+    }
+
+    fn poll(&self, cx: &Context<'_>) -> Poll<T> {
+        let mut state = self.lock();
+        if state.done {
+            return Poll::Ready(state.result.take().unwrap_or_default());
+        }
+        match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Blocks until complete, or `None` at `give_up`.
+    fn wait_until(&self, give_up: Instant) -> Option<T> {
+        let mut state = self.lock();
+        loop {
+            if state.done {
+                return Some(state.result.take().unwrap_or_default());
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                return None;
+            }
+            state = self
+                .done
+                .wait_timeout(state, give_up - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 }
@@ -167,13 +237,13 @@ impl CutSlot {
 /// The flush is already requested: dropping the `Cut` only forgoes the truncation.
 #[must_use = "the flush is requested already; await the `Cut` for what to truncate"]
 pub struct Cut {
-    slot: Arc<CutSlot>,
+    slot: Arc<Slot<Option<Truncation>>>,
 }
 
 impl std::fmt::Debug for Cut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cut")
-            .field("done", &self.slot.lock().result.is_some())
+            .field("done", &self.slot.is_done())
             .finish()
     }
 }
@@ -181,7 +251,7 @@ impl std::fmt::Debug for Cut {
 impl Cut {
     /// Whether the cut is complete (polling would be ready).
     pub fn is_done(&self) -> bool {
-        self.slot.lock().result.is_some()
+        self.slot.is_done()
     }
 
     /// Blocks until the cut completes (at most a little over 500 ms) and returns what to
@@ -189,24 +259,12 @@ impl Cut {
     pub fn wait(self) -> Option<Truncation> {
         // The feeder completes every cut by its deadline; the margin covers a starved
         // feeder thread, never an unbounded wait.
-        let give_up = Instant::now() + CUT_TIMEOUT * 4;
-        let mut state = self.slot.lock();
-        loop {
-            if let Some(result) = state.result.as_mut() {
-                return result.take();
-            }
-            let now = Instant::now();
-            if now >= give_up {
+        self.slot
+            .wait_until(Instant::now() + CUT_TIMEOUT * 4)
+            .unwrap_or_else(|| {
                 tracing::warn!("a barge-in was not completed in time: no truncation");
-                return None;
-            }
-            state = self
-                .slot
-                .done
-                .wait_timeout(state, give_up - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+                None
+            })
     }
 }
 
@@ -214,15 +272,31 @@ impl Future for Cut {
     type Output = Option<Truncation>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.slot.lock();
-        if let Some(result) = state.result.as_mut() {
-            return Poll::Ready(result.take());
-        }
-        match &state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => state.waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.slot.poll(cx)
+    }
+}
+
+/// Playback drained ([`Player::drained`]): resolves once everything queued has been
+/// played (or flushed by a barge-in), or when the player is dropped. A device that stopped
+/// consuming never drains: wait with a timeout, or watch [`Player::error`].
+#[must_use = "a future does nothing unless polled"]
+pub struct Drained {
+    slot: Arc<Slot<()>>,
+}
+
+impl std::fmt::Debug for Drained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drained")
+            .field("done", &self.slot.is_done())
+            .finish()
+    }
+}
+
+impl Future for Drained {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.slot.poll(cx)
     }
 }
 
@@ -341,6 +415,7 @@ impl Player {
             seen: 0,
             sent: 0,
             cuts: VecDeque::new(),
+            drain_waiters: Vec::new(),
             overflowed: false,
         }));
         // The feeder moves queued audio into the ring as the device makes room, so the
@@ -369,6 +444,7 @@ impl Player {
                                 Some(stream_error("playback", error));
                         }
                         producer.expire(&feeder_shared, Instant::now());
+                        producer.notify_drained(&feeder_shared);
                         // While a barge-in flush is pending the callback will discard the
                         // ring: anything written now would be lost and miscounted.
                         let flushing = feeder_shared.flushed.load(Ordering::Acquire)
@@ -477,7 +553,7 @@ impl Player {
     /// honoured it), and the returned [`Cut`] resolves to what to truncate — the same exact
     /// split of played frames as [`Player::interrupt`], within the same 500 ms bound.
     pub fn cut(&self) -> Cut {
-        let slot = Arc::new(CutSlot::default());
+        let slot = Slot::new();
         let mut producer = self.producer.lock().expect("producer lock");
         let producer = &mut *producer;
         producer.sync(&self.shared);
@@ -514,10 +590,21 @@ impl Player {
     /// Milliseconds queued and not yet played.
     pub fn backlog_ms(&self) -> u64 {
         let producer = self.producer.lock().expect("producer lock");
-        let done = self.shared.played.load(Ordering::Acquire)
-            + self.shared.discarded.load(Ordering::Acquire);
-        let in_ring = producer.sent.saturating_sub(done);
-        (producer.pending.len() as u64 + in_ring) * 1000 / u64::from(self.format.rate)
+        producer.backlog_frames(&self.shared) * 1000 / u64::from(self.format.rate)
+    }
+
+    /// Resolves once everything queued so far has been played ([`Player::backlog_ms`] is
+    /// 0), woken by the feeder thread within 2 ms of it; at once when nothing is queued.
+    /// Audio queued meanwhile counts too: it resolves when the device has nothing left.
+    pub fn drained(&self) -> Drained {
+        let slot = Slot::new();
+        let mut producer = self.producer.lock().expect("producer lock");
+        if producer.backlog_frames(&self.shared) == 0 {
+            slot.complete(());
+        } else {
+            producer.drain_waiters.push(slot.clone());
+        }
+        Drained { slot }
     }
 
     /// Frames the device has consumed since the stream started (played or idle).
