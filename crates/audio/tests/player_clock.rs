@@ -295,12 +295,12 @@ fn drained_resolves_when_the_device_has_played_everything() {
         "drained before the device played anything"
     );
     // Half of it: still pending.
-    play_at_least(&mut clock, 1_200);
+    let half = play_at_least(&mut clock, 1_200);
     assert_eq!(
         poll_until(&mut drained, &unpark, Duration::from_millis(20)),
         None
     );
-    play_at_least(&mut clock, 1_200);
+    play_at_least(&mut clock, 2_400 - half);
     assert_eq!(player.backlog_ms(), 0);
     assert_eq!(
         poll_until(&mut drained, &unpark, Duration::from_secs(2)),
