@@ -4,16 +4,19 @@
 use std::fmt;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// Fields this version of the library does not model, kept as received so that
 /// re-serialising an event gives back what the server sent.
 ///
-/// Every struct in this crate flattens one of these. The key `type` is never stored here:
-/// in this protocol it is always the discriminator of a tagged object, which the enclosing
-/// enum owns.
+/// Every struct in this crate flattens one of these. A `type` is kept here like any other
+/// unknown field, except in the struct of a tagged union's variant, where `type` is the
+/// discriminator the enum owns: the enum's parsers (`from_json`, `from_value`, serde) take
+/// it off before the variant is read, and its serialiser writes it. (So do not put `type`
+/// in a variant's `extra`, nor parse a variant's struct on its own from a tagged object:
+/// the enum would write `type` twice.)
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Extra(pub Map<String, Value>);
@@ -53,17 +56,15 @@ impl<'de> Deserialize<'de> for Extra {
                 let mut seen_type = false;
                 while let Some(key) = access.next_key::<String>()? {
                     if key == "type" {
-                        // A second tag would make the text say two things at once (a
-                        // tree keeps the last, the fast path reads the first): refuse it,
-                        // as serde does for any other field given twice.
+                        // A second `type` would make the text say two things at once (a
+                        // tree keeps the last, a reader that stops early the first):
+                        // refuse it, as the tagged unions do for their tag.
                         if seen_type {
                             return Err(serde::de::Error::duplicate_field("type"));
                         }
                         seen_type = true;
-                        access.next_value::<IgnoredAny>()?;
-                    } else {
-                        map.insert(key, access.next_value()?);
                     }
+                    map.insert(key, access.next_value()?);
                 }
                 Ok(Extra(map))
             }

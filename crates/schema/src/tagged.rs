@@ -6,6 +6,8 @@ use std::borrow::Cow;
 
 use schemars::{Schema, SchemaGenerator};
 use serde::Deserialize;
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Reads the `type` of a JSON object without parsing the rest into a tree.
@@ -32,6 +34,151 @@ fn leading_type(json: &str) -> Option<&str> {
     let rest = rest.trim_start().strip_prefix('"')?;
     let end = rest.find(['"', '\\'])?;
     (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
+}
+
+/// Parses a variant's struct from the text of its tagged object, without the tag: the
+/// object's own `type` is the enum's, and every other `type` (in nested plain objects) is
+/// data the variant keeps. A second top-level `type` is refused.
+pub(crate) fn from_str_untagged<'de, T: Deserialize<'de>>(
+    json: &'de str,
+) -> Result<T, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let value = T::deserialize(Untagged(&mut deserializer))?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// A deserializer whose top-level object hides its `type` key (nested objects keep theirs).
+struct Untagged<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Untagged<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(UntaggedVisitor(visitor))
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(UntaggedVisitor(visitor))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0
+            .deserialize_struct(name, fields, UntaggedVisitor(visitor))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct enum identifier
+        ignored_any
+    }
+}
+
+/// Hands the visitor a map without the `type` entry; everything else is refused by the
+/// visitor as it would be (variants are objects).
+struct UntaggedVisitor<V>(V);
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for UntaggedVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.expecting(f)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.0.visit_map(UntaggedMap {
+            map,
+            seen_tag: false,
+        })
+    }
+}
+
+struct UntaggedMap<A> {
+    map: A,
+    seen_tag: bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for UntaggedMap<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(key) = self.map.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
+            if key.as_str() == "type" {
+                // `from_json` chose the variant by the first tag; a second one would make
+                // the text say two things at once.
+                if self.seen_tag {
+                    return Err(serde::de::Error::duplicate_field("type"));
+                }
+                self.seen_tag = true;
+                self.map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            return match key {
+                Key::Borrowed(key) => seed
+                    .deserialize(BorrowedStrDeserializer::<A::Error>::new(key))
+                    .map(Some),
+                Key::Owned(key) => seed
+                    .deserialize(StringDeserializer::<A::Error>::new(key))
+                    .map(Some),
+            };
+        }
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// An object key, borrowed from the text when it has no escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(key) => key,
+            Key::Owned(key) => key,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(key))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(key.to_owned()))
+            }
+            fn visit_string<E>(self, key: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(key))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
 }
 
 /// Splits the tag off a JSON object for the slow (tree) path.
@@ -170,7 +317,7 @@ macro_rules! tagged_union {
             pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
                 let tag = $crate::tagged::peek_type(json)?;
                 Ok(match &*tag {
-                    $( $tag => Self::$variant(serde_json::from_str::<$ty>(json)?), )*
+                    $( $tag => Self::$variant($crate::tagged::from_str_untagged::<$ty>(json)?), )*
                     _ => {
                         let unknown: $crate::Unknown = serde_json::from_str(json)?;
                         // The tag was read from the first `type`, the object keeps the

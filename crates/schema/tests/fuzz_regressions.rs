@@ -37,9 +37,9 @@ fn pcm16_duration_counts_the_decoded_bytes() {
 /// owns it; but `response` (and `usage`, rate limits, audio configs…) are plain objects, so
 /// a `type` a server puts there is dropped. Minimised from
 /// `crates/fuzz/artifacts/server_event/crash-bf5ef731596a5632264685884fb60990fcf36b57`.
-/// Ignored until `Extra` keeps `type` outside tagged variants (see the fuzzing report).
+/// Fixed: `Extra` keeps `type`; a tagged union takes its own tag off before reading the
+/// variant (`tagged::from_str_untagged` on the text path, `take_tag` on the tree path).
 #[test]
-#[ignore = "known loss: a `type` inside a non-tagged object is dropped"]
 fn a_type_inside_a_plain_object_survives_parsing() {
     use reelthyme_schema::{ServerEvent, json_equal};
     let text = r#"{"type":"response.created","event_id":"e","response":{"type":"x","object":"realtime.response"}}"#;
@@ -50,6 +50,33 @@ fn a_type_inside_a_plain_object_survives_parsing() {
         "{}",
         event.to_json()
     );
+}
+
+/// The text path and the tree path read the same event from a tagged object whose nested
+/// plain objects carry a `type`, and write the enum's tag once.
+#[test]
+fn nested_types_parse_alike_on_both_paths_and_the_tag_is_written_once() {
+    use reelthyme_schema::{ClientEvent, ServerEvent, json_equal};
+    let server = r#"{"type":"response.done","event_id":"e","response":{"id":"r","type":"x",
+        "usage":{"type":"tokens","total_tokens":1},"status_details":{"type":"cancelled"}}}"#;
+    let from_text = ServerEvent::from_json(server).unwrap();
+    let value: serde_json::Value = serde_json::from_str(server).unwrap();
+    assert_eq!(from_text, ServerEvent::from_value(value.clone()).unwrap());
+    assert!(json_equal(&from_text.to_value(), &value));
+    assert_eq!(
+        from_text
+            .to_json()
+            .matches(r#""type":"response.done""#)
+            .count(),
+        1
+    );
+    let client =
+        r#"{"type":"response.create","response":{"type":"y","audio":{"output":{"type":"z"}}}}"#;
+    let from_text = ClientEvent::from_json(client).unwrap();
+    let value: serde_json::Value = serde_json::from_str(client).unwrap();
+    assert_eq!(from_text, ClientEvent::from_value(value.clone()).unwrap());
+    assert!(json_equal(&from_text.to_value(), &value));
+    assert_eq!(from_text.to_json().matches(r#""type""#).count(), 3);
 }
 
 /// Fuzz target `server_event`: with two `type` keys, `from_json` classified the event by the
