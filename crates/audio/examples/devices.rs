@@ -3,8 +3,9 @@
 #![forbid(unsafe_code)]
 
 fn main() {
-    for (input, label) in [(true, "input"), (false, "output")] {
-        match reelthyme_audio::device_names(input) {
+    use reelthyme_audio::Direction;
+    for (direction, label) in [(Direction::Input, "input"), (Direction::Output, "output")] {
+        match reelthyme_audio::list_devices(direction) {
             Ok(names) => {
                 for name in names {
                     println!("{label}: {name}");

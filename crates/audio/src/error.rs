@@ -91,6 +91,7 @@ impl Error {
     }
 
     /// The same error, of another kind.
+    #[cfg(feature = "devices")]
     pub(crate) fn with_kind(mut self, kind: ErrorKind) -> Self {
         self.kind = kind;
         self
