@@ -317,3 +317,11 @@ fn drained_resolves_when_the_device_has_played_everything() {
         "a dropped player ends the wait"
     );
 }
+
+/// What the facade relies on to await a cut or a drain from any task.
+#[test]
+fn the_futures_are_send_and_unpin() {
+    fn awaitable<T: std::future::Future + Send + Unpin + 'static>() {}
+    awaitable::<reelthyme_audio::Cut>();
+    awaitable::<reelthyme_audio::Drained>();
+}
