@@ -578,7 +578,8 @@ impl InputBuffer {
 /// `…function_call_arguments.done`, `…input_audio_transcription.completed`) also replace the
 /// text accumulated from deltas with theirs. Events that start something
 /// (`conversation.item.added`, `response.output_item.added`) fill in only what no delta has
-/// given yet, so an `added` that arrives late does not erase text.
+/// given yet, so an `added` that arrives late does not erase text; one that arrives after the
+/// item is done changes nothing.
 ///
 /// **Unknown ids.** A delta, `.done`, truncation or deletion naming an item this model
 /// does not hold is ignored ([`Applied::Ignored`] with [`Ignored::UnknownItem`]): nothing is
@@ -1264,13 +1265,20 @@ impl Conversation {
         }
         let budget = &mut self.text_budget.0;
         let applied = if let Some(state) = self.items.get_mut(id) {
-            let changed = state.item != stripped;
-            state.item = stripped;
+            // An `added` that arrives after the item is done is older news: the done
+            // item stays.
+            let stale = finality == Finality::Start && state.done;
+            let changed = !stale && state.item != stripped;
+            if changed {
+                state.item = stripped;
+            }
             if in_conversation && !state.in_conversation {
                 state.in_conversation = true;
                 self.order.push(id.to_owned());
             }
-            absorb(state, &audio, finality, budget);
+            if !stale {
+                absorb(state, &audio, finality, budget);
+            }
             match finality {
                 Finality::Done if !state.done => {
                     state.done = true;

@@ -298,6 +298,23 @@ fn a_late_added_does_not_erase_text_but_a_done_replaces_it() {
 }
 
 #[test]
+fn an_added_after_the_done_does_not_replace_the_done_item() {
+    let mut c = started();
+    let done = json!({"type":"conversation.item.done","event_id":"e","item":{"id":"a1",
+        "type":"message","status":"completed","role":"assistant",
+        "content":[{"type":"output_text","text":"Complete."}]}});
+    apply(&mut c, done.clone());
+    let late = conversation_added("a1", Value::Null, "assistant", json!([]));
+    assert_eq!(apply(&mut c, late), Applied::Unchanged);
+    let item = c.item("a1").unwrap();
+    assert_eq!(
+        item.item(),
+        &serde_json::from_value::<reelthyme_schema::Item>(done["item"].clone()).unwrap()
+    );
+    assert_eq!(c.transcript("a1", 0), Some("Complete."));
+}
+
+#[test]
 fn events_for_unknown_ids_are_ignored_and_grow_nothing() {
     let mut c = started();
     apply(&mut c, response_created("resp_1", json!({})));
