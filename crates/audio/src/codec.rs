@@ -524,6 +524,22 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
+        /// Untrusted text never panics: every format either decodes it or says why.
+        #[test]
+        fn any_text_decodes_or_is_a_decode_error(text in ".{0,64}") {
+            let audio = Base64Audio::from_base64(text);
+            for (format, _, _) in formats() {
+                match decode(format.as_ref(), &audio) {
+                    Ok(_) => prop_assert!(audio.decoded_len().is_ok()),
+                    Err(error) => prop_assert_eq!(error.kind(), ErrorKind::Decode),
+                }
+                let mut decoder = Decoder::for_format(format.as_ref()).unwrap();
+                if let Err(error) = decoder.decode(&audio) {
+                    prop_assert_eq!(error.kind(), ErrorKind::Decode);
+                }
+            }
+        }
+
         /// Any bytes, cut anywhere: G.711 decoding never fails and adds up to three 24 kHz
         /// samples per byte; PCM16 of an even length decodes to the same samples however cut.
         #[test]
