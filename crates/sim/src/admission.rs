@@ -3,11 +3,12 @@
 //! close whose reason is `invalid_request_error.<code>` (PROTOCOL.md §1.4). The WebSocket
 //! path and the in-process one both ask here, so they refuse alike.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::auth::AuthKind;
 use crate::config::BetaMode;
-use crate::handshake::{AuthKind, Handshake, Route};
+use crate::handshake::{Handshake, Route};
 use crate::state::{Secret, Shared};
 
 /// The session a handshake asks for.
@@ -102,6 +103,12 @@ impl Refusal {
         self.code.map_or("invalid_request_error".to_owned(), |c| {
             format!("invalid_request_error.{c}")
         })
+    }
+
+    /// The `error` object of the event that precedes the close.
+    pub(crate) fn detail(&self) -> Value {
+        json!({"type": "invalid_request_error", "code": self.code, "message": self.message,
+            "param": self.param, "event_id": null})
     }
 }
 

@@ -2,8 +2,23 @@
 
 use hyper::Request;
 
-use crate::handshake::AuthKind;
 use crate::state::Shared;
+
+/// How a client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthKind {
+    /// `Authorization: Bearer …`.
+    Bearer,
+    /// Azure's `api-key` header.
+    ApiKeyHeader,
+    /// Browser subprotocol `openai-insecure-api-key.…`.
+    Subprotocol,
+    /// Azure's `?api-key=` query fallback.
+    Query,
+    /// No credentials.
+    None,
+}
 
 /// A request header as text, if present and valid UTF-8.
 pub(crate) fn header_value<B>(request: &Request<B>, name: &str) -> Option<String> {

@@ -1,21 +1,10 @@
 //! What a connection asked for, whatever carried it: the route, the query, the credential
 //! and how it came, and what the connection log shows of it (secrets left out).
 
-/// How a client authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthKind {
-    /// `Authorization: Bearer …`.
-    Bearer,
-    /// Azure's `api-key` header.
-    ApiKeyHeader,
-    /// Browser subprotocol `openai-insecure-api-key.…`.
-    Subprotocol,
-    /// Azure's `?api-key=` query fallback.
-    Query,
-    /// No credentials.
-    None,
-}
+use hyper::{Request, StatusCode};
+
+use crate::auth::{AuthKind, authorized, credentials, header_value};
+use crate::state::Shared;
 
 /// What a connection asked for, as the simulator saw it (secrets left out), for tests that
 /// check what reached the server.
@@ -118,6 +107,92 @@ pub(crate) struct Handshake {
     pub(crate) route: Route,
     /// The credential, kept only to look up an ephemeral key's session.
     pub(crate) key: Option<String>,
+}
+
+/// A handshake refused before the 101: an HTTP status and the API's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+impl Handshake {
+    /// Reads the handshake of an upgrade request (a real one, or the one an in-process
+    /// connection's endpoint describes), or refuses it before the 101.
+    pub(crate) fn from_request<B>(request: &Request<B>, shared: &Shared) -> Result<Self, Refused> {
+        let path = request.uri().path().to_owned();
+        let Some(route) = route(&path) else {
+            return Err(Refused {
+                status: StatusCode::NOT_FOUND,
+                message: format!("Invalid URL (GET {path})"),
+            });
+        };
+        let mut query = parse_query(request.uri().query());
+        if route == Route::AzureLegacy
+            && !(query.iter().any(|(k, _)| k == "api-version")
+                && query.iter().any(|(k, _)| k == "deployment"))
+        {
+            return Err(Refused {
+                status: StatusCode::BAD_REQUEST,
+                message: "api-version and deployment query parameters are required".to_owned(),
+            });
+        }
+        let header = |name: &str| header_value(request, name);
+        let protocols: Vec<String> = header("sec-websocket-protocol")
+            .map(|p| {
+                p.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (auth, key) = credentials(request, &protocols, &query);
+        let authorized = authorized(shared, key.as_deref());
+        for (k, v) in &mut query {
+            if k == "api-key" {
+                *v = "***".into();
+            }
+        }
+        let beta = header("openai-beta").is_some_and(|v| v.contains("realtime=v1"))
+            || protocols.iter().any(|p| p == "openai-beta.realtime-v1")
+            || route == Route::AzureLegacy;
+        // Select `realtime` when offered (browsers), else the first non-credential protocol.
+        let subprotocol = protocols
+            .iter()
+            .find(|p| *p == "realtime")
+            .or_else(|| {
+                protocols
+                    .iter()
+                    .find(|p| !p.starts_with("openai-insecure-api-key."))
+            })
+            .cloned();
+        let headers = request
+            .headers()
+            .iter()
+            .filter(|(name, _)| {
+                !matches!(
+                    name.as_str(),
+                    "authorization" | "api-key" | "sec-websocket-protocol" | "sec-websocket-key"
+                )
+            })
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let info = ConnectionInfo {
+            path,
+            query,
+            auth,
+            authorized,
+            beta,
+            subprotocol,
+            headers,
+        };
+        Ok(Handshake { info, route, key })
+    }
 }
 
 #[cfg(test)]

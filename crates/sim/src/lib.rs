@@ -31,6 +31,7 @@ mod frames;
 mod handshake;
 mod http;
 mod ids;
+mod in_process;
 mod replay;
 mod rest;
 mod server;
@@ -46,10 +47,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use auth::AuthKind;
 pub use config::{
     BetaMode, FaultAction, Faults, Match, Recorded, Recorder, Reply, Rule, SimConfig,
 };
-pub use handshake::{AuthKind, ConnectionInfo};
+pub use handshake::ConnectionInfo;
+pub use in_process::InProcess;
 pub use replay::{
     Entry, RECORDING_VERSION, RecordingError, header as recording_header, read_recording,
 };
@@ -134,6 +137,12 @@ impl Simulator {
     /// itself; this stands in for it, and for SIP.)
     pub fn open_call(&self) -> String {
         self.shared.open_call()
+    }
+
+    /// A [`reelthyme_transport::Transport`] to this simulator without a socket: sessions
+    /// run in this process, on the transport's frame pipe (see [`InProcess`]).
+    pub fn in_process(&self) -> InProcess {
+        InProcess::new(self.shared.clone())
     }
 
     /// The handshakes of the latest [`CONNECTION_LOG`] connections, oldest first, secrets

@@ -11,8 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::auth::{authorized, credentials};
-use crate::handshake::AuthKind;
+use crate::auth::{AuthKind, authorized, credentials};
 use crate::http::{Body, reject};
 use crate::state::{IdSpace, Secret, Shared, expires_at, lock};
 

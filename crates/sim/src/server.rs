@@ -19,94 +19,11 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tracing::Instrument;
 
-use crate::auth::{authorized, credentials, header_value};
 use crate::frames::{Ending, EventIo, FrameTx, Inbound, Outbound};
-use crate::handshake::{ConnectionInfo, Handshake, Route, parse_query, route};
+use crate::handshake::Handshake;
 use crate::http::{Body, Permit, reject};
 use crate::session_loop::{MAX_MESSAGE, Session};
 use crate::state::{IdSpace, Shared};
-
-// The refusal is the HTTP response itself, built once on a rare path.
-#[allow(clippy::result_large_err)]
-fn handshake<B>(
-    request: &HttpRequest<B>,
-    shared: &Shared,
-) -> Result<Handshake, HttpResponse<Body>> {
-    let path = request.uri().path().to_owned();
-    let Some(route) = route(&path) else {
-        return Err(reject(
-            StatusCode::NOT_FOUND,
-            None,
-            &format!("Invalid URL (GET {path})"),
-        ));
-    };
-    let mut query = parse_query(request.uri().query());
-    if route == Route::AzureLegacy
-        && !(query.iter().any(|(k, _)| k == "api-version")
-            && query.iter().any(|(k, _)| k == "deployment"))
-    {
-        return Err(reject(
-            StatusCode::BAD_REQUEST,
-            None,
-            "api-version and deployment query parameters are required",
-        ));
-    }
-    let header = |name: &str| header_value(request, name);
-    let protocols: Vec<String> = header("sec-websocket-protocol")
-        .map(|p| {
-            p.split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let (auth, key) = credentials(request, &protocols, &query);
-    let authorized = authorized(shared, key.as_deref());
-    for (k, v) in &mut query {
-        if k == "api-key" {
-            *v = "***".into();
-        }
-    }
-    let beta = header("openai-beta").is_some_and(|v| v.contains("realtime=v1"))
-        || protocols.iter().any(|p| p == "openai-beta.realtime-v1")
-        || route == Route::AzureLegacy;
-    // Select `realtime` when offered (browsers), else the first non-credential protocol.
-    let subprotocol = protocols
-        .iter()
-        .find(|p| *p == "realtime")
-        .or_else(|| {
-            protocols
-                .iter()
-                .find(|p| !p.starts_with("openai-insecure-api-key."))
-        })
-        .cloned();
-    let headers = request
-        .headers()
-        .iter()
-        .filter(|(name, _)| {
-            !matches!(
-                name.as_str(),
-                "authorization" | "api-key" | "sec-websocket-protocol" | "sec-websocket-key"
-            )
-        })
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                value.to_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    let info = ConnectionInfo {
-        path,
-        query,
-        auth,
-        authorized,
-        beta,
-        subprotocol,
-        headers,
-    };
-    Ok(Handshake { info, route, key })
-}
 
 pub(crate) fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
@@ -138,9 +55,9 @@ pub(crate) fn websocket_upgrade(
             "unsupported Sec-WebSocket-Version",
         );
     }
-    let handshake = match handshake(&request, &shared) {
+    let handshake = match Handshake::from_request(&request, &shared) {
         Ok(handshake) => handshake,
-        Err(response) => return response,
+        Err(refused) => return reject(refused.status, None, &refused.message),
     };
     let mut response = HttpResponse::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

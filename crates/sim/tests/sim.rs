@@ -1,5 +1,7 @@
-//! The simulator, driven over a real WebSocket on loopback.
+//! The simulator, driven over a real WebSocket on loopback (and, in `in_process`, through
+//! the transport seam without a socket).
 
+mod in_process;
 mod reliability;
 mod support;
 
