@@ -712,6 +712,16 @@ impl Conversation {
             })
     }
 
+    /// The `function_call_output` item answering the call `call_id`, once the server has
+    /// it (the latest, if several).
+    pub fn function_call_output(&self, call_id: &str) -> Option<&ItemState> {
+        self.order
+            .iter()
+            .rev()
+            .filter_map(|id| self.items.get(id))
+            .find(|i| matches!(&i.item, Item::FunctionCallOutput(o) if o.call_id == call_id))
+    }
+
     /// The responses, oldest first.
     pub fn responses(&self) -> impl DoubleEndedIterator<Item = &ResponseState> {
         self.response_order

@@ -250,6 +250,13 @@ fn the_function_call_is_ready_once_with_its_arguments() {
         panic!("{:?}", item.item())
     };
     assert_eq!(full.status, Some(ItemStatus::Completed));
+    // The client's output for it, as the server echoed it.
+    let output = c.function_call_output(call_id).unwrap();
+    let Item::FunctionCallOutput(output) = output.item() else {
+        panic!("{:?}", output.item())
+    };
+    assert_eq!(output.output, "18 °C, clear");
+    assert!(c.function_call_output("call_unknown").is_none());
 }
 
 #[test]
