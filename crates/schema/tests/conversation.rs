@@ -894,6 +894,39 @@ fn delta_text_is_capped_per_part() {
 }
 
 #[test]
+fn delta_text_is_capped_over_the_conversation_and_deletion_frees_it() {
+    use reelthyme_schema::state::{MAX_CONTENT_PARTS, MAX_TEXT_BYTES, MAX_TOTAL_TEXT_BYTES};
+    assert_eq!(MAX_CONTENT_PARTS * MAX_TEXT_BYTES, MAX_TOTAL_TEXT_BYTES);
+    let mut c = started();
+    apply(&mut c, response_created("resp_1", json!({})));
+    apply(&mut c, assistant_added("resp_1", "a1"));
+    apply(&mut c, assistant_added("resp_1", "a2"));
+    let chunk = "x".repeat(64 * 1024);
+    let delta = |item: &str, index: usize| {
+        server(json!({"type":"response.output_text.delta","event_id":"e",
+            "response_id":"resp_1","item_id":item,"output_index":0,"content_index":index,
+            "delta":chunk}))
+    };
+    // Every part of `a1` full: the whole budget.
+    for index in 0..MAX_CONTENT_PARTS {
+        for _ in 0..MAX_TEXT_BYTES / chunk.len() {
+            assert_eq!(c.apply_server(&delta("a1", index)), Applied::ContentDelta);
+        }
+    }
+    assert_eq!(
+        c.apply_server(&delta("a2", 0)),
+        Applied::Ignored(Ignored::Limit)
+    );
+    assert_eq!(c.transcript("a2", 0), Some(""));
+    apply(
+        &mut c,
+        json!({"type":"conversation.item.deleted","event_id":"e","item_id":"a1"}),
+    );
+    assert_eq!(c.apply_server(&delta("a2", 0)), Applied::ContentDelta);
+    assert_eq!(c.transcript("a2", 0).map(str::len), Some(chunk.len()));
+}
+
+#[test]
 fn pending_requests_are_bounded() {
     use reelthyme_schema::state::MAX_PENDING;
     let mut c = started();
