@@ -32,4 +32,18 @@ impl Ids {
         }
         id
     }
+
+    /// `len` base-62 characters.
+    pub(crate) fn token(&mut self, len: usize) -> String {
+        let mut token = String::with_capacity(len);
+        let mut source = self.next_u64();
+        for i in 0..len {
+            if i % 10 == 9 {
+                source = self.next_u64();
+            }
+            token.push(ALPHABET[(source % 62) as usize] as char);
+            source /= 62;
+        }
+        token
+    }
 }

@@ -3,6 +3,7 @@
 
 mod in_process;
 mod reliability;
+mod spec_fields;
 mod support;
 
 use reelthyme_sim::{BetaMode, Faults, Match, Reply, SimConfig};

@@ -61,7 +61,7 @@ impl Engine {
         match self.audio_out {
             AudioOut::Events => {
                 let delta = codec::encode(&format, &samples);
-                self.emit(
+                self.emit_delta(
                     "response.output_audio.delta",
                     json!({"response_id": response_id, "item_id": item_id, "output_index": output_index,
                         "content_index": 0, "delta": delta.as_str()}),

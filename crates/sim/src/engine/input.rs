@@ -203,7 +203,7 @@ impl Engine {
             .pop_front()
             .unwrap_or_else(|| format!("{seconds:.2} seconds of audio"));
         for word in split_keep_spaces(&transcript) {
-            self.emit(
+            self.emit_delta(
                 "conversation.item.input_audio_transcription.delta",
                 json!({"item_id": item_id, "content_index": 0, "delta": word}),
             );

@@ -73,6 +73,8 @@ fn truncate_chars(text: &str, max: usize) -> &str {
 #[derive(Debug)]
 pub(crate) struct Engine {
     ids: Ids,
+    /// The deltas' padding, from a sequence of its own so that ids do not depend on it.
+    obfuscator: Ids,
     config: Arc<SimConfig>,
     session: SessionConfig,
     conversation_id: String,
@@ -112,6 +114,7 @@ impl Engine {
         let transcripts = config.transcripts.iter().cloned().collect();
         Self {
             ids,
+            obfuscator: Ids::new(seed ^ 0x0bf5_c47e),
             config,
             session,
             conversation_id,
@@ -137,6 +140,19 @@ impl Engine {
     /// The events to send now.
     pub(crate) fn take_out(&mut self) -> Vec<Value> {
         std::mem::take(&mut self.out)
+    }
+
+    /// Emits a `*.delta` event with the `obfuscation` the service adds to every one: random
+    /// padding that rounds the delta's length up to a multiple of 16, so sizes on the wire
+    /// say less about the content.
+    fn emit_delta(&mut self, kind: &str, mut fields: Value) {
+        let length = fields
+            .get("delta")
+            .and_then(Value::as_str)
+            .map_or(0, str::len);
+        let padding = self.obfuscator.token(16 - length % 16);
+        set(&mut fields, "obfuscation", Value::String(padding));
+        self.emit(kind, fields);
     }
 
     fn emit(&mut self, kind: &str, mut fields: Value) {

@@ -83,7 +83,7 @@ impl Engine {
                     "response.output_text.delta"
                 };
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
-                self.emit(
+                self.emit_delta(
                     kind,
                     json!({"response_id": response_id, "item_id": item_id, "output_index": output_index,
                         "content_index": 0, "delta": delta}),
@@ -97,7 +97,7 @@ impl Engine {
                 open.text.push_str(&delta);
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
                 let call_id = open.item["call_id"].clone();
-                self.emit(
+                self.emit_delta(
                     "response.function_call_arguments.delta",
                     json!({"response_id": response_id, "item_id": item_id, "output_index": output_index,
                         "call_id": call_id, "delta": delta}),
