@@ -3,6 +3,7 @@
 //! No port, no TCP, no framing: tests that use it run faster and cannot collide on ports,
 //! and it proves that the seam carries a whole session.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use reelthyme_schema::ErrorDetail;
@@ -35,7 +36,8 @@ use crate::state::{IdSpace, Shared};
 /// or stalled session is an abnormal end (1006).
 ///
 /// Sessions do not count against [`SimConfig::max_connections`](crate::SimConfig) (there is
-/// no socket to refuse), and a replaying simulator refuses in-process connections.
+/// no socket to refuse). A replaying simulator ([`Simulator::replay`](crate::Simulator::replay))
+/// plays its recording in process too.
 #[derive(Clone)]
 pub struct InProcess {
     shared: Arc<Shared>,
@@ -70,11 +72,15 @@ impl InProcess {
                 "message": refused.message, "param": null}});
             Error::http(refused.status.as_u16(), Some(&body.to_string()))
         })?;
-        if shared.replay.is_some() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "a replaying simulator serves WebSocket connections only: connect to its URL",
-            ));
+        if let Some(entries) = shared.replay.clone() {
+            // A recording is played to any client, as over the socket (no checks after the
+            // handshake's).
+            shared.remember(handshake.info.clone());
+            let (sender, receiver, link) = pipe(options.queues(MAX_MESSAGE));
+            tokio::spawn(drive(link, move |io, tx| async move {
+                crate::replay::serve(io, tx, &entries).await
+            }));
+            return Ok(Connection::new(sender, receiver));
         }
         let target = Target::of(&handshake, shared);
         let refusal = admit(&handshake, &target, shared).err();
@@ -89,7 +95,7 @@ impl InProcess {
         // A refused session still runs, as over a socket: it sends its `error` and close
         // (recorded like any other) to a pipe nobody reads.
         let session = Session::new(handshake, seed, shared.clone());
-        tokio::spawn(drive(link, session).instrument(span));
+        tokio::spawn(drive(link, |io, tx| session.run(io, tx)).instrument(span));
         match refusal {
             None => Ok(Connection::new(sender, receiver)),
             Some(refusal) => {
@@ -118,8 +124,12 @@ fn upgrade_request(endpoint: &Endpoint) -> reelthyme_transport::Result<http::Req
     Ok(request)
 }
 
-/// Runs a session on the pipe's link, then settles the pipe's verdict.
-async fn drive(mut link: Link, session: Session) {
+/// Runs a session (or a replay) on the pipe's link, then settles the pipe's verdict.
+async fn drive<F, R>(mut link: Link, run: F)
+where
+    F: FnOnce(PipeIo, PipeTx) -> R,
+    R: Future<Output = PipeEnd>,
+{
     // The halves go to the session's reader and writer and come back for `finish`.
     let out = Arc::new(Mutex::new(PipeOut {
         inbox: Some(link.inbox),
@@ -131,7 +141,7 @@ async fn drive(mut link: Link, session: Session) {
         out: out.clone(),
         close_requests: Vec::new(),
     };
-    let (outbox, inbox, end) = session.run(io, PipeTx { out }).await;
+    let (outbox, inbox, end) = run(io, PipeTx { out }).await;
     let Some(inbox) = inbox else {
         // Unreachable (the writer hands the inbox back even when stopped); the pipe then
         // ends without a verdict rather than the task panicking.
@@ -141,6 +151,9 @@ async fn drive(mut link: Link, session: Session) {
     link.inbox = inbox;
     link.finish(end).await;
 }
+
+/// The pipe's halves back from a session, and how it ended.
+type PipeEnd = (Outbox, Option<Inbox>, End);
 
 /// The client's queue and what the writer learned writing to it.
 struct PipeOut {
@@ -203,7 +216,7 @@ struct PipeIo {
 impl EventIo for PipeIo {
     type Text = String;
     type Tx = PipeTx;
-    type Output = (Outbox, Option<Inbox>, End);
+    type Output = PipeEnd;
 
     async fn recv(&mut self) -> Inbound<String> {
         loop {

@@ -1,5 +1,7 @@
 //! A local simulator of OpenAI's Realtime API: the real wire protocol over a real
-//! WebSocket on loopback, faithful enough that the official SDKs run against it unmodified.
+//! WebSocket on loopback, faithful enough that the official SDKs run against it unmodified —
+//! or in process, without a socket, through [`Simulator::in_process`] (a
+//! `reelthyme_transport::Transport`).
 //!
 //! Tests, examples and the CLI's offline mode run against it; so can your own tests. It
 //! speaks GA (and, when configured, the beta dialect), checks credentials and URLs the way

@@ -1,6 +1,7 @@
 //! Replaying a recorded session as a server: the recorded server events are sent in order,
 //! and each recorded client event is waited for (any client event stands for it), so an
-//! application can be regression-tested deterministically without the network.
+//! application can be regression-tested deterministically without the network (over the
+//! WebSocket, or in process).
 //!
 //! The recording format (`reelthyme` recording, version 1) is JSON Lines: a header line
 //! `{"reelthyme_recording": 1, ...}`, then one line per event,
@@ -9,9 +10,10 @@
 
 use std::io::BufRead;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::time::Instant;
+
+use crate::frames::{Ending, EventIo, FrameTx, Inbound, Outbound};
 
 /// The version this crate writes and reads.
 pub const RECORDING_VERSION: u64 = 1;
@@ -111,47 +113,39 @@ pub fn read_recording(reader: impl BufRead) -> Result<Vec<Entry>, RecordingError
     Ok(entries)
 }
 
-/// Plays `entries` to one client.
-pub(crate) async fn serve<S>(mut ws: tokio_tungstenite::WebSocketStream<S>, entries: &[Entry])
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    for entry in entries {
-        if entry.from_server {
-            if ws
-                .send(Message::text(entry.event.to_string()))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            continue;
-        }
-        // A recorded client event: wait for the client's next event before going on.
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => break,
-                Some(Ok(Message::Close(_))) => return answer_close(ws).await,
-                None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-    // The recording is over: stay until the client leaves.
-    while let Some(Ok(message)) = ws.next().await {
-        if message.is_close() {
-            return answer_close(ws).await;
-        }
-    }
-}
+/// How long the end of a replay waits for the client's close to complete.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Sends the close frame tungstenite queued in reply to the client's (it echoes the code).
-async fn answer_close<S>(mut ws: tokio_tungstenite::WebSocketStream<S>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    // `SinkExt::close` flushes; the inherent `close` would try to send a second close frame.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), SinkExt::close(&mut ws)).await;
+/// Plays `entries` to one client, on any transport.
+pub(crate) async fn serve<I: EventIo>(mut io: I, mut tx: I::Tx, entries: &[Entry]) -> I::Output {
+    let ending = 'play: {
+        for entry in entries {
+            if entry.from_server {
+                if !tx.send(Outbound::Text(entry.event.to_string())).await {
+                    break 'play Ending::Dropped;
+                }
+                continue;
+            }
+            // A recorded client event: wait for the client's next event before going on.
+            match io.recv().await {
+                Inbound::Text(_) | Inbound::Binary => {}
+                Inbound::Closed => break 'play Ending::PeerClosed,
+                Inbound::Gone | Inbound::TooLarge | Inbound::Broken(..) => {
+                    break 'play Ending::Dropped;
+                }
+            }
+        }
+        // The recording is over: stay until the client leaves.
+        loop {
+            match io.recv().await {
+                Inbound::Text(_) | Inbound::Binary => {}
+                Inbound::Closed => break Ending::PeerClosed,
+                Inbound::Gone | Inbound::TooLarge | Inbound::Broken(..) => break Ending::Dropped,
+            }
+        }
+    };
+    io.conclude(Some(tx), ending, Instant::now() + CLOSE_WAIT)
+        .await
 }
 
 #[cfg(test)]

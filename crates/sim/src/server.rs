@@ -81,16 +81,16 @@ pub(crate) fn websocket_upgrade(
         )
         .await;
         shared.remember(handshake.info.clone());
-        if let Some(entries) = &shared.replay {
-            return crate::replay::serve(ws, entries).await;
-        }
-        let seed = shared.ids.next(IdSpace::Session);
-        let span = tracing::info_span!("sim_session", session_id = tracing::field::Empty);
         let (sink, stream) = ws.split();
         let io = WsIo {
             stream,
             fused: false,
         };
+        if let Some(entries) = &shared.replay {
+            return crate::replay::serve(io, WsTx(sink), entries).await;
+        }
+        let seed = shared.ids.next(IdSpace::Session);
+        let span = tracing::info_span!("sim_session", session_id = tracing::field::Empty);
         Session::new(handshake, seed, shared)
             .run(io, WsTx(sink))
             .instrument(span)

@@ -367,3 +367,42 @@ async fn a_slow_reader_holds_the_session_back_and_loses_nothing() {
     unique.dedup();
     assert_eq!(unique.len(), ids.len());
 }
+
+#[tokio::test]
+async fn a_replaying_simulator_plays_its_recording_in_process() {
+    let entry = |from_server, event| reelthyme_sim::Entry {
+        t_ms: 0,
+        from_server,
+        event,
+    };
+    let entries = vec![
+        entry(
+            true,
+            json!({"type": "session.created", "event_id": "e1", "session": {}}),
+        ),
+        entry(false, json!({"type": "response.create"})),
+        entry(
+            true,
+            json!({"type": "response.created", "event_id": "e2", "response": {}}),
+        ),
+    ];
+    let sim = reelthyme_sim::Simulator::replay("127.0.0.1:0".parse().unwrap(), entries)
+        .await
+        .unwrap();
+    let mut pipe = Pipe::open(&sim.in_process(), &endpoint()).await;
+    assert_eq!(pipe.until("session.created").await["event_id"], "e1");
+    // The next server event waits for a client event.
+    let early = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        pipe.connection.receiver.next(),
+    )
+    .await;
+    assert!(early.is_err(), "the replay did not wait: {early:?}");
+    pipe.send(json!({"type": "response.create"})).await;
+    assert_eq!(pipe.until("response.created").await["event_id"], "e2");
+    tokio::time::timeout(WAIT, pipe.connection.sender.close())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(pipe.next().await.is_none());
+}
