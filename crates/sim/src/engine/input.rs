@@ -202,17 +202,32 @@ impl Engine {
             .transcripts
             .pop_front()
             .unwrap_or_else(|| format!("{seconds:.2} seconds of audio"));
-        for word in split_keep_spaces(&transcript) {
-            self.emit_delta(
-                "conversation.item.input_audio_transcription.delta",
-                json!({"item_id": item_id, "content_index": 0, "delta": word}),
-            );
+        // Log probabilities come only when the session asked for them with `include`.
+        let logprobs = self
+            .session
+            .include
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|field| field == "item.input_audio_transcription.logprobs");
+        let words = split_keep_spaces(&transcript);
+        for word in &words {
+            let mut delta = json!({"item_id": item_id, "content_index": 0, "delta": word});
+            if logprobs {
+                set(&mut delta, "logprobs", json!([logprob(word)]));
+            }
+            self.emit_delta("conversation.item.input_audio_transcription.delta", delta);
         }
         let usage = usage::transcription(seconds, &transcript);
+        let mut completed = json!({"item_id": item_id, "content_index": 0,
+            "transcript": transcript, "usage": usage});
+        if logprobs {
+            let all: Vec<Value> = words.iter().map(|word| logprob(word)).collect();
+            set(&mut completed, "logprobs", Value::Array(all));
+        }
         self.emit(
             "conversation.item.input_audio_transcription.completed",
-            json!({"item_id": item_id, "content_index": 0, "transcript": transcript,
-                "usage": usage}),
+            completed,
         );
         if let Some(stored) = self.items.iter_mut().rev().find(|s| s.id() == item_id) {
             let mut item = stored.item.clone();
@@ -226,4 +241,11 @@ impl Engine {
             stored.set_item(item);
         }
     }
+}
+
+/// A transcript token's log probability, as the service lists them: the token, its bytes,
+/// and a made-up but stable value (longer words are a little less certain).
+fn logprob(token: &str) -> Value {
+    let logprob = -0.001 * token.trim().chars().count() as f64;
+    json!({"token": token, "logprob": logprob, "bytes": token.as_bytes()})
 }

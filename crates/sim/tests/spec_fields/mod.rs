@@ -220,3 +220,48 @@ async fn every_delta_carries_an_obfuscation_as_the_service_sends() {
         assert!(!padding.is_empty() && total % 16 == 0, "{delta}");
     }
 }
+
+#[tokio::test]
+async fn transcription_logprobs_come_when_included() {
+    let config = SimConfig::default()
+        .speed(50.0)
+        .transcripts(["hello there", "hello again"]);
+    let (sim, recorder) = simulator(config).await;
+    let mut client = Client::connect(&sim.realtime_url("gpt-realtime"), &[]).await;
+    client.until("session.created").await;
+    for include in [
+        json!(null),
+        json!(["item.input_audio_transcription.logprobs"]),
+    ] {
+        client
+            .send(
+                json!({"type": "session.update", "session": {"type": "realtime", "include": include,
+                "audio": {"input": {"transcription": {"model": "gpt-4o-transcribe"},
+                    "turn_detection": {"type": "server_vad", "create_response": false}}}}}),
+            )
+            .await;
+        client.until("session.updated").await;
+        for chunk in speech(0.3, 1.0, 2.0).chunks(960) {
+            client.send(append(chunk)).await;
+        }
+        let completed = client
+            .until("conversation.item.input_audio_transcription.completed")
+            .await;
+        if include.is_null() {
+            assert!(completed.get("logprobs").is_none(), "{completed}");
+        } else {
+            let logprobs = completed["logprobs"].as_array().unwrap();
+            let tokens: String = logprobs
+                .iter()
+                .map(|l| l["token"].as_str().unwrap())
+                .collect();
+            assert_eq!(tokens, completed["transcript"].as_str().unwrap());
+            assert!(
+                logprobs.iter().all(
+                    |l| l["logprob"].as_f64().unwrap() < 0.0 && l["bytes"].as_array().is_some()
+                )
+            );
+        }
+    }
+    assert_all_valid(&recorder);
+}
