@@ -130,12 +130,18 @@ impl Recorder {
     }
 
     pub(crate) fn push(&self, record: Recorded) {
-        self.0.lock().expect("recorder lock").push(record);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(record);
     }
 
     /// What was recorded so far.
     pub fn frames(&self) -> Vec<Recorded> {
-        self.0.lock().expect("recorder lock").clone()
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -59,10 +59,9 @@ impl Engine {
                     PartKind::Text => json!({"type": "text", "text": ""}),
                     PartKind::Audio => json!({"type": "audio", "transcript": ""}),
                 };
-                let open = self.responses[index]
-                    .open
-                    .as_mut()
-                    .expect("a part opens in an item");
+                let Some(open) = self.responses[index].open.as_mut() else {
+                    return false;
+                };
                 open.part = Some(kind);
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
                 self.emit(
@@ -72,10 +71,9 @@ impl Engine {
                 );
             }
             Step::TextDelta(delta) => {
-                let open = self.responses[index]
-                    .open
-                    .as_mut()
-                    .expect("deltas come in an item");
+                let Some(open) = self.responses[index].open.as_mut() else {
+                    return false;
+                };
                 open.text.push_str(&delta);
                 let kind = if open.part == Some(PartKind::Audio) {
                     "response.output_audio_transcript.delta"
@@ -90,10 +88,9 @@ impl Engine {
                 );
             }
             Step::ArgsDelta(delta) => {
-                let open = self.responses[index]
-                    .open
-                    .as_mut()
-                    .expect("deltas come in an item");
+                let Some(open) = self.responses[index].open.as_mut() else {
+                    return false;
+                };
                 open.text.push_str(&delta);
                 let (item_id, output_index) = (open.id.clone(), open.output_index);
                 let call_id = open.item["call_id"].clone();

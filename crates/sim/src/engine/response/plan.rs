@@ -127,7 +127,9 @@ impl Engine {
                 let (text, echo) = match reply {
                     Reply::Echo(text) => (text, true),
                     Reply::Text(text) => (text, false),
-                    _ => unreachable!("handled above"),
+                    // Failures and calls were planned above; any other reply is spoken as
+                    // nothing rather than taking the session down.
+                    _ => (String::new(), false),
                 };
                 let rate = sane_rate(reelthyme_audio::codec::rate_of(Some(&format)));
                 let max_samples =
