@@ -29,6 +29,11 @@ pub const REQUIREMENTS: &[Requirement] = &[
         present: alsa_present,
     },
     Requirement {
+        package: "cmake",
+        why: "builds the bundled libopus (WebRTC audio: `reelthyme-audio`'s `opus` feature)",
+        present: || succeeds(Command::new("cmake").arg("--version")),
+    },
+    Requirement {
         package: "tmux",
         why: "drives the `talk` test like a person at a terminal",
         present: || succeeds(Command::new("tmux").arg("-V")),

@@ -11,6 +11,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `devices` | yes | microphone capture and speaker playback through cpal (ALSA on Linux) |
+//! | `opus` | no | [`OpusEncoder`]/[`OpusDecoder`]: Opus at 48 kHz in 20 ms frames for WebRTC tracks (builds libopus: needs cmake) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -22,9 +23,13 @@ mod devices;
 mod error;
 #[cfg(feature = "devices")]
 pub mod headless;
+#[cfg(feature = "opus")]
+mod opus;
 mod resample;
 mod tracker;
 
+#[cfg(feature = "opus")]
+pub use crate::opus::{OPUS_FRAME_SAMPLES, OPUS_RATE, OpusDecoder, OpusEncoder};
 pub use codec::{Codec, Decoder, Encoder};
 pub use convert::{downmix, f32_to_i16, i16_to_f32, upmix};
 #[cfg(feature = "devices")]
