@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let mut session = reelthyme::connect(Config::new(endpoint.clone())).await?;
     println!(
         "attached to {call_id}: session {}",
-        session.id().unwrap_or("?")
+        session.id().unwrap_or_else(|| "?".into())
     );
     let mut update = SessionConfig::realtime();
     update.instructions = Some("You are now supervised by the server.".into());

@@ -93,13 +93,21 @@
 
 #[cfg(feature = "audio")]
 mod audio;
+mod config;
+mod core;
+mod layer;
+mod receiver;
+mod sender;
 mod session;
 
 #[cfg(feature = "audio")]
 pub use audio::{
-    AudioControl, AudioEvents, CaptureHandle, CaptureOptions, StreamOptions, capture_audio, stream,
-    stream_to, stream_with,
+    AudioControl, AudioEvents, AudioLayer, CaptureHandle, CaptureOptions, StreamOptions,
+    capture_audio, stream, stream_to, stream_with,
 };
+pub use config::{Config, WhenDisconnected, validate};
+pub use layer::{Layer, LayerContext};
+pub use receiver::SessionEvents;
 #[cfg(feature = "audio")]
 pub use reelthyme_audio as audio_io;
 pub use reelthyme_schema as events;
@@ -108,7 +116,8 @@ pub use reelthyme_transport::{
     ClientSecret, ClientSecretRequest, Endpoint, Error, ErrorKind, Options, Result, Transport,
     WebSocket, create_client_secret, hangup,
 };
-pub use session::{Config, Session, SessionEvents, SessionSender, connect, validate};
+pub use sender::SessionSender;
+pub use session::{Session, connect};
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

@@ -117,9 +117,9 @@ impl Error {
         self
     }
 
-    /// A copy of everything but the source (which is not `Clone`), for every sender that
+    /// A copy of everything but the source (errors are not `Clone`): for every sender that
     /// asks after the connection ended.
-    pub(crate) fn details(&self) -> Self {
+    pub fn details(&self) -> Self {
         let inner = &self.inner;
         Self::from_inner(Inner {
             kind: inner.kind,

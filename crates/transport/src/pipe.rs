@@ -285,6 +285,35 @@ impl FrameSender {
             .map_err(|_| self.shared.closed_error())
     }
 
+    /// Queues a text frame as [`FrameSender::send`] does, but when the connection has
+    /// ended gives the frame back with the error: a session-level sender can then offer it
+    /// to the next connection instead of losing it.
+    ///
+    /// # Errors
+    /// When the connection has ended: the error that ended it, and the frame.
+    pub async fn send_or_return(
+        &mut self,
+        text: String,
+    ) -> std::result::Result<(), (Error, String)> {
+        if std::future::poll_fn(|cx| self.tx.poll_ready(cx)).await.is_err() {
+            return Err((self.shared.closed_error(), text));
+        }
+        // `poll_ready` reserved this sender's slot: `try_send` takes it, or gives the frame
+        // back if the connection ended in between.
+        self.tx.try_send(Command::Text(text)).map_err(|refused| {
+            let text = match refused.into_inner() {
+                Command::Text(text) => text,
+                _ => String::new(),
+            };
+            (self.shared.closed_error(), text)
+        })
+    }
+
+    /// Whether the connection has ended (nothing more can be queued).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Waits until every frame this sender queued before the call is written to the socket.
     ///
     /// # Errors

@@ -1,0 +1,204 @@
+//! `capture_audio`: the microphone into the session.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reelthyme_audio::{Capture, Captured, Codec, Encoder};
+use reelthyme_schema::{AudioFormat, Base64Audio, ClientEvent};
+use reelthyme_transport::{Error, ErrorKind, Result};
+
+use super::audio_error;
+use crate::SessionSender;
+
+/// A function shown every captured chunk (24 kHz mono PCM16) before it is sent.
+type Tap = Arc<dyn Fn(&[i16]) + Send + Sync>;
+
+/// How [`capture_audio`] captures.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct CaptureOptions {
+    /// Milliseconds of audio per `input_audio_buffer.append` (default 40; the seed used 500).
+    pub interval_ms: u32,
+    /// The input device's name (default: the system default).
+    pub device: Option<String>,
+    /// The input format to send (default: follow the session's, as the server last
+    /// confirmed it — PCM16 at 24 kHz, or G.711 encoded at 8 kHz).
+    pub format: Option<AudioFormat>,
+    tap: Option<Tap>,
+}
+
+impl std::fmt::Debug for CaptureOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureOptions")
+            .field("interval_ms", &self.interval_ms)
+            .field("device", &self.device)
+            .field("format", &self.format)
+            .field("tap", &self.tap.is_some())
+            .finish()
+    }
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        Self {
+            interval_ms: 40,
+            device: None,
+            format: None,
+            tap: None,
+        }
+    }
+}
+
+impl CaptureOptions {
+    /// Milliseconds per append (default 40).
+    #[must_use]
+    pub fn interval_ms(mut self, ms: u32) -> Self {
+        self.interval_ms = ms.max(1);
+        self
+    }
+
+    /// Captures from the input device with this name (default: the system default).
+    #[must_use]
+    pub fn device(mut self, name: Option<String>) -> Self {
+        self.device = name;
+        self
+    }
+
+    /// Sends in this format whatever the session says (default: follow the session).
+    #[must_use]
+    pub fn format(mut self, format: AudioFormat) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Shows every captured chunk (24 kHz mono PCM16, in order, before encoding) to `tap`:
+    /// for level meters and recordings. It runs in the capture task: keep it short.
+    #[must_use]
+    pub fn tap(mut self, tap: impl Fn(&[i16]) + Send + Sync + 'static) -> Self {
+        self.tap = Some(Arc::new(tap));
+        self
+    }
+}
+
+/// A running capture; stop it to flush the remainder and release the device.
+#[derive(Debug)]
+pub struct CaptureHandle {
+    capture: Option<Capture>,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl CaptureHandle {
+    /// Stops sending audio, keeping the device open.
+    pub fn mute(&self) {
+        if let Some(capture) = &self.capture {
+            capture.mute();
+        }
+    }
+
+    /// Sends audio again.
+    pub fn unmute(&self) {
+        if let Some(capture) = &self.capture {
+            capture.unmute();
+        }
+    }
+
+    /// Chunks dropped because the session could not take them for longer than the capture
+    /// queue holds (10 s of audio): stale speech is worse than none. Logged when it happens.
+    pub fn dropped_chunks(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops: the last partial chunk is sent, then the device is released.
+    ///
+    /// # Errors
+    /// The device's error, or the session's if appends could not be sent.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(capture) = self.capture.take() {
+            // Joins the capture thread, which flushes into the channel and drops its end.
+            tokio::task::spawn_blocking(move || capture.stop())
+                .await
+                .ok();
+        }
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(Error::other(ErrorKind::Closed, e.to_string(), None))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Chunks that may wait between the device and the session: 10 s at 40 ms.
+const CAPTURE_QUEUE: usize = 250;
+
+/// Streams the microphone into the session as `input_audio_buffer.append` events every
+/// `interval_ms`, resampled from the device's native format to the session's input format
+/// (followed as the server confirms it: PCM16 at 24 kHz, or G.711 at 8 kHz) unless
+/// [`CaptureOptions::format`] fixes one. Appends wait for room in the send queue; if the
+/// session cannot take audio for longer than 10 s, newly captured chunks are dropped and
+/// counted ([`CaptureHandle::dropped_chunks`]) rather than queued without bound.
+///
+/// # Errors
+/// When no input device can be opened.
+pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<CaptureHandle> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Captured>(CAPTURE_QUEUE);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let lost = dropped.clone();
+    let capture = Capture::start(
+        options.device.as_deref(),
+        options.interval_ms,
+        move |captured| {
+            // Never block the audio thread: a full queue drops the chunk, counted.
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = tx.try_send(captured)
+                && lost.fetch_add(1, Ordering::Relaxed) == 0
+            {
+                tracing::warn!("the session is not taking audio: dropping captured chunks");
+            }
+        },
+    )
+    .map_err(audio_error)?;
+    let mut sender = sender.clone();
+    let fixed = options.format;
+    let tap = options.tap;
+    let task = tokio::spawn(async move {
+        let wanted = |sender: &SessionSender| fixed.clone().or_else(|| sender.input_format());
+        let mut encoder = Encoder::for_format(wanted(&sender).as_ref()).map_err(audio_error)?;
+        while let Some(captured) = rx.recv().await {
+            let chunk = match captured {
+                Captured::Audio(chunk) => chunk,
+                Captured::Error(error) => return Err(audio_error(error)),
+                _ => continue,
+            };
+            if let Some(tap) = &tap {
+                tap(&chunk);
+            }
+            let format = wanted(&sender);
+            if Codec::of(format.as_ref()) != encoder.codec() {
+                // The session changed format: finish the old stream, start the new one.
+                if let Some(tail) = tail(&mut encoder) {
+                    sender.send(tail).await?;
+                }
+                encoder = Encoder::for_format(format.as_ref()).map_err(audio_error)?;
+            }
+            let append = ClientEvent::audio_append_base64(encoder.encode_base64(&chunk));
+            sender.send(append).await?;
+        }
+        // Capture stopped: what the 24 → 8 kHz resampler still holds is the last audio.
+        if let Some(tail) = tail(&mut encoder) {
+            sender.send(tail).await?;
+        }
+        Ok(())
+    });
+    Ok(CaptureHandle {
+        capture: Some(capture),
+        task: Some(task),
+        dropped,
+    })
+}
+
+/// An append of what the encoder still holds (G.711's resampler tail), if anything.
+fn tail(encoder: &mut Encoder) -> Option<ClientEvent> {
+    let bytes = encoder.finish();
+    (!bytes.is_empty()).then(|| ClientEvent::audio_append_base64(Base64Audio::from_bytes(&bytes)))
+}

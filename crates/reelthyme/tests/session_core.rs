@@ -1,0 +1,299 @@
+//! The session core: layers composed around the audio layer, and a session that moves to
+//! a new connection under its senders.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reelthyme::events::{ClientEvent, Item, ResponseParams, ResponseStatus, Role, ServerEvent};
+use reelthyme::{Config, Endpoint, ErrorKind, Layer, LayerContext, WhenDisconnected};
+use reelthyme_sim::{FaultAction, Faults, SimConfig, Simulator};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn endpoint(sim: &Simulator) -> Endpoint {
+    Endpoint::openai("gpt-realtime")
+        .base_url(&format!("{}/v1", sim.url()))
+        .api_key("sk-test-key")
+}
+
+/// What a layer saw, shared with the test.
+#[derive(Default)]
+struct Seen {
+    events: Vec<String>,
+    sent: Vec<String>,
+    connected: usize,
+}
+
+/// Records what passes; optionally answers the first `response.done` by sending an item.
+struct Watcher {
+    seen: Arc<Mutex<Seen>>,
+    answer_once: bool,
+}
+
+impl Layer for Watcher {
+    fn on_event(&mut self, event: ServerEvent, cx: &mut LayerContext<'_>) -> Option<ServerEvent> {
+        let mut seen = self.seen.lock().unwrap();
+        seen.events.push(event.type_name().to_owned());
+        if self.answer_once && event.type_name() == "response.done" {
+            self.answer_once = false;
+            // Reacting by sending, through the outbox: no task, no sender of its own.
+            cx.send(ClientEvent::user_text("sent by a layer"));
+        }
+        Some(event)
+    }
+
+    fn on_sent(&mut self, event: &ClientEvent, _cx: &mut LayerContext<'_>) {
+        self.seen
+            .lock()
+            .unwrap()
+            .sent
+            .push(event.type_name().to_owned());
+    }
+
+    fn on_connected(&mut self, _cx: &mut LayerContext<'_>) {
+        self.seen.lock().unwrap().connected += 1;
+    }
+}
+
+fn watcher(answer_once: bool) -> (Watcher, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    (
+        Watcher {
+            seen: seen.clone(),
+            answer_once,
+        },
+        seen,
+    )
+}
+
+async fn until(
+    events: &mut (impl futures_util::Stream<Item = reelthyme::Result<ServerEvent>> + Unpin),
+    kind: &str,
+) -> ServerEvent {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events
+                .next()
+                .await
+                .expect("the stream ended")
+                .expect("an error arrived");
+            if event.type_name() == kind {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {kind}"))
+}
+
+#[cfg(feature = "audio")]
+#[tokio::test]
+async fn layers_before_and_after_the_audio_layer_each_see_what_they_should() {
+    use reelthyme::StreamOptions;
+    use reelthyme::audio_io::Player;
+
+    let sim = Simulator::start(SimConfig::default().speed(50.0))
+        .await
+        .unwrap();
+    let session = reelthyme::connect(Config::new(endpoint(&sim)).outgoing(reelthyme::validate))
+        .await
+        .unwrap();
+    let (before, seen_before) = watcher(true);
+    let (after, seen_after) = watcher(false);
+    let mut tx = session.sender();
+    // The test never pulls the clock: the audio just queues in the player.
+    let (player, _clock) = Player::with_clock(24_000, 1).unwrap();
+    let (events, control) =
+        reelthyme::stream_to(session.with_layer(before), player, StreamOptions::default());
+    let mut events = events.with_layer(after);
+
+    tx.send(ClientEvent::user_text("Tell me about the weather."))
+        .await
+        .unwrap();
+    tx.send(ClientEvent::response_create()).await.unwrap();
+    let mut app = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.next().await.unwrap().unwrap();
+            app.push(event.type_name().to_owned());
+            // The item the first layer sent in answer to `response.done` reached the
+            // server, which added it to the conversation.
+            if let ServerEvent::ConversationItemAdded(added) = &event
+                && app.iter().any(|t| t == "response.done")
+                && matches!(&added.item, Item::Message(m) if m.role == Role::User)
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the layer's item never reached the server");
+
+    let before = seen_before.lock().unwrap();
+    let after = seen_after.lock().unwrap();
+    let deltas = |events: &[String]| {
+        events
+            .iter()
+            .filter(|t| *t == "response.output_audio.delta")
+            .count()
+    };
+    // Before the audio layer: the audio deltas; after it, and in the app: none of them.
+    assert!(deltas(&before.events) > 0, "{:?}", before.events);
+    assert_eq!(deltas(&after.events), 0);
+    assert_eq!(deltas(&app), 0);
+    // Everything else passes through both, in the same order the app sees it.
+    let without_deltas: Vec<_> = before
+        .events
+        .iter()
+        .filter(|t| *t != "response.output_audio.delta")
+        .cloned()
+        .collect();
+    assert_eq!(after.events, app);
+    assert!(
+        without_deltas.starts_with(&app[..app.len() - 1]),
+        "{without_deltas:?} vs {app:?}"
+    );
+    // Both saw every client event: the test's two and the layer's own.
+    let expected = [
+        "conversation.item.create",
+        "response.create",
+        "conversation.item.create",
+    ];
+    assert_eq!(before.sent, expected);
+    assert_eq!(after.sent, expected);
+    // The audio went to the player: its item is queued there.
+    assert!(control.backlog_ms() > 0);
+}
+
+#[tokio::test]
+async fn clones_of_the_sender_keep_working_when_the_session_moves_to_a_new_connection() {
+    let sim = Simulator::start(SimConfig::default().speed(50.0))
+        .await
+        .unwrap();
+    let session = reelthyme::connect(Config::new(endpoint(&sim)))
+        .await
+        .unwrap();
+    let (layer, seen) = watcher(false);
+    let session = session.with_layer(layer);
+    let first_id = session.id().unwrap();
+    let (tx, mut events) = session.split();
+    // A clone held by another task, taken before the swap.
+    let mut clone = tx.clone();
+    let (go, ready) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        ready.await.unwrap();
+        clone
+            .send(ClientEvent::user_text("Hello after the move"))
+            .await?;
+        clone
+            .send(ClientEvent::response_create_with(ResponseParams::text()))
+            .await
+    });
+    assert_eq!(
+        until(&mut events, "session.created").await.type_name(),
+        "session.created"
+    );
+
+    tx.reconnect().await.unwrap();
+    // The new connection's session, with a new id, is live for every sender at once.
+    let second_id = tx.session().id.unwrap();
+    assert_ne!(second_id, first_id);
+    go.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    // The stream goes on without an error: the old connection's end, then the new
+    // `session.created`, then the answer to what the clone sent.
+    let created = until(&mut events, "session.created").await;
+    let ServerEvent::SessionCreated(created) = created else {
+        unreachable!()
+    };
+    assert_eq!(created.session.id.as_deref(), Some(second_id.as_str()));
+    let done = until(&mut events, "response.done").await;
+    let ServerEvent::ResponseDone(done) = done else {
+        unreachable!()
+    };
+    assert_eq!(done.response.status, Some(ResponseStatus::Completed));
+    assert_eq!(seen.lock().unwrap().connected, 1);
+    // The server saw two connections; the old one was closed normally.
+    let connections = sim.connections();
+    assert_eq!(connections.len(), 2, "{connections:?}");
+}
+
+#[tokio::test]
+async fn while_disconnected_a_send_waits_for_the_new_connection_or_fails_by_policy() {
+    // The simulator drops the connection (no close frame) when it gets a `clear`.
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        ..Faults::default()
+    };
+    let sim = Simulator::start(SimConfig::default().speed(50.0).faults(faults))
+        .await
+        .unwrap();
+
+    // Fail (the default): a send after the end gets the connection's verdict.
+    let session = reelthyme::connect(Config::new(endpoint(&sim)))
+        .await
+        .unwrap();
+    let (mut tx, mut events) = session.split();
+    tx.send(ClientEvent::audio_clear()).await.unwrap();
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.next().await {
+                Some(Err(error)) => return error,
+                Some(Ok(_)) => {}
+                None => panic!("the stream ended without a verdict"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(end.is_fatal());
+    let refused = tx.send(ClientEvent::response_create()).await.unwrap_err();
+    assert_eq!(refused.kind(), end.kind());
+
+    // Wait: the send made during the outage lands on the connection `reconnect` opens.
+    let config = Config::new(endpoint(&sim)).when_disconnected(WhenDisconnected::Wait(WAIT));
+    let session = reelthyme::connect(config).await.unwrap();
+    let (mut tx, mut events) = session.split();
+    tx.send(ClientEvent::audio_clear()).await.unwrap();
+    // Let the connection die, then send from another task: it must wait, not fail.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut waiting = tx.clone();
+    let send = tokio::spawn(async move {
+        waiting
+            .send(ClientEvent::user_text("Are you still there?"))
+            .await?;
+        waiting
+            .send(ClientEvent::response_create_with(ResponseParams::text()))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !send.is_finished(),
+        "the send did not wait for a connection"
+    );
+    tx.reconnect().await.unwrap();
+    send.await.unwrap().unwrap();
+    // The old connection's end is not the session's: the stream goes on to the answer.
+    let mut kinds = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(event) = events.next().await {
+            let event = event.expect("the old connection's end was yielded as the session's");
+            kinds.push(event.type_name().to_owned());
+            if event.type_name() == "response.done" {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "session.created").count(),
+        2,
+        "{kinds:?}"
+    );
+    // A reconnect on a closed session is refused.
+    tx.close().await.unwrap();
+    assert_eq!(tx.reconnect().await.unwrap_err().kind(), ErrorKind::Closed);
+}
