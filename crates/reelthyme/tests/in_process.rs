@@ -50,7 +50,10 @@ async fn a_text_turn_in_process() {
     assert!(!text.is_empty());
     // The client's close ends the in-process session as it would a socket's.
     tx.close().await.unwrap();
-    assert!(events.next().await.is_none());
+    let rest: Vec<_> = tokio::time::timeout(WAIT, events.collect::<Vec<_>>())
+        .await
+        .expect("the stream did not end after the close");
+    assert!(rest.iter().all(Result::is_ok), "{rest:?}");
 }
 
 #[tokio::test]
