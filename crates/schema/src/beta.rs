@@ -22,6 +22,18 @@
 //! | `"pcm16"`, `"g711_ulaw"`, `"g711_alaw"` | `{"type":"audio/pcm","rate":24000}`, `{"type":"audio/pcmu"}`, `{"type":"audio/pcma"}` |
 //! | `temperature` and other beta-only fields | kept in `extra` |
 
+/// The protocol dialect a server speaks or a line is written in. A closed set: a new
+/// dialect needs translation code everywhere events cross the wire, so adding one is a
+/// breaking change on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Dialect {
+    /// GA (the only one api.openai.com accepts).
+    #[default]
+    Ga,
+    /// The retired beta (`realtime=v1`); events are translated at the edge, by this module.
+    Beta,
+}
+
 use serde_json::{Map, Value, json};
 
 use crate::{ClientEvent, ServerEvent};

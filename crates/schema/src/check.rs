@@ -13,14 +13,7 @@ use serde_json::Value;
 use crate::validate::{Direction, ValidationError, validate_client_report, validate_server_value};
 use crate::{ClientEvent, ServerEvent, beta, json_equal};
 
-/// Which protocol a line is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// The GA protocol.
-    Ga,
-    /// The retired beta (`realtime=v1`) protocol.
-    Beta,
-}
+pub use crate::beta::Dialect;
 
 /// How to check.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -33,6 +33,7 @@
 
 mod audio;
 pub mod beta;
+pub use beta::Dialect;
 pub mod check;
 mod client;
 mod conversation;

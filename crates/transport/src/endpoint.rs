@@ -64,16 +64,7 @@ pub enum Flavor {
     },
 }
 
-/// The protocol dialect the server speaks. A closed set: a new dialect needs translation
-/// code everywhere events cross the wire, so adding one is a breaking change on purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    /// GA (the only one api.openai.com accepts).
-    #[default]
-    Ga,
-    /// The retired beta (`realtime=v1`); events are translated at the edge.
-    Beta,
-}
+pub use reelthyme_schema::Dialect;
 
 #[derive(Clone, PartialEq, Eq)]
 enum Auth {
