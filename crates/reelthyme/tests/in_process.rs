@@ -141,4 +141,20 @@ async fn an_audio_turn_in_process_plays_the_answer() {
     }
     assert!(loudest > 0.01, "the device played silence (peak {loudest})");
     assert!(control.played_ms(&item).unwrap_or(0) > 0);
+    // Drained only once the device has played the rest.
+    let drained = control.drained();
+    tokio::pin!(drained);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut drained)
+            .await
+            .is_err(),
+        "drained with {} ms still queued",
+        control.backlog_ms()
+    );
+    while control.backlog_ms() > 0 {
+        clock.pull(2_400);
+    }
+    tokio::time::timeout(WAIT, drained)
+        .await
+        .expect("not drained after the device played everything");
 }

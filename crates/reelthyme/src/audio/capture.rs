@@ -86,6 +86,7 @@ pub struct CaptureHandle {
     capture: Option<Capture>,
     task: Option<tokio::task::JoinHandle<Result<()>>>,
     dropped: Arc<AtomicU64>,
+    overrun_ms: Arc<AtomicU64>,
 }
 
 impl CaptureHandle {
@@ -107,6 +108,13 @@ impl CaptureHandle {
     /// queue holds (10 s of audio): stale speech is worse than none. Logged when it happens.
     pub fn dropped_chunks(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Milliseconds of microphone audio the device delivered faster than it could be
+    /// taken in (the capture worker fell 20 s behind): lost before chunking. Logged when it
+    /// happens.
+    pub fn overrun_ms(&self) -> u64 {
+        self.overrun_ms.load(Ordering::Relaxed)
     }
 
     /// Stops: the last partial chunk is sent, then the device is released.
@@ -158,6 +166,8 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
         },
     )
     .map_err(audio_error)?;
+    let overrun_ms = Arc::new(AtomicU64::new(0));
+    let overrun = overrun_ms.clone();
     let mut sender = sender.clone();
     let fixed = options.format;
     let tap = options.tap;
@@ -168,6 +178,13 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
             let chunk = match captured {
                 Captured::Audio(chunk) => chunk,
                 Captured::Error(error) => return Err(audio_error(error)),
+                Captured::Overrun { lost } => {
+                    let ms = u64::try_from(lost.as_millis()).unwrap_or(u64::MAX);
+                    if overrun.fetch_add(ms, Ordering::Relaxed) == 0 {
+                        tracing::warn!(lost_ms = ms, "the microphone's audio is being lost");
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             if let Some(tap) = &tap {
@@ -194,6 +211,7 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
         capture: Some(capture),
         task: Some(task),
         dropped,
+        overrun_ms,
     })
 }
 

@@ -18,8 +18,17 @@ pub use playback::AudioLayer;
 
 use crate::{Layer, Session, SessionEvents, SessionSender};
 
-pub(crate) fn audio_error(error: impl std::error::Error + Send + Sync + 'static) -> Error {
-    Error::other(ErrorKind::Config, error.to_string(), Some(Box::new(error)))
+/// The session error for an audio failure: a device's is [`ErrorKind::Device`] (the
+/// session goes on without it), an unusable rate or format [`ErrorKind::Config`], a
+/// payload that does not decode [`ErrorKind::Parse`].
+pub(crate) fn audio_error(error: reelthyme_audio::Error) -> Error {
+    use reelthyme_audio::ErrorKind as Audio;
+    let kind = match error.kind() {
+        kind if kind.is_device() => ErrorKind::Device,
+        Audio::Decode => ErrorKind::Parse,
+        _ => ErrorKind::Config,
+    };
+    Error::other(kind, error.to_string(), Some(Box::new(error)))
 }
 
 /// How [`stream`] plays.
@@ -143,6 +152,13 @@ impl AudioControl {
     /// Milliseconds of audio queued and not yet played.
     pub fn backlog_ms(&self) -> u64 {
         self.player.backlog_ms()
+    }
+
+    /// Resolves once the device has played everything queued so far (at once when
+    /// nothing is queued; also when the player goes away). Audio keeps arriving only while
+    /// the event stream is polled: await this between turns, not instead of polling.
+    pub fn drained(&self) -> reelthyme_audio::Drained {
+        self.player.drained()
     }
 
     /// A sender for the session (for [`capture_audio`], tools, …).
