@@ -67,6 +67,7 @@ pub trait Layer: Send + 'static {
 /// What a layer can do while it handles something.
 pub struct LayerContext<'a> {
     pub(crate) conversation: &'a Conversation,
+    pub(crate) received_at: Option<std::time::Instant>,
     pub(crate) outbox: &'a mut VecDeque<ClientEvent>,
     pub(crate) reports: &'a mut VecDeque<Error>,
 }
@@ -100,5 +101,12 @@ impl LayerContext<'_> {
     /// responses, transcripts.
     pub fn conversation(&self) -> &Conversation {
         self.conversation
+    }
+
+    /// In [`Layer::on_event`]: when the transport read the event's frame (before it waited
+    /// in the receive queue) — what latency metrics measure from. `None` elsewhere, and
+    /// for the `session.created` a connection opened with.
+    pub fn received_at(&self) -> Option<std::time::Instant> {
+        self.received_at
     }
 }

@@ -12,6 +12,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_core::Stream;
 use futures_util::StreamExt;
@@ -34,6 +35,8 @@ pub struct SessionEvents {
     generation: u64,
     /// `session.created`, read while connecting; whether the conversation has applied it.
     buffered: Option<(ServerEvent, bool)>,
+    /// When the frame of the event being delivered was read.
+    received_at: Option<Instant>,
     layers: Vec<Box<dyn Layer>>,
     outbox: VecDeque<ClientEvent>,
     reports: VecDeque<Error>,
@@ -75,6 +78,7 @@ impl SessionEvents {
             receiver,
             generation: 0,
             buffered: Some((first, true)),
+            received_at: None,
             layers: Vec::new(),
             outbox: VecDeque::new(),
             reports: VecDeque::new(),
@@ -110,7 +114,16 @@ impl SessionEvents {
     }
 
     /// Runs `f` on every layer with a context.
-    fn each_layer(&mut self, mut f: impl FnMut(&mut dyn Layer, &mut LayerContext<'_>)) {
+    fn each_layer(&mut self, f: impl FnMut(&mut dyn Layer, &mut LayerContext<'_>)) {
+        self.each_layer_at(None, f);
+    }
+
+    /// Runs `f` on every layer with a context for an event read at `received_at`.
+    fn each_layer_at(
+        &mut self,
+        received_at: Option<Instant>,
+        mut f: impl FnMut(&mut dyn Layer, &mut LayerContext<'_>),
+    ) {
         let Self {
             core,
             layers,
@@ -124,6 +137,7 @@ impl SessionEvents {
         core.read(|conversation| {
             let mut cx = LayerContext {
                 conversation,
+                received_at,
                 outbox,
                 reports,
             };
@@ -182,7 +196,12 @@ impl SessionEvents {
     }
 
     /// The conversation applies the event, then the transforms and the layers see it.
-    fn deliver(&mut self, event: ServerEvent, applied: bool) -> Option<ServerEvent> {
+    fn deliver(
+        &mut self,
+        event: ServerEvent,
+        applied: bool,
+        received_at: Option<Instant>,
+    ) -> Option<ServerEvent> {
         tracing::trace!(
             parent: &self.core.span,
             r#type = event.type_name(),
@@ -200,7 +219,7 @@ impl SessionEvents {
             .iter()
             .try_fold(event, |event, transform| transform(event))?;
         let mut slot = Some(event);
-        self.each_layer(|layer, cx| {
+        self.each_layer_at(received_at, |layer, cx| {
             // A layer that consumed the event ends its way: the later ones do not see it.
             if let Some(event) = slot.take() {
                 slot = layer.on_event(event, cx);
@@ -228,11 +247,13 @@ impl SessionEvents {
     fn next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(ServerEvent, bool)>>> {
         loop {
             if let Some(buffered) = self.buffered.take() {
+                self.received_at = None;
                 return Poll::Ready(Some(Ok(buffered)));
             }
             let end = match Pin::new(&mut self.receiver).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => {
+                    self.received_at = Some(frame.received_at());
                     match parse(self.core.config.endpoint.dialect(), &frame) {
                         Ok(event) => return Poll::Ready(Some(Ok((event, false)))),
                         Err(error) => match self.recoverable(error) {
@@ -314,7 +335,8 @@ impl Stream for SessionEvents {
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             };
-            if let Some(event) = this.deliver(event, applied) {
+            let received_at = this.received_at;
+            if let Some(event) = this.deliver(event, applied, received_at) {
                 // What the layers sent in answer leaves now, not at the next poll.
                 let _ = this.drain_outbox(cx);
                 return Poll::Ready(Some(Ok(event)));

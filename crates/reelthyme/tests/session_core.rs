@@ -21,6 +21,8 @@ fn endpoint(sim: &Simulator) -> Endpoint {
 #[derive(Default)]
 struct Seen {
     events: Vec<String>,
+    /// When each event's frame was read, as the layer was told.
+    stamps: Vec<Option<std::time::Instant>>,
     sent: Vec<String>,
     connected: usize,
 }
@@ -35,6 +37,7 @@ impl Layer for Watcher {
     fn on_event(&mut self, event: ServerEvent, cx: &mut LayerContext<'_>) -> Option<ServerEvent> {
         let mut seen = self.seen.lock().unwrap();
         seen.events.push(event.type_name().to_owned());
+        seen.stamps.push(cx.received_at());
         if self.answer_once && event.type_name() == "response.done" {
             self.answer_once = false;
             // Reacting by sending, through the outbox: no task, no sender of its own.
@@ -162,6 +165,15 @@ async fn layers_before_and_after_the_audio_layer_each_see_what_they_should() {
     ];
     assert_eq!(before.sent, expected);
     assert_eq!(after.sent, expected);
+    // Every event read from the connection is stamped with its arrival, in order; the
+    // `session.created` read while connecting is not.
+    assert_eq!(before.stamps[0], None);
+    let stamps: Vec<_> = before.stamps[1..]
+        .iter()
+        .map(|s| s.expect("a stamp"))
+        .collect();
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]));
+    assert!(stamps.iter().all(|s| s.elapsed() < WAIT));
     // The audio went to the player: its item is queued there.
     assert!(control.backlog_ms() > 0);
 }
