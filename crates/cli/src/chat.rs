@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures_util::StreamExt;
+use reelthyme::Config;
 use reelthyme::events::{ClientEvent, ResponseParams, ResponseStatus, ServerEvent};
-use reelthyme::{Config, Endpoint};
 use tokio::io::AsyncBufReadExt;
 
 #[derive(Debug, Args)]
@@ -39,35 +39,22 @@ pub(crate) struct ChatArgs {
 }
 
 pub(crate) fn run(args: ChatArgs) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(chat(args))
+    crate::block_on(chat(args))
 }
 
 async fn chat(args: ChatArgs) -> Result<ExitCode> {
-    let key = args.api_key.filter(|k| !k.trim().is_empty());
-    let mut _simulator = None;
-    let endpoint = match (&crate::base_url(args.base_url.clone()), key, args.sim) {
-        (Some(base), key, false) => {
-            let endpoint = Endpoint::openai(&args.model).base_url(base);
-            match key {
-                Some(key) => endpoint.api_key(key),
-                None => endpoint,
-            }
-        }
-        (None, Some(key), false) => Endpoint::openai(&args.model).api_key(key),
-        _ => {
-            let sim =
-                reelthyme_sim::Simulator::start(reelthyme_sim::SimConfig::default().speed(4.0))
-                    .await?;
-            eprintln!(
-                "reelthyme: no OPENAI_API_KEY — talking to the built-in simulator at {}",
-                sim.url()
-            );
-            let endpoint = Endpoint::openai(&args.model).base_url(&format!("{}/v1", sim.url()));
-            _simulator = Some(sim);
-            endpoint
-        }
-    };
+    let target = crate::target::select(
+        args.base_url.clone(),
+        args.api_key.clone(),
+        &args.model,
+        args.sim,
+        reelthyme_sim::SimConfig::default().speed(4.0),
+    )
+    .await?;
+    if let Some(url) = target.simulator_url() {
+        eprintln!("reelthyme: no OPENAI_API_KEY — talking to the built-in simulator at {url}");
+    }
+    let endpoint = target.endpoint.clone();
     let url = endpoint.url();
     let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate))
         .await
@@ -160,7 +147,9 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
     }
 }
 
-async fn interactive(
+/// Text turns typed on standard input, each answer printed as it streams, until `/quit`
+/// or the end of input (`chat` without `--message`, and `talk --text`).
+pub(crate) async fn interactive(
     mut tx: reelthyme::SessionSender,
     mut events: reelthyme::SessionEvents,
 ) -> Result<ExitCode> {

@@ -4,7 +4,7 @@
 
 use reelthyme::ErrorKind;
 #[cfg(feature = "audio")]
-use reelthyme::audio_io::AudioError;
+use reelthyme::audio_io::Error as AudioError;
 
 /// The message and, when there is something to suggest, a hint.
 pub(crate) fn describe(error: &anyhow::Error) -> (String, Option<String>) {
@@ -96,9 +96,11 @@ mod tests {
     #[test]
     fn device_failures_point_to_the_device_list_and_the_headless_setup() {
         use anyhow::Context;
-        let error = Err::<(), _>(AudioError::Device("no default input device".into()))
-            .context("the microphone")
-            .unwrap_err();
+        let device = AudioError::new(
+            reelthyme::audio_io::ErrorKind::DeviceNotFound,
+            "no default input device",
+        );
+        let error = Err::<(), _>(device).context("the microphone").unwrap_err();
         let (message, hint) = describe(&error);
         assert_eq!(
             message,

@@ -18,6 +18,7 @@ mod secret;
 mod sim;
 #[cfg(feature = "audio")]
 mod talk;
+mod target;
 mod timeline;
 
 #[derive(Debug, Parser)]
@@ -124,6 +125,16 @@ fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Runs a subcommand's future on a runtime of its own (one per process: a command runs
+/// once).
+pub(crate) fn block_on(
+    command: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(command)
 }
 
 /// `--base-url` (or `REELTHYME_BASE_URL`), else `OPENAI_BASE_URL` as the library and the

@@ -25,8 +25,7 @@ pub(crate) fn run(args: ReplayArgs) -> Result<ExitCode> {
         .map_err(|e| crate::Usage(format!("cannot open {}: {e}", args.file.display())))?;
     let entries = reelthyme_sim::read_recording(std::io::BufReader::new(file))
         .map_err(|e| crate::Usage(format!("{}: {e}", args.file.display())))?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    crate::block_on(async {
         let server =
             reelthyme_sim::Simulator::replay(SocketAddr::new(args.host, args.port), entries)
                 .await

@@ -34,8 +34,7 @@ pub(crate) struct MintArgs {
 }
 
 pub(crate) fn run(args: MintArgs) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    crate::block_on(async {
         let mut endpoint = Endpoint::openai(&args.model).api_key(args.api_key);
         if let Some(base) = &crate::base_url(args.base_url.clone()) {
             endpoint = endpoint.base_url(base);

@@ -54,8 +54,7 @@ pub(crate) fn run(args: SimArgs) -> Result<ExitCode> {
     for key in args.api_keys {
         config = config.api_key(key);
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    crate::block_on(async {
         let sim = Simulator::bind(SocketAddr::new(args.host, args.port), config)
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;

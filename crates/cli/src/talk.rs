@@ -12,6 +12,7 @@ mod screen;
 use std::io::{BufWriter, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +20,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
-use reelthyme::audio_io::{Capture, Captured};
+use reelthyme::audio_io::Direction;
 use reelthyme::events::{ClientEvent, ServerEvent, SessionConfig, Transcription};
-use reelthyme::{Config, Endpoint, StreamOptions};
+use reelthyme::{CaptureOptions, Config, Layer, LayerContext, StreamOptions};
 
 use crate::recording::{EventsLog, create_private_dir, create_private_file};
 use screen::{Screen, Tone};
@@ -165,6 +166,53 @@ impl Recording {
     }
 }
 
+/// The recording's view of the session: every server event (the assistant's audio
+/// included: it is added before the audio layer, which takes the deltas out) and every
+/// client event queued by anyone — the session update, the microphone's appends, the
+/// barge-in's cancel and truncate.
+struct Record(Arc<Recording>);
+
+impl Layer for Record {
+    fn on_event(&mut self, event: ServerEvent, _: &mut LayerContext<'_>) -> Option<ServerEvent> {
+        self.0.event(true, event.to_value());
+        if let ServerEvent::ResponseOutputAudioDelta(delta) = &event
+            && let Ok(samples) = delta.delta.decode_pcm16()
+        {
+            self.0.audio(false, &samples);
+        }
+        Some(event)
+    }
+
+    fn on_sent(&mut self, event: &ClientEvent, _: &mut LayerContext<'_>) {
+        self.0.event(false, event.to_value());
+    }
+}
+
+/// The microphone's level for the meter, written by the capture tap, read at each redraw
+/// (an `f32`'s bits: one writer, one reader, no lock on the capture path).
+struct Level(AtomicU32);
+
+impl Level {
+    /// Silence until the first chunk.
+    fn new() -> Self {
+        Self(AtomicU32::new((-96.0_f32).to_bits()))
+    }
+
+    fn set(&self, chunk: &[i16]) {
+        let energy = chunk
+            .iter()
+            .map(|&s| (f64::from(s) / 32768.0).powi(2))
+            .sum::<f64>()
+            / chunk.len().max(1) as f64;
+        let db = (10.0 * energy.max(1e-10).log10()) as f32;
+        self.0.store(db.to_bits(), Ordering::Relaxed);
+    }
+
+    fn db(&self) -> f32 {
+        f32::from_bits(self.0.load(Ordering::Relaxed))
+    }
+}
+
 fn wav(dir: &std::path::Path, name: &str) -> Result<WavWriter> {
     let spec = hound::WavSpec {
         channels: 1,
@@ -196,9 +244,9 @@ fn colour() -> bool {
 
 pub(crate) fn run(args: TalkArgs) -> Result<ExitCode> {
     if args.list_devices {
-        for (input, label) in [(true, "input"), (false, "output")] {
-            for name in
-                reelthyme::audio_io::device_names(input).context("cannot list the sound devices")?
+        for (direction, label) in [(Direction::Input, "input"), (Direction::Output, "output")] {
+            for name in reelthyme::audio_io::list_devices(direction)
+                .context("cannot list the sound devices")?
             {
                 println!("{label}: {name}");
             }
@@ -211,35 +259,19 @@ pub(crate) fn run(args: TalkArgs) -> Result<ExitCode> {
         )
         .into());
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(talk(args))
+    crate::block_on(talk(args))
 }
 
 async fn talk(args: TalkArgs) -> Result<ExitCode> {
-    let key = args.api_key.clone().filter(|k| !k.trim().is_empty());
-    let mut _simulator = None;
-    let (endpoint, source) = match (&crate::base_url(args.base_url.clone()), key, args.sim) {
-        (Some(base), key, false) => {
-            let endpoint = Endpoint::openai(&args.model).base_url(base);
-            (
-                key.map_or(endpoint.clone(), |k| endpoint.api_key(k)),
-                format!("server {base}"),
-            )
-        }
-        (None, Some(key), false) => (
-            Endpoint::openai(&args.model).api_key(key),
-            "OpenAI".to_owned(),
-        ),
-        _ => {
-            let sim = reelthyme_sim::Simulator::start(reelthyme_sim::SimConfig::default()).await?;
-            let endpoint = Endpoint::openai(&args.model).base_url(&format!("{}/v1", sim.url()));
-            _simulator = Some(sim);
-            (
-                endpoint,
-                "built-in simulator (no OPENAI_API_KEY)".to_owned(),
-            )
-        }
-    };
+    let target = crate::target::select(
+        args.base_url.clone(),
+        args.api_key.clone(),
+        &args.model,
+        args.sim,
+        reelthyme_sim::SimConfig::default(),
+    )
+    .await?;
+    let source = target.source.clone();
     if args.text {
         eprintln!("reelthyme talk --text: text chat with the {source}");
     }
@@ -247,30 +279,16 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
         Some(dir) => Some(Arc::new(Recording::create(dir, &args.model)?)),
         None => None,
     };
-    let log = |from_server: bool, event: serde_json::Value| {
-        if let Some(recording) = &recording {
-            recording.event(from_server, event);
-        }
-    };
-    let endpoint_url = endpoint.url();
-    let mut config = Config::new(endpoint).outgoing(reelthyme::validate);
-    // Every server event passes here before `stream` takes the audio out: log it, and keep
-    // the assistant's audio for the recording.
-    if let Some(recording) = recording.clone() {
-        config = config.incoming(move |event| {
-            recording.event(true, event.to_value());
-            if let ServerEvent::ResponseOutputAudioDelta(delta) = &event
-                && let Ok(samples) = delta.delta.decode_pcm16()
-            {
-                recording.audio(false, &samples);
-            }
-            Some(event)
-        });
-    }
-    let url = endpoint_url;
-    let session = reelthyme::connect(config)
+    let endpoint = target.endpoint.clone();
+    let url = endpoint.url();
+    let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate))
         .await
         .with_context(|| format!("cannot start a session at {url}"))?;
+    // Before `stream` adds the audio layer, so that the recording sees the audio deltas.
+    let session = match &recording {
+        Some(recording) => session.with_layer(Record(recording.clone())),
+        None => session,
+    };
     let mut tx = session.sender();
     let mut update = SessionConfig::realtime();
     update.instructions = args.instructions.clone();
@@ -284,11 +302,10 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     if args.text {
         update.output_modalities = Some(vec![reelthyme::events::Modality::Text]);
     }
-    let update = ClientEvent::session_update(update);
-    log(false, update.to_value());
-    tx.send(update).await?;
+    tx.send(ClientEvent::session_update(update)).await?;
     if args.text {
-        let result = text_loop(session, log).await;
+        let (tx, events) = session.split();
+        let result = crate::chat::interactive(tx, events).await;
         if let Some(recording) = &recording {
             recording.finish()?;
         }
@@ -298,14 +315,24 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     let options = StreamOptions::default().device(args.output_device.clone());
     let (mut events, control) =
         reelthyme::stream_with(session, options).context("cannot open the speaker")?;
-    // The microphone: chunks to a channel; the level for the meter; the recording.
-    let (chunk_tx, mut chunks) = tokio::sync::mpsc::unbounded_channel();
-    let capture = Capture::start(args.input_device.as_deref(), 40, move |captured| {
-        let _ = chunk_tx.send(captured);
-    })
-    .context("cannot open the microphone")?;
+    // The microphone into the session (in the session's input format, through a bounded
+    // queue); the tap sees every chunk for the meter and the recording.
+    let level = Arc::new(Level::new());
+    let tap = {
+        let (level, recording) = (level.clone(), recording.clone());
+        move |chunk: &[i16]| {
+            level.set(chunk);
+            if let Some(recording) = &recording {
+                recording.audio(true, chunk);
+            }
+        }
+    };
+    let options = CaptureOptions::default()
+        .device(args.input_device.clone())
+        .tap(tap);
+    let capture = reelthyme::capture_audio(&tx, options).context("cannot open the microphone")?;
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
-        capture.stop();
+        let _ = capture.stop().await;
         bail!(
             "talk needs a terminal (standard input and output are not one); for scripts, \
              `reelthyme chat --message TEXT --jsonl` has one turn as JSON lines"
@@ -340,22 +367,6 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     let result: Result<()> = async {
         loop {
             tokio::select! {
-                Some(captured) = chunks.recv() => match captured {
-                    Captured::Audio(chunk) => {
-                        let energy = chunk.iter().map(|&s| (f64::from(s) / 32768.0).powi(2)).sum::<f64>() / chunk.len().max(1) as f64;
-                        screen.level_db = (10.0 * energy.max(1e-10).log10()) as f32;
-                        if let Some(recording) = &recording {
-                            recording.audio(true, &chunk);
-                        }
-                        if !screen.muted {
-                            let append = ClientEvent::audio_append(&chunk);
-                            log(false, append.to_value());
-                            tx.send(append).await.context("the session failed")?;
-                        }
-                    }
-                    Captured::Error(error) => screen.note(format!("microphone: {error}"), Tone::Warning),
-                    _ => {}
-                },
                 Some(key) = keys.recv() => {
                     let page = terminal.size().map_or(10, |s| isize::try_from(s.height / 2).unwrap_or(10));
                     match action(key) {
@@ -389,6 +400,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
                 },
                 _ = &mut interrupted => return Ok(()),
                 _ = tick.tick() => {
+                    screen.level_db = level.db();
                     screen.on_tick(|item| control.played_ms(item), control.backlog_ms());
                     if let Some(failure) = recording.as_ref().and_then(|r| r.failure()) {
                         screen.note(format!("recording: {failure}"), Tone::Warning);
@@ -399,13 +411,18 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
         }
     }
     .await;
-    capture.stop();
+    // The last partial chunk is sent; a failure of the microphone (or of its appends)
+    // surfaces here.
+    let captured = capture.stop().await;
     let recorded = recording.as_ref().map_or(Ok(()), |r| r.finish());
     drop(terminal);
     drop(restore);
     // The conversation stays in the terminal's scrollback.
     print!("{}", screen.transcript_text());
     result?;
+    if let Err(error) = captured {
+        eprintln!("reelthyme talk: the microphone stopped early: {error}");
+    }
     recorded?;
     if let Some(summary) = screen.summary() {
         eprintln!("reelthyme talk: {summary}");
@@ -446,44 +463,6 @@ fn action(key: KeyEvent) -> Action {
         KeyCode::End => Action::Follow,
         _ => Action::None,
     }
-}
-
-async fn text_loop(
-    session: reelthyme::Session,
-    log: impl Fn(bool, serde_json::Value),
-) -> Result<ExitCode> {
-    use tokio::io::AsyncBufReadExt;
-    let (mut tx, mut events) = session.split();
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    eprintln!("Type a message and press Enter; /quit ends.");
-    while let Some(line) = lines.next_line().await? {
-        let line = line.trim();
-        if line == "/quit" {
-            break;
-        }
-        if line.is_empty() {
-            continue;
-        }
-        for event in [ClientEvent::user_text(line), ClientEvent::response_create()] {
-            log(false, event.to_value());
-            tx.send(event).await?;
-        }
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(ServerEvent::ResponseOutputTextDelta(d)) => print!("{}", d.delta),
-                Ok(ServerEvent::ResponseDone(_)) => {
-                    println!();
-                    break;
-                }
-                Ok(_) => {}
-                Err(error) if !error.is_fatal() => {
-                    eprintln!("reelthyme: skipped an event: {error}")
-                }
-                Err(error) => return Err(anyhow::Error::new(error).context("the session failed")),
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -338,3 +338,44 @@ async fn a_closed_session_ends_talk_with_the_reason_and_a_restored_terminal() {
     drop(talk);
     sim.shutdown().await;
 }
+
+/// The microphone goes through the library's `capture_audio`, not the CLI: the recording
+/// still has every append it sent (from the session's sent events), the update first, and
+/// the user's WAV holds at least the audio those appends carried.
+#[test]
+fn the_recording_has_the_session_update_and_the_microphones_appends() {
+    let Some(talk) = Talk::start("appends", &speech_48k_stereo("weather_48k_stereo.wav")) else {
+        return;
+    };
+    talk.wait_for("the answer", |screen| {
+        !line_with(screen, "Assistant: You said:").is_empty()
+    });
+    talk.send_keys("q");
+    assert_eq!(talk.exit_code(), "0", "stderr: {}", talk.stderr());
+    let events = std::fs::read_to_string(talk.recording().join("events.jsonl")).unwrap();
+    let sent: Vec<serde_json::Value> = events
+        .lines()
+        .skip(1)
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|entry| entry["direction"] == "client")
+        .map(|entry| entry["event"].clone())
+        .collect();
+    assert_eq!(
+        sent.first().map(|e| e["type"].clone()),
+        Some("session.update".into()),
+        "{events}"
+    );
+    let appended: usize = sent
+        .iter()
+        .filter(|e| e["type"] == "input_audio_buffer.append")
+        .map(|e| e["audio"].as_str().unwrap().len() / 4 * 3 / 2)
+        .sum();
+    // The spoken turn is ≈3.5 s: at least 3 s of 24 kHz samples were appended.
+    assert!(appended >= 72_000, "{appended} samples appended");
+    let wav = reelthyme_testkit::read_wav(&talk.recording().join("user.wav"));
+    assert!(
+        wav.samples.len() >= appended,
+        "{} < {appended}",
+        wav.samples.len()
+    );
+}
