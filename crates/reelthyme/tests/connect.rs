@@ -6,45 +6,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use reelthyme::events::{ClientEvent, ServerEvent};
 use reelthyme::{Config, Endpoint, ErrorKind, Options, WebSocket};
-use reelthyme_sim::{Faults, Recorder, SimConfig, Simulator};
+use reelthyme_sim::{Faults, SimConfig};
 
-const WAIT: Duration = Duration::from_secs(20);
+mod support;
 
-async fn start(config: SimConfig) -> (Simulator, Recorder) {
-    let recorder = Recorder::new();
-    (
-        Simulator::start(config.recorder(recorder.clone()))
-            .await
-            .unwrap(),
-        recorder,
-    )
-}
-
-fn endpoint(sim: &Simulator) -> Endpoint {
-    Endpoint::openai("gpt-realtime")
-        .base_url(&format!("{}/v1", sim.url()))
-        .api_key("sk-test-key")
-}
-
-async fn until(
-    events: &mut (impl futures_util::Stream<Item = reelthyme::Result<ServerEvent>> + Unpin),
-    kind: &str,
-) -> ServerEvent {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let event = events
-                .next()
-                .await
-                .expect("the stream ended")
-                .expect("an error arrived");
-            if event.type_name() == kind {
-                return event;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {kind}"))
-}
+use support::{WAIT, endpoint, start, until};
 
 #[tokio::test]
 async fn a_text_turn_end_to_end() {
