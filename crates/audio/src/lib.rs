@@ -11,7 +11,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `devices` | yes | microphone capture and speaker playback through cpal (ALSA on Linux) |
-//! | `opus` | no | [`OpusEncoder`]/[`OpusDecoder`]: Opus at 48 kHz in 20 ms frames for WebRTC tracks (builds libopus: needs cmake) |
+//! | `opus` | no | `OpusEncoder`/`OpusDecoder`: Opus at 48 kHz in 20 ms frames for WebRTC tracks (builds libopus: needs cmake) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
@@ -35,15 +35,12 @@ pub use convert::{downmix, f32_to_i16, i16_to_f32, upmix};
 #[cfg(feature = "devices")]
 pub use devices::{
     Capture, Captured, Clock, Cut, DeviceFormat, Direction, Drained, Player, SampleFormat,
-    device_names, list_devices,
+    list_devices,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use reelthyme_schema::g711;
 pub use resample::Resampler;
 pub use tracker::{PlaybackTracker, Truncation};
-
-/// The name this crate's error had before [`Error`] and [`ErrorKind`]; the same type.
-pub type AudioError = Error;
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

@@ -49,6 +49,11 @@ pub struct Connection {
     pub receiver: FrameReceiver,
     /// Audio tracks beside the events; `None` when audio travels in events.
     pub media: Option<Media>,
+    /// The server's id for the call (`rtc_…`), for transports that set one up by REST
+    /// (WebRTC: the last segment of the signalling answer's `Location`): what a sideband
+    /// WebSocket attaches to (`Endpoint::call_id`) and what `hangup` takes. `None` for a
+    /// WebSocket session.
+    pub call_id: Option<String>,
 }
 
 impl Connection {
@@ -58,7 +63,15 @@ impl Connection {
             sender,
             receiver,
             media: None,
+            call_id: None,
         }
+    }
+
+    /// With the server's id for the call.
+    #[must_use]
+    pub fn with_call_id(mut self, call_id: impl Into<String>) -> Self {
+        self.call_id = Some(call_id.into());
+        self
     }
 
     /// With audio tracks beside the events.
@@ -159,5 +172,21 @@ impl Media {
     /// The incoming track.
     pub fn incoming(&mut self) -> &mut MediaReceiver {
         &mut self.incoming
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipe::{Queues, pipe};
+
+    #[test]
+    fn a_call_id_is_only_there_when_the_transport_sets_one() {
+        let (sender, receiver, _link) = pipe(Queues::new(1, 1, 1));
+        let events_only = Connection::new(sender.clone(), receiver);
+        assert_eq!(events_only.call_id, None);
+        let (_, receiver, _link) = pipe(Queues::new(1, 1, 1));
+        let call = Connection::new(sender, receiver).with_call_id("rtc_1");
+        assert_eq!(call.call_id.as_deref(), Some("rtc_1"));
     }
 }

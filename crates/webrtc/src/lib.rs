@@ -1,1 +1,45 @@
-//! The WebRTC transport.
+//! The WebRTC transport for OpenAI's Realtime API, on webrtc-rs.
+//!
+//! [`WebRtc`] implements [`reelthyme_transport::Transport`], so a session over WebRTC is
+//! used exactly like one over a WebSocket; only the configuration chooses:
+//!
+//! - events travel on the `oai-events` data channel, through the same bounded frame pipe
+//!   (ordered, nothing lost without a report, one verdict); the channel's buffered amount
+//!   is the backpressure;
+//! - audio travels as Opus tracks (48 kHz, 20 ms packets), given and taken as mono PCM16
+//!   at [`WebRtc::audio_rate`] (24 kHz by default) through
+//!   [`Connection::media`](reelthyme_transport::Connection);
+//! - signalling is `POST {base}/realtime/calls`: the bare SDP offer for an ephemeral `ek_`
+//!   key, a multipart `sdp` + `session` body for a standard key; the call id comes from
+//!   `Location` and is [`Connection::call_id`](reelthyme_transport::Connection) (for a
+//!   sideband WebSocket); closing hangs the call up.
+//!
+//! Every wait is bounded: the setup by [`WebRtc::setup_timeout`], a transient
+//! `disconnected` by [`WebRtc::disconnected_grace`], a send by [`WebRtc::dead_after`].
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> reelthyme_transport::Result<()> {
+//! use futures_util::StreamExt;
+//! use reelthyme_transport::{Endpoint, Options, Transport};
+//! use reelthyme_webrtc::WebRtc;
+//!
+//! let endpoint = Endpoint::from_env()?;
+//! let mut connection = WebRtc::new().connect(&endpoint, &Options::default()).await?;
+//! println!("call {:?}", connection.call_id);
+//! connection.sender.send(r#"{"type":"response.create"}"#.to_owned()).await?;
+//! while let Some(frame) = connection.receiver.next().await {
+//!     println!("{}", frame?);
+//! }
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod media;
+mod peer;
+mod settings;
+mod signal;
+mod transport;
+
+pub use settings::{IceServer, WebRtc};

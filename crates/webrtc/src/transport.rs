@@ -1,0 +1,657 @@
+//! The connection: setup (peer connection, offer, signalling, answer, the data channel
+//! opening), then one task whose writer and reader halves drive the frame pipe over the
+//! data channel, beside the two audio tasks.
+//!
+//! - The writer alone sends on the channel, in order; a send waits while the channel holds
+//!   [`WebRtc::send_buffer`] bytes unacknowledged (backpressure), at most
+//!   [`WebRtc::dead_after`]. A flush waits until the channel holds nothing.
+//! - The reader stops reading while the consumer's queue is full (webrtc-rs then holds the
+//!   messages and SCTP's window holds the server back), watches the connection state (a
+//!   `disconnected` longer than the grace, or `failed`, ends the connection) and the
+//!   channel (closed by the server: the connection ends cleanly).
+//! - Closing: the frames queued before the close are sent and acknowledged (bounded by the
+//!   close timeout), the channel is closed, the call hung up, the peer connection closed.
+//!   Whatever ends the connection, the peer connection is closed and both audio tasks end.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reelthyme_transport::{
+    CloseRequest, Command, Connecting, Connection, End, Endpoint, Error, ErrorKind, Flushed, Frame,
+    Inbox, Link, Media, Options, Outbox, Result, Transport, hangup, pipe,
+};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+
+use crate::media::{self, LocalTrack};
+use crate::peer::{self, Events, nudge, rtc_error};
+use crate::settings::WebRtc;
+use crate::signal;
+
+/// The data channel the Realtime API reads and writes events on.
+const CHANNEL: &str = "oai-events";
+
+/// How long gathering may take before the offer goes with the candidates found so far
+/// (host candidates take a millisecond; a STUN server that does not answer, much longer).
+const GATHER_WAIT: Duration = Duration::from_secs(2);
+
+/// How long closing the peer connection may take.
+const PC_CLOSE: Duration = Duration::from_secs(2);
+
+/// The end of a connection, fired by whichever part sees it first.
+#[derive(Clone)]
+pub(crate) struct Cancel(watch::Sender<bool>);
+
+impl Cancel {
+    fn new() -> Self {
+        Self(watch::Sender::new(false))
+    }
+
+    fn fire(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub(crate) async fn fired(&self) {
+        let _ = self.0.subscribe().wait_for(|fired| *fired).await;
+    }
+}
+
+/// Where the setup was when it stopped.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    PeerConnection,
+    Gathering,
+    Signalling,
+    Answer,
+    Connecting,
+    Opening,
+}
+
+impl Phase {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::PeerConnection => "setting up the peer connection",
+            Self::Gathering => "gathering ICE candidates",
+            Self::Signalling => "waiting for the answer to the offer",
+            Self::Answer => "applying the answer",
+            Self::Connecting => "connecting (ICE, DTLS)",
+            Self::Opening => "opening the data channel",
+        }
+    }
+}
+
+/// What the setup hands to the running connection.
+struct Ready {
+    channel: Arc<dyn DataChannel>,
+    call_id: Option<String>,
+    local: Option<LocalTrack>,
+}
+
+/// The connection's timing.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    grace: Duration,
+    dead_after: Duration,
+    close_timeout: Duration,
+    max_message_size: usize,
+}
+
+impl WebRtc {
+    /// Opens a WebRTC connection to `endpoint`: peer connection, an `oai-events` data
+    /// channel and (with [`WebRtc::audio`]) one Opus track; the offer posted to
+    /// `{base}/realtime/calls`; the answer applied; returned once the data channel is open.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Auth`] (401/403), [`ErrorKind::InvalidRequest`] (another 4xx; the HTTP
+    /// error, with its status and the API's error, is the source), [`ErrorKind::Connect`]
+    /// (5xx, unreachable, ICE or DTLS failed: retryable), [`ErrorKind::Timeout`] (the setup
+    /// took longer than its bound; the message says where it stopped),
+    /// [`ErrorKind::Protocol`] (an answer that is not SDP), [`ErrorKind::Config`] (a beta or
+    /// sideband endpoint, a session that is not an object).
+    pub async fn open(&self, endpoint: &Endpoint, options: &Options) -> Result<Connection> {
+        let bound = self.setup_timeout.unwrap_or(options.connect_timeout);
+        let started = Instant::now();
+        let mut phase = Phase::PeerConnection;
+        let (pc, mut events) = peer::offerer(self, server_ip(endpoint)).await?;
+        let setup = tokio::time::timeout(
+            bound,
+            self.setup(&pc, &mut events, endpoint, options, &mut phase),
+        )
+        .await;
+        let ready = match setup {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(error)) => {
+                close_peer(&pc).await;
+                return Err(error);
+            }
+            Err(_) => {
+                close_peer(&pc).await;
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "the WebRTC setup took longer than {} ms (stopped {})",
+                        bound.as_millis(),
+                        phase.describe()
+                    ),
+                ));
+            }
+        };
+        tracing::debug!(
+            call_id = ready.call_id.as_deref().unwrap_or("?"),
+            setup_ms = started.elapsed().as_millis() as u64,
+            "WebRTC connected"
+        );
+
+        let (sender, receiver, link) = pipe(options.queues(self.max_message_size));
+        let cancel = Cancel::new();
+        let media = if let Some(local) = ready.local {
+            let (media, media_link) = Media::channel(self.media_queue);
+            let span = tracing::Span::current();
+            tokio::spawn(
+                media::send(local, media_link.outgoing, cancel.clone()).instrument(span.clone()),
+            );
+            tokio::spawn(
+                media::receive(
+                    events.tracks,
+                    media_link.incoming,
+                    self.audio_rate,
+                    cancel.clone(),
+                )
+                .instrument(span),
+            );
+            Some(media)
+        } else {
+            None
+        };
+        let timing = Timing {
+            grace: self.disconnected_grace,
+            dead_after: self.dead_after,
+            close_timeout: options.close_timeout,
+            max_message_size: self.max_message_size,
+        };
+        let live = Live {
+            pc,
+            channel: ready.channel,
+            state: events.state,
+            call_id: ready.call_id.clone(),
+            endpoint: endpoint.clone(),
+            options: options.clone(),
+            timing,
+        };
+        tokio::spawn(run(live, link, cancel).instrument(tracing::Span::current()));
+        let mut connection = Connection::new(sender, receiver);
+        if let Some(media) = media {
+            connection = connection.with_media(media);
+        }
+        if let Some(call_id) = ready.call_id {
+            connection = connection.with_call_id(call_id);
+        }
+        Ok(connection)
+    }
+
+    async fn setup(
+        &self,
+        pc: &Arc<dyn PeerConnection>,
+        events: &mut Events,
+        endpoint: &Endpoint,
+        options: &Options,
+        phase: &mut Phase,
+    ) -> Result<Ready> {
+        let channel = pc
+            .create_data_channel(CHANNEL, None)
+            .await
+            .map_err(|e| rtc_error(ErrorKind::Connect, "cannot create the data channel", e))?;
+        // Until the channel is open, the driver needs waking (see `nudge`).
+        let (opened, opened_rx) = watch::channel(false);
+        nudge(channel.clone(), 0, opened_rx);
+        let local = if self.audio {
+            let (track, ssrc) = peer::opus_track("reelthyme")?;
+            let sender = pc
+                .add_track(track.clone() as Arc<dyn TrackLocal>)
+                .await
+                .map_err(|e| rtc_error(ErrorKind::Connect, "cannot add the audio track", e))?;
+            Some((track, ssrc, sender))
+        } else {
+            None
+        };
+
+        *phase = Phase::Gathering;
+        let offer = pc
+            .create_offer(None)
+            .await
+            .map_err(|e| rtc_error(ErrorKind::Connect, "cannot create the offer", e))?;
+        pc.set_local_description(offer)
+            .await
+            .map_err(|e| rtc_error(ErrorKind::Connect, "cannot apply the offer", e))?;
+        // The API takes one offer with its candidates (no trickle).
+        let _ = tokio::time::timeout(GATHER_WAIT, events.gathered.wait_for(|done| *done)).await;
+        let offer = pc
+            .local_description()
+            .await
+            .ok_or_else(|| Error::new(ErrorKind::Connect, "the peer connection has no offer"))?;
+
+        *phase = Phase::Signalling;
+        let answer = signal::offer(endpoint, &offer.sdp, self.session.as_ref(), options).await?;
+
+        *phase = Phase::Answer;
+        let description = RTCSessionDescription::answer(answer.sdp)
+            .map_err(|e| rtc_error(ErrorKind::Protocol, "the answer is not valid SDP", e))?;
+        pc.set_remote_description(description)
+            .await
+            .map_err(|e| rtc_error(ErrorKind::Protocol, "the answer was refused", e))?;
+
+        *phase = Phase::Connecting;
+        let mut state = events.state.clone();
+        loop {
+            tokio::select! {
+                biased;
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return Err(Error::new(ErrorKind::Connect, "the peer connection ended"));
+                    }
+                    let now = *state.borrow_and_update();
+                    match now {
+                        RTCPeerConnectionState::Connected => *phase = Phase::Opening,
+                        RTCPeerConnectionState::Failed => {
+                            return Err(Error::new(
+                                ErrorKind::Connect,
+                                format!("the WebRTC connection failed while {}", phase.describe()),
+                            ));
+                        }
+                        RTCPeerConnectionState::Closed => {
+                            return Err(Error::new(ErrorKind::Connect, "the peer connection closed"));
+                        }
+                        _ => {}
+                    }
+                }
+                event = channel.poll() => match event {
+                    Some(DataChannelEvent::OnOpen) => break,
+                    Some(DataChannelEvent::OnClose) | None => {
+                        return Err(Error::new(
+                            ErrorKind::Connect,
+                            "the server closed the data channel before it opened",
+                        ));
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+        opened.send_replace(true);
+
+        let local = match local {
+            Some((track, ssrc, sender)) => {
+                let parameters = sender.get_parameters().await.map_err(|e| {
+                    rtc_error(ErrorKind::Protocol, "the audio track was not negotiated", e)
+                })?;
+                let payload_type = parameters
+                    .rtp_parameters
+                    .codecs
+                    .first()
+                    .map(|codec| codec.payload_type)
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::Protocol, "the answer accepts no audio codec")
+                    })?;
+                Some(LocalTrack {
+                    track,
+                    ssrc,
+                    payload_type,
+                })
+            }
+            None => None,
+        };
+        Ok(Ready {
+            channel,
+            call_id: answer.call_id,
+            local,
+        })
+    }
+}
+
+impl Transport for WebRtc {
+    fn connect<'a>(&'a self, endpoint: &'a Endpoint, options: &'a Options) -> Connecting<'a> {
+        Box::pin(self.open(endpoint, options))
+    }
+}
+
+/// The signalling server's address, when it is a literal IP (the simulator's `127.0.0.1`).
+fn server_ip(endpoint: &Endpoint) -> Option<IpAddr> {
+    let base = endpoint.rest_base().ok()?;
+    let authority = base.split("://").nth(1)?.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return Some(IpAddr::from([127, 0, 0, 1]));
+    }
+    host.parse().ok()
+}
+
+async fn close_peer(pc: &Arc<dyn PeerConnection>) {
+    if let Err(error) = tokio::time::timeout(PC_CLOSE, pc.close())
+        .await
+        .unwrap_or(Ok(()))
+    {
+        tracing::debug!(%error, "closing the peer connection failed");
+    }
+}
+
+/// A connection once it is open.
+struct Live {
+    pc: Arc<dyn PeerConnection>,
+    channel: Arc<dyn DataChannel>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    call_id: Option<String>,
+    endpoint: Endpoint,
+    options: Options,
+    timing: Timing,
+}
+
+async fn run(live: Live, mut link: Link, cancel: Cancel) {
+    let Link { outbox, inbox, .. } = &mut link;
+    // Frames the channel cannot carry are refused one by one; the reader hands the
+    // refusals to the consumer, in line with the events.
+    let (refused, refusals) = mpsc::unbounded_channel();
+    let (written, read) = tokio::join!(
+        write(&live, outbox, &cancel, refused),
+        read(&live, inbox, &cancel, refusals),
+    );
+    // Whatever ended it, the peer connection goes, and with it the tracks.
+    close_peer(&live.pc).await;
+    cancel.fire();
+    let end = read.error.or(written.error);
+    match &end {
+        Some(error) => tracing::debug!(%error, "WebRTC connection ended"),
+        None => tracing::debug!("WebRTC connection closed"),
+    }
+    link.finish(
+        End::new(end)
+            .in_flight(written.in_flight)
+            .held(read.held)
+            .close_requests(written.close_requests)
+            .unanswered_flushes(written.unanswered)
+            .close_answered(written.closed || read.closed_by_peer),
+    )
+    .await;
+}
+
+struct Written {
+    error: Option<Error>,
+    in_flight: Option<String>,
+    close_requests: Vec<CloseRequest>,
+    unanswered: Vec<Flushed>,
+    /// Whether this side closed the call (channel, hangup).
+    closed: bool,
+}
+
+/// Waits until the channel holds nothing unacknowledged; `false` if `limit` passed first.
+async fn drained(channel: &Arc<dyn DataChannel>, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        match channel.outstanding_bytes().await {
+            Ok(0) | Err(_) => return true,
+            Ok(_) if Instant::now() >= deadline => return false,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
+}
+
+async fn write(
+    live: &Live,
+    outbox: &mut Outbox,
+    cancel: &Cancel,
+    refused: mpsc::UnboundedSender<Error>,
+) -> Written {
+    let mut written = Written {
+        error: None,
+        in_flight: None,
+        close_requests: Vec::new(),
+        unanswered: Vec::new(),
+        closed: false,
+    };
+    let timing = live.timing;
+    loop {
+        let command = tokio::select! {
+            biased;
+            () = cancel.fired() => return written,
+            command = outbox.next_command() => command,
+        };
+        match command {
+            Some(Command::Text(text)) => {
+                let sent = tokio::select! {
+                    biased;
+                    () = cancel.fired() => {
+                        written.in_flight = Some(text);
+                        return written;
+                    }
+                    sent = tokio::time::timeout(timing.dead_after, live.channel.send_text(&text)) => sent,
+                };
+                match sent {
+                    Ok(Ok(())) => {}
+                    // Larger than the peer's `max-message-size`: that frame, not the
+                    // connection, fails.
+                    Ok(Err(webrtc::error::Error::ErrOutboundPacketTooLarge)) => {
+                        let start: String = text.chars().take(60).collect();
+                        let _ = refused.send(Error::new(
+                            ErrorKind::Rejected,
+                            format!(
+                                "a frame of {} bytes is larger than the data channel carries; not sent: {start}…",
+                                text.len()
+                            ),
+                        ));
+                    }
+                    Ok(Err(error)) => {
+                        written.in_flight = Some(text);
+                        written.error = Some(
+                            rtc_error(ErrorKind::Closed, "the data channel refused a frame", error)
+                                .with_close_code(1006),
+                        );
+                        cancel.fire();
+                        return written;
+                    }
+                    Err(_) => {
+                        written.in_flight = Some(text);
+                        written.error = Some(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the data channel took nothing for {} ms: the server is not reading",
+                                timing.dead_after.as_millis()
+                            ),
+                        ));
+                        cancel.fire();
+                        return written;
+                    }
+                }
+            }
+            Some(Command::Flush(flushed)) => {
+                let done = tokio::select! {
+                    biased;
+                    () = cancel.fired() => false,
+                    done = drained(&live.channel, timing.dead_after) => done,
+                };
+                if done {
+                    flushed.done();
+                } else {
+                    written.unanswered.push(flushed);
+                }
+            }
+            Some(Command::Close(request)) => {
+                written.close_requests.push(request);
+                break;
+            }
+            // Every sender is gone: the user dropped the session. Close politely.
+            None => break,
+            Some(_) => {}
+        }
+    }
+    outbox.stop();
+    // The frames before the close reach the server, then the call ends: channel, hangup.
+    if !drained(&live.channel, timing.close_timeout).await {
+        tracing::debug!("closing with frames the server had not acknowledged");
+    }
+    let _ = live.channel.close().await;
+    if let Some(call_id) = &live.call_id {
+        match tokio::time::timeout(
+            timing.close_timeout,
+            hangup(&live.endpoint, call_id, &live.options),
+        )
+        .await
+        {
+            Ok(Ok(())) => tracing::debug!(call_id, "hung up"),
+            // Closing the peer connection ends the call too; the hangup only says so sooner.
+            Ok(Err(error)) => tracing::debug!(%error, "the hangup failed"),
+            Err(_) => tracing::debug!("the hangup timed out"),
+        }
+    }
+    written.closed = true;
+    cancel.fire();
+    written
+}
+
+struct Read {
+    error: Option<Error>,
+    held: Vec<Result<Frame>>,
+    closed_by_peer: bool,
+}
+
+async fn read(
+    live: &Live,
+    inbox: &mut Inbox,
+    cancel: &Cancel,
+    mut refusals: mpsc::UnboundedReceiver<Error>,
+) -> Read {
+    let timing = live.timing;
+    let mut state = live.state.clone();
+    let mut held = Vec::new();
+    let mut closed_by_peer = false;
+    let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let error = loop {
+        let item = tokio::select! {
+            biased;
+            () = cancel.fired() => break None,
+            Some(refusal) = refusals.recv() => Err(refusal),
+            changed = state.changed() => {
+                if changed.is_err() {
+                    break Some(lost("the peer connection ended"));
+                }
+                let now = *state.borrow_and_update();
+                match now {
+                    RTCPeerConnectionState::Connected => grace = None,
+                    RTCPeerConnectionState::Disconnected if grace.is_none() => {
+                        tracing::debug!(
+                            grace_ms = timing.grace.as_millis() as u64,
+                            "disconnected: waiting for the path to come back"
+                        );
+                        grace = Some(Box::pin(tokio::time::sleep(timing.grace)));
+                    }
+                    RTCPeerConnectionState::Failed => {
+                        break Some(lost("the WebRTC connection failed (ICE or DTLS)"));
+                    }
+                    RTCPeerConnectionState::Closed => {
+                        break Some(lost("the peer connection closed"));
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            () = async {
+                match grace.as_mut() {
+                    Some(sleep) => sleep.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                break Some(lost(&format!(
+                    "the WebRTC connection stayed disconnected for {} ms",
+                    timing.grace.as_millis()
+                )));
+            }
+            event = live.channel.poll() => match event {
+                Some(DataChannelEvent::OnMessage(message)) => {
+                    let received_at = Instant::now();
+                    if message.data.len() > timing.max_message_size {
+                        break Some(Error::new(
+                            ErrorKind::Protocol,
+                            format!(
+                                "the server sent a message over the size limit ({} > {} bytes)",
+                                message.data.len(),
+                                timing.max_message_size
+                            ),
+                        ));
+                    }
+                    if !message.is_string {
+                        Err(Error::new(
+                            ErrorKind::Protocol,
+                            format!("the server sent a binary message ({} bytes)", message.data.len()),
+                        ))
+                    } else {
+                        match String::from_utf8(message.data.to_vec()) {
+                            Ok(text) => Ok(Frame::at(text, received_at)),
+                            Err(_) => Err(Error::new(
+                                ErrorKind::Protocol,
+                                "the server sent a text message that is not UTF-8",
+                            )),
+                        }
+                    }
+                }
+                // The server closed the channel: the call is over, cleanly.
+                Some(DataChannelEvent::OnClose) | None => {
+                    closed_by_peer = true;
+                    break None;
+                }
+                Some(_) => continue,
+            },
+        };
+        // Room in the consumer's queue; a full queue stops reading here.
+        let bytes = item.as_ref().map_or(1, |frame| frame.len());
+        tokio::select! {
+            biased;
+            () = cancel.fired() => {
+                held.push(item);
+                break None;
+            }
+            slot = inbox.ready(bytes) => {
+                if let Some(slot) = slot {
+                    inbox.push(slot, item);
+                }
+            }
+        }
+    };
+    cancel.fire();
+    Read {
+        error,
+        held,
+        closed_by_peer,
+    }
+}
+
+/// The connection was lost (a transport without close codes maps this to 1006, as a
+/// WebSocket that broke without a close handshake): retryable.
+fn lost(message: &str) -> Error {
+    Error::new(ErrorKind::Closed, message.to_owned()).with_close_code(1006)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_servers_are_recognised() {
+        let ip = |base: &str| server_ip(&Endpoint::openai("m").base_url(base));
+        assert_eq!(
+            ip("http://127.0.0.1:4000/v1"),
+            Some(IpAddr::from([127, 0, 0, 1]))
+        );
+        assert_eq!(
+            ip("http://localhost:4000/v1"),
+            Some(IpAddr::from([127, 0, 0, 1]))
+        );
+        assert_eq!(ip("http://[::1]:4000/v1"), "::1".parse().ok());
+        assert_eq!(ip("https://api.openai.com/v1"), None);
+    }
+}
