@@ -48,10 +48,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!();
-    // 5. Stop: the last partial chunk is sent, the devices are released.
+    // 5. Stop: the last partial chunk is sent, the microphone is released; then the rest
+    //    of the answer plays out (bounded: a device that stopped consuming never drains).
     capture.stop().await?;
-    while audio.backlog_ms() > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    if tokio::time::timeout(std::time::Duration::from_secs(30), audio.drained())
+        .await
+        .is_err()
+    {
+        eprintln!("walkthrough: the speaker did not finish playing within 30 s");
     }
     Ok(())
 }
@@ -96,8 +100,9 @@ fn no_sound_device(what: &str, error: &reelthyme::Error) -> ! {
 }
 
 fn list_devices() -> anyhow::Result<()> {
-    for (input, kind) in [(true, "input"), (false, "output")] {
-        let names = reelthyme::audio_io::device_names(input)?;
+    use reelthyme::audio_io::Direction;
+    for (direction, kind) in [(Direction::Input, "input"), (Direction::Output, "output")] {
+        let names = reelthyme::audio_io::list_devices(direction)?;
         println!("{kind} devices: {}", names.len());
         for name in names {
             println!("  {name}");

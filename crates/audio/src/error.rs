@@ -97,21 +97,6 @@ impl Error {
         self
     }
 
-    /// A device error, as the enum this type replaced spelled it (`AudioError::Device`):
-    /// for callers written against it. Prefer [`Error::new`] with a precise kind.
-    #[doc(hidden)]
-    #[allow(non_snake_case)]
-    pub fn Device(message: String) -> Self {
-        Self::new(ErrorKind::StreamFailed, message)
-    }
-
-    /// A rate error, as the enum this type replaced spelled it (`AudioError::Rate`).
-    #[doc(hidden)]
-    #[allow(non_snake_case)]
-    pub fn Rate(message: String) -> Self {
-        Self::new(ErrorKind::Rate, message)
-    }
-
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
         self.kind

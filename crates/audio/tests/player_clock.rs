@@ -31,7 +31,12 @@ fn a_barge_in_on_a_stalled_device_does_not_block_playback_and_is_reported() {
         let player = player.clone();
         let done = done_tx.clone();
         std::thread::spawn(move || {
-            let truncation = player.interrupt();
+            let unpark = Arc::new(Unpark {
+                thread: std::thread::current(),
+                wakes: std::sync::atomic::AtomicUsize::new(0),
+            });
+            let truncation = poll_until(&mut player.cut(), &unpark, Duration::from_secs(5))
+                .expect("the cut resolves by its deadline");
             done.send("interrupt").unwrap();
             truncation
         })

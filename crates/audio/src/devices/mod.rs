@@ -115,19 +115,6 @@ pub fn list_devices(direction: Direction) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The names of the input (`input = true`) or output devices: [`list_devices`] with a
-/// `bool`, kept for callers written before [`Direction`].
-///
-/// # Errors
-/// When the host cannot list devices.
-pub fn device_names(input: bool) -> Result<Vec<String>> {
-    list_devices(if input {
-        Direction::Input
-    } else {
-        Direction::Output
-    })
-}
-
 fn find_device(direction: Direction, name: Option<&str>) -> Result<cpal::Device> {
     let host = cpal::default_host();
     match name {
@@ -206,20 +193,6 @@ impl SampleFormat {
 impl std::fmt::Display for SampleFormat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-/// Compares with cpal's name, as the `String` this field used to be did.
-impl PartialEq<str> for SampleFormat {
-    fn eq(&self, other: &str) -> bool {
-        self.name() == other
-    }
-}
-
-/// Compares with cpal's name, as the `String` this field used to be did.
-impl PartialEq<&str> for SampleFormat {
-    fn eq(&self, other: &&str) -> bool {
-        self.name() == *other
     }
 }
 

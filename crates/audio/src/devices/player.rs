@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -152,7 +152,6 @@ impl Producer {
 /// `played_ms`) — never by the audio callback, which takes no lock.
 struct Slot<T> {
     state: Mutex<SlotState<T>>,
-    done: Condvar,
 }
 
 struct SlotState<T> {
@@ -170,7 +169,6 @@ impl<T: Default> Slot<T> {
                 result: None,
                 waker: None,
             }),
-            done: Condvar::new(),
         })
     }
 
@@ -192,7 +190,6 @@ impl<T: Default> Slot<T> {
             state.result = Some(result);
             state.waker.take()
         };
-        self.done.notify_all();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -208,25 +205,6 @@ impl<T: Default> Slot<T> {
             _ => state.waker = Some(cx.waker().clone()),
         }
         Poll::Pending
-    }
-
-    /// Blocks until complete, or `None` at `give_up`.
-    fn wait_until(&self, give_up: Instant) -> Option<T> {
-        let mut state = self.lock();
-        loop {
-            if state.done {
-                return Some(state.result.take().unwrap_or_default());
-            }
-            let now = Instant::now();
-            if now >= give_up {
-                return None;
-            }
-            state = self
-                .done
-                .wait_timeout(state, give_up - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
     }
 }
 
@@ -252,19 +230,6 @@ impl Cut {
     /// Whether the cut is complete (polling would be ready).
     pub fn is_done(&self) -> bool {
         self.slot.is_done()
-    }
-
-    /// Blocks until the cut completes (at most a little over 500 ms) and returns what to
-    /// truncate.
-    pub fn wait(self) -> Option<Truncation> {
-        // The feeder completes every cut by its deadline; the margin covers a starved
-        // feeder thread, never an unbounded wait.
-        self.slot
-            .wait_until(Instant::now() + CUT_TIMEOUT * 4)
-            .unwrap_or_else(|| {
-                tracing::warn!("a barge-in was not completed in time: no truncation");
-                None
-            })
     }
 }
 
@@ -536,22 +501,13 @@ impl Player {
         producer.tracker.queued(item_id, frames, 0.0);
     }
 
-    /// Barge-in: drops everything queued (in the ring too) and returns what to truncate
-    /// (see [`PlaybackTracker::interrupt`]). Playback continues with what is played next.
-    ///
-    /// It waits (at most 500 ms: a stopped device never answers) for the audio callback to
-    /// empty the ring, so that the count of frames played is final — without holding the
-    /// lock `play` takes: audio queued meanwhile waits for the flush, then plays. A device
-    /// that does not answer is reported by [`Player::error`]. [`Player::cut`] is the same
-    /// without blocking.
-    pub fn interrupt(&self) -> Option<Truncation> {
-        self.cut().wait()
-    }
-
-    /// Barge-in without blocking: the flush is requested before this returns (nothing
-    /// queued so far will play; audio queued from now on plays once the device has
-    /// honoured it), and the returned [`Cut`] resolves to what to truncate — the same exact
-    /// split of played frames as [`Player::interrupt`], within the same 500 ms bound.
+    /// Barge-in, without blocking: drops everything queued (in the ring too; nothing
+    /// queued so far will play, audio queued from now on plays once the device has honoured
+    /// the flush) and returns a [`Cut`] that resolves to what to truncate (see
+    /// [`PlaybackTracker::interrupt`]) once the audio callback has emptied the ring, so that
+    /// the count of frames played is final. It resolves within 500 ms (a stopped device
+    /// never answers; that is reported by [`Player::error`]) and never holds the lock
+    /// `play` takes.
     pub fn cut(&self) -> Cut {
         let slot = Slot::new();
         let mut producer = self.producer.lock().expect("producer lock");
