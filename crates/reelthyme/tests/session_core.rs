@@ -399,7 +399,10 @@ async fn an_audio_turn_in_process_plays_the_answer() {
     );
     // What the device plays is the answer: not silence.
     let mut loudest = 0.0_f32;
+    // Paced like a device: the player's feeder thread tops the ring up every ~2 ms, and a
+    // pull that finds it empty plays silence.
     for _ in 0..(queued / 100).min(50) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
         let (samples, _) = clock.pull(2_400);
         loudest = samples.iter().fold(loudest, |max, s| max.max(s.abs()));
     }
@@ -415,10 +418,17 @@ async fn an_audio_turn_in_process_plays_the_answer() {
         "drained with {} ms still queued",
         control.backlog_ms()
     );
-    while control.backlog_ms() > 0 {
+    // Play the rest (and a little more: `backlog_ms` rounds down), then the future must
+    // resolve by being woken, not by being polled again.
+    let mut pulls = 0;
+    while control.backlog_ms() > 0 || pulls < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
         clock.pull(2_400);
+        pulls += 1;
+        assert!(pulls < 600, "the backlog does not go down");
     }
     tokio::time::timeout(WAIT, drained)
         .await
         .expect("not drained after the device played everything");
+    assert_eq!(control.backlog_ms(), 0);
 }
