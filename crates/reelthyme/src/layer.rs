@@ -8,7 +8,11 @@
 //! before it reads the next server event. Nothing spawns, and nothing a layer sends can be
 //! reordered with what the layers after it see.
 //!
-//! Layers run on the task that polls the event stream: keep them fast and never block.
+//! Layers run on the task that polls the event stream: keep them fast and never block. Read
+//! the conversation through [`LayerContext::conversation`], not through a
+//! [`SessionSender`](crate::SessionSender) the layer holds: the events half holds the
+//! conversation's read lock while layers run, and a second read of it from the same task can
+//! wait behind a reconnect's write.
 
 use std::collections::VecDeque;
 use std::task::Context;
