@@ -44,6 +44,40 @@ fn device_free_examples_run_against_the_simulator() {
     assert!(run("sideband").contains("hung up; the sideband session ends: None"));
 }
 
+/// The examples of the session core: user layers (one answers each committed turn, one
+/// logs turns from the conversation state) and a reconnect through an outage.
+#[test]
+fn layer_and_reconnect_examples_run_against_the_simulator() {
+    let layer = run("layer");
+    for line in [
+        "you said: What is the weather in Paris?",
+        "turn 1: the assistant answered: You said: What is the weather in Paris?",
+        "turn 2: the assistant answered: You said: And in Rome?",
+    ] {
+        assert!(layer.contains(line), "{line:?} in\n{layer}");
+    }
+    let reconnect = run("reconnect");
+    let connected = reconnect
+        .lines()
+        .find_map(|l| l.strip_prefix("connected: "));
+    let reconnected = reconnect
+        .lines()
+        .find_map(|l| l.strip_prefix("reconnected: "));
+    assert!(
+        connected.is_some_and(|id| id.starts_with("sess_")) && connected != reconnected,
+        "{reconnect}"
+    );
+    for line in [
+        "connection lost: ",
+        "restoring 2 items of the conversation",
+        "You said: What is my name?",
+        // The restored turns, the question and its answer.
+        "the new server session holds 4 items",
+    ] {
+        assert!(reconnect.contains(line), "{line:?} in\n{reconnect}");
+    }
+}
+
 /// Without a usable sound device (ALSA's default pointed at a card that does not exist)
 /// the walkthrough ends with what happened and what to do — not an error chain.
 #[cfg(target_os = "linux")]
