@@ -35,15 +35,12 @@ pub use convert::{downmix, f32_to_i16, i16_to_f32, upmix};
 #[cfg(feature = "devices")]
 pub use devices::{
     Capture, Captured, Clock, Cut, DeviceFormat, Direction, Drained, Player, SampleFormat,
-    device_names, list_devices,
+    list_devices,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use reelthyme_schema::g711;
 pub use resample::Resampler;
 pub use tracker::{PlaybackTracker, Truncation};
-
-/// The name this crate's error had before [`Error`] and [`ErrorKind`]; the same type.
-pub type AudioError = Error;
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]
