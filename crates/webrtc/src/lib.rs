@@ -14,6 +14,10 @@
 //!   `Location` and is [`Connection::call_id`](reelthyme_transport::Connection) (for a
 //!   sideband WebSocket); closing hangs the call up.
 //!
+//! The server's side is here too: [`WebRtc::answer`] answers an offer (what
+//! `POST /v1/realtime/calls` does) and [`Answered::connected`] gives the same
+//! `Connection`, seen from the server — what the simulator serves calls with.
+//!
 //! Every wait is bounded: the setup by [`WebRtc::setup_timeout`], a transient
 //! `disconnected` by [`WebRtc::disconnected_grace`], a send by [`WebRtc::dead_after`].
 //!
@@ -36,10 +40,12 @@
 
 #![forbid(unsafe_code)]
 
+mod answer;
 mod media;
 mod peer;
 mod settings;
 mod signal;
 mod transport;
 
+pub use answer::Answered;
 pub use settings::{IceServer, WebRtc};

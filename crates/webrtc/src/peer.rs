@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reelthyme_transport::{Error, ErrorKind, Result};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -36,18 +37,20 @@ pub(crate) fn rtc_error(kind: ErrorKind, what: &str, error: webrtc::error::Error
     Error::new(kind, format!("{what}: {error}")).with_source(error)
 }
 
-/// What the handler reports: the latest connection state, whether gathering is done, and
-/// the remote tracks.
+/// What the handler reports: the latest connection state, whether gathering is done, the
+/// remote tracks and the data channels the remote side opened.
 pub(crate) struct Events {
     pub(crate) state: watch::Receiver<RTCPeerConnectionState>,
     pub(crate) gathered: watch::Receiver<bool>,
     pub(crate) tracks: mpsc::Receiver<Arc<dyn TrackRemote>>,
+    pub(crate) channels: mpsc::Receiver<Arc<dyn DataChannel>>,
 }
 
 struct Handler {
     state: watch::Sender<RTCPeerConnectionState>,
     gathered: watch::Sender<bool>,
     tracks: mpsc::Sender<Arc<dyn TrackRemote>>,
+    channels: mpsc::Sender<Arc<dyn DataChannel>>,
 }
 
 #[async_trait::async_trait]
@@ -61,6 +64,13 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         tracing::debug!(%state, "peer connection");
         self.state.send_replace(state);
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        // A client opens one; more are ignored (and, unread, cost their own buffers only).
+        if self.channels.try_send(channel).is_err() {
+            tracing::debug!("a data channel beyond the first was ignored");
+        }
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
@@ -85,10 +95,22 @@ fn bind_addrs(settings: &WebRtc, server: Option<IpAddr>) -> Vec<SocketAddr> {
     addrs
 }
 
-/// Builds the offerer's peer connection.
-pub(crate) async fn offerer(
+/// Which end of the call a peer connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The client: it offers, and gathers from every interface (plus loopback for a
+    /// server on this machine).
+    Offerer { server: Option<IpAddr> },
+    /// The server: it answers as the DTLS server (`a=setup:passive`), so that the client
+    /// sends the ClientHello and the SCTP INIT (see [`nudge`]), and gathers from every
+    /// interface and loopback.
+    Answerer,
+}
+
+/// Builds a peer connection for one side of a call.
+pub(crate) async fn build(
     settings: &WebRtc,
-    server: Option<IpAddr>,
+    side: Side,
 ) -> Result<(Arc<dyn PeerConnection>, Events)> {
     let mut media = MediaEngine::default();
     media
@@ -104,12 +126,15 @@ pub(crate) async fn offerer(
         (PAIR_BUDGET.as_millis() / settings.check_interval.as_millis().max(1)).max(7),
     )
     .unwrap_or(u16::MAX);
-    let setting_engine = SettingEngineBuilder::new()
+    let mut setting_engine = SettingEngineBuilder::new()
         // mDNS hides host addresses from web pages; a native client has nothing to hide
         // from the server, which could not resolve `.local` names anyway.
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_ice_connection_attempts(Some(settings.check_interval), Some(checks))
-        .build();
+        .with_ice_connection_attempts(Some(settings.check_interval), Some(checks));
+    if side == Side::Answerer {
+        setting_engine = setting_engine.with_answering_dtls_role(RTCDtlsRole::Server);
+    }
+    let setting_engine = setting_engine.build();
     let configuration = RTCConfigurationBuilder::default()
         .with_ice_servers(
             settings
@@ -126,6 +151,11 @@ pub(crate) async fn offerer(
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
     let (gathered_tx, gathered) = watch::channel(false);
     let (tracks_tx, tracks) = mpsc::channel(2);
+    let (channels_tx, channels) = mpsc::channel(2);
+    let addrs = match side {
+        Side::Offerer { server } => bind_addrs(settings, server),
+        Side::Answerer => bind_addrs(settings, Some(IpAddr::from([127, 0, 0, 1]))),
+    };
     let pc = PeerConnectionBuilder::new()
         .with_configuration(configuration)
         .with_media_engine(media)
@@ -134,8 +164,9 @@ pub(crate) async fn offerer(
             state: state_tx,
             gathered: gathered_tx,
             tracks: tracks_tx,
+            channels: channels_tx,
         }))
-        .with_udp_addrs(bind_addrs(settings, server))
+        .with_udp_addrs(addrs)
         .with_data_channel_send_buffer_limit(settings.send_buffer)
         .build()
         .await
@@ -146,6 +177,7 @@ pub(crate) async fn offerer(
             state,
             gathered,
             tracks,
+            channels,
         },
     ))
 }

@@ -28,7 +28,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
 use crate::media::{self, LocalTrack};
-use crate::peer::{self, Events, nudge, rtc_error};
+use crate::peer::{self, Events, Side, nudge, rtc_error};
 use crate::settings::WebRtc;
 use crate::signal;
 
@@ -37,7 +37,7 @@ const CHANNEL: &str = "oai-events";
 
 /// How long gathering may take before the offer goes with the candidates found so far
 /// (host candidates take a millisecond; a STUN server that does not answer, much longer).
-const GATHER_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const GATHER_WAIT: Duration = Duration::from_secs(2);
 
 /// How long closing the peer connection may take.
 const PC_CLOSE: Duration = Duration::from_secs(2);
@@ -116,28 +116,53 @@ impl WebRtc {
         let bound = self.setup_timeout.unwrap_or(options.connect_timeout);
         let started = Instant::now();
         let mut phase = Phase::PeerConnection;
-        let (pc, mut events) = peer::offerer(self, server_ip(endpoint)).await?;
+        // Once the server has answered, a failed setup leaves a call there to hang up.
+        let mut answered_call: Option<String> = None;
+        let side = Side::Offerer {
+            server: server_ip(endpoint),
+        };
+        let (pc, mut events) = peer::build(self, side).await?;
         let setup = tokio::time::timeout(
             bound,
-            self.setup(&pc, &mut events, endpoint, options, &mut phase),
+            self.setup(
+                &pc,
+                &mut events,
+                endpoint,
+                options,
+                &mut phase,
+                &mut answered_call,
+            ),
         )
         .await;
-        let ready = match setup {
-            Ok(Ok(ready)) => ready,
-            Ok(Err(error)) => {
+        let failure = match setup {
+            Ok(Ok(ready)) => Ok(ready),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the WebRTC setup took longer than {} ms (stopped {})",
+                    bound.as_millis(),
+                    phase.describe()
+                ),
+            )),
+        };
+        let ready = match failure {
+            Ok(ready) => ready,
+            Err(error) => {
                 close_peer(&pc).await;
+                if let Some(call_id) = answered_call {
+                    let hung_up = tokio::time::timeout(
+                        options.close_timeout,
+                        hangup(endpoint, &call_id, options),
+                    )
+                    .await;
+                    tracing::debug!(
+                        call_id,
+                        ok = matches!(hung_up, Ok(Ok(()))),
+                        "hung up the call whose setup failed"
+                    );
+                }
                 return Err(error);
-            }
-            Err(_) => {
-                close_peer(&pc).await;
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the WebRTC setup took longer than {} ms (stopped {})",
-                        bound.as_millis(),
-                        phase.describe()
-                    ),
-                ));
             }
         };
         tracing::debug!(
@@ -146,9 +171,32 @@ impl WebRtc {
             "WebRTC connected"
         );
 
+        let hangup = ready.call_id.clone().map(|call_id| Hangup {
+            endpoint: endpoint.clone(),
+            options: options.clone(),
+            call_id,
+        });
+        let connection = self.launch(pc, ready.channel, events, ready.local, hangup, options);
+        Ok(match ready.call_id {
+            Some(call_id) => connection.with_call_id(call_id),
+            None => connection,
+        })
+    }
+
+    /// Runs an open call: the pipe over the data channel, the audio tasks, the task that
+    /// drives them; the user's ends as a [`Connection`].
+    pub(crate) fn launch(
+        &self,
+        pc: Arc<dyn PeerConnection>,
+        channel: Arc<dyn DataChannel>,
+        events: Events,
+        local: Option<LocalTrack>,
+        hangup: Option<Hangup>,
+        options: &Options,
+    ) -> Connection {
         let (sender, receiver, link) = pipe(options.queues(self.max_message_size));
         let cancel = Cancel::new();
-        let media = if let Some(local) = ready.local {
+        let media = if let Some(local) = local {
             let (media, media_link) = Media::channel(self.media_queue);
             let span = tracing::Span::current();
             tokio::spawn(
@@ -175,22 +223,17 @@ impl WebRtc {
         };
         let live = Live {
             pc,
-            channel: ready.channel,
+            channel,
             state: events.state,
-            call_id: ready.call_id.clone(),
-            endpoint: endpoint.clone(),
-            options: options.clone(),
+            hangup,
             timing,
         };
         tokio::spawn(run(live, link, cancel).instrument(tracing::Span::current()));
-        let mut connection = Connection::new(sender, receiver);
-        if let Some(media) = media {
-            connection = connection.with_media(media);
+        let connection = Connection::new(sender, receiver);
+        match media {
+            Some(media) => connection.with_media(media),
+            None => connection,
         }
-        if let Some(call_id) = ready.call_id {
-            connection = connection.with_call_id(call_id);
-        }
-        Ok(connection)
     }
 
     async fn setup(
@@ -200,6 +243,7 @@ impl WebRtc {
         endpoint: &Endpoint,
         options: &Options,
         phase: &mut Phase,
+        answered_call: &mut Option<String>,
     ) -> Result<Ready> {
         let channel = pc
             .create_data_channel(CHANNEL, None)
@@ -236,6 +280,7 @@ impl WebRtc {
 
         *phase = Phase::Signalling;
         let answer = signal::offer(endpoint, &offer.sdp, self.session.as_ref(), options).await?;
+        answered_call.clone_from(&answer.call_id);
 
         *phase = Phase::Answer;
         let description = RTCSessionDescription::answer(answer.sdp)
@@ -333,7 +378,7 @@ fn server_ip(endpoint: &Endpoint) -> Option<IpAddr> {
     host.parse().ok()
 }
 
-async fn close_peer(pc: &Arc<dyn PeerConnection>) {
+pub(crate) async fn close_peer(pc: &Arc<dyn PeerConnection>) {
     if let Err(error) = tokio::time::timeout(PC_CLOSE, pc.close())
         .await
         .unwrap_or(Ok(()))
@@ -342,14 +387,20 @@ async fn close_peer(pc: &Arc<dyn PeerConnection>) {
     }
 }
 
+/// How to hang up a call the client started.
+pub(crate) struct Hangup {
+    endpoint: Endpoint,
+    options: Options,
+    call_id: String,
+}
+
 /// A connection once it is open.
 struct Live {
     pc: Arc<dyn PeerConnection>,
     channel: Arc<dyn DataChannel>,
     state: watch::Receiver<RTCPeerConnectionState>,
-    call_id: Option<String>,
-    endpoint: Endpoint,
-    options: Options,
+    /// The client's side hangs up on close; the server's has nobody to tell.
+    hangup: Option<Hangup>,
     timing: Timing,
 }
 
@@ -496,13 +547,13 @@ async fn write(
         tracing::debug!("closing with frames the server had not acknowledged");
     }
     let _ = live.channel.close().await;
-    if let Some(call_id) = &live.call_id {
-        match tokio::time::timeout(
-            timing.close_timeout,
-            hangup(&live.endpoint, call_id, &live.options),
-        )
-        .await
-        {
+    if let Some(Hangup {
+        endpoint,
+        options,
+        call_id,
+    }) = &live.hangup
+    {
+        match tokio::time::timeout(timing.close_timeout, hangup(endpoint, call_id, options)).await {
             Ok(Ok(())) => tracing::debug!(call_id, "hung up"),
             // Closing the peer connection ends the call too; the hangup only says so sooner.
             Ok(Err(error)) => tracing::debug!(%error, "the hangup failed"),

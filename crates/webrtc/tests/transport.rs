@@ -235,6 +235,8 @@ async fn a_silent_peer_is_a_timeout_within_the_bound() {
     assert!(error.to_string().contains("connecting"), "{error}");
     assert!(took >= bound, "gave up early: {took:?}");
     assert!(took < bound + Duration::from_secs(3), "took {took:?}");
+    // The server had answered: the call it holds is hung up, not left to time out.
+    assert_eq!(server.seen.lock().unwrap().hangups, ["rtc_test0"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,7 +120,7 @@ fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<
 }
 
 /// The `sdp` and `session` parts of a multipart body.
-fn parts(content_type: &str, body: &str) -> (Option<String>, Option<String>) {
+pub fn parts(content_type: &str, body: &str) -> (Option<String>, Option<String>) {
     let Some(boundary) = content_type.split("boundary=").nth(1) else {
         return (None, None);
     };
