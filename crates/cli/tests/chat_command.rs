@@ -1,16 +1,10 @@
 //! `reelthyme chat` in its scriptable mode, against `reelthyme sim`.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-struct Killed(std::process::Child);
+mod support;
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{Killed, start};
 
 fn start_sim(args: &[&str]) -> (Killed, String) {
     let mut all = vec!["sim", "--speed", "50"];
@@ -169,20 +163,6 @@ fn mint_secret_prints_a_key_that_starts_a_session() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("invalid_api_key"));
-}
-
-fn start(args: &[&str]) -> (Killed, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Killed(child), line.trim().to_owned())
 }
 
 #[test]

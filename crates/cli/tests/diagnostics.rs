@@ -1,33 +1,17 @@
 //! What the `reelthyme` binary tells a person when something goes wrong, and what its logs
 //! never contain.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
-/// A child process killed when the test ends, however it ends.
-struct Killed(std::process::Child);
+mod support;
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::Killed;
 
 /// Starts `reelthyme sim` with `args`; returns it and the base URL it printed.
 fn start_sim(args: &[&str]) -> (Killed, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reelthyme"))
-        .args(["sim", "--port", "0", "--speed", "50"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Killed(child), line.trim().to_owned())
+    let mut all = vec!["sim", "--port", "0", "--speed", "50"];
+    all.extend_from_slice(args);
+    support::start(&all)
 }
 
 fn reelthyme(args: &[&str], env: &[(&str, &str)]) -> Output {

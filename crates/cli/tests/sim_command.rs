@@ -7,14 +7,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-struct Killed(std::process::Child);
+mod support;
 
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::Killed;
 
 #[tokio::test]
 async fn prints_its_url_first_and_serves_sessions() {
