@@ -49,3 +49,8 @@ mod transport;
 
 pub use answer::Answered;
 pub use settings::{IceServer, WebRtc};
+
+// README.md's examples are tested as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -130,7 +130,13 @@ pub(crate) async fn build(
         // mDNS hides host addresses from web pages; a native client has nothing to hide
         // from the server, which could not resolve `.local` names anyway.
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-        .with_ice_connection_attempts(Some(settings.check_interval), Some(checks));
+        .with_ice_connection_attempts(Some(settings.check_interval), Some(checks))
+        .with_ice_timeouts(
+            Some(settings.disconnected_after),
+            // `failed` comes later than the grace: the grace decides.
+            Some(settings.disconnected_after.max(Duration::from_secs(25))),
+            Some((settings.disconnected_after / 4).min(Duration::from_secs(2))),
+        );
     if side == Side::Answerer {
         setting_engine = setting_engine.with_answering_dtls_role(RTCDtlsRole::Server);
     }

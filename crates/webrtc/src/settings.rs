@@ -77,6 +77,7 @@ pub struct WebRtc {
     pub(crate) bind: Option<Vec<SocketAddr>>,
     pub(crate) session: Option<serde_json::Value>,
     pub(crate) check_interval: Duration,
+    pub(crate) disconnected_after: Duration,
 }
 
 impl Default for WebRtc {
@@ -94,6 +95,7 @@ impl Default for WebRtc {
             bind: None,
             session: None,
             check_interval: Duration::from_millis(25),
+            disconnected_after: Duration::from_secs(5),
         }
     }
 }
@@ -187,6 +189,15 @@ impl WebRtc {
     /// session, so it is not sent with them.
     pub fn session(mut self, session: serde_json::Value) -> Self {
         self.session = Some(session);
+        self
+    }
+
+    /// How long without a packet from the server (ICE consent checks flow every quarter of
+    /// it, at most every 2 s) before the connection counts as `disconnected` (default 5 s,
+    /// webrtc-rs's own); [`WebRtc::disconnected_grace`] runs from there. A server that
+    /// vanishes is noticed after the sum of the two.
+    pub fn disconnected_after(mut self, silence: Duration) -> Self {
+        self.disconnected_after = silence.max(Duration::from_millis(40));
         self
     }
 

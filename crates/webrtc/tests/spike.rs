@@ -289,6 +289,7 @@ async fn setup_time_p50() {
                 answer_passive: true,
                 no_mdns: true,
                 check_interval: Some(Duration::from_millis(5)),
+                dedicated_reactor: false,
             },
         ),
     ];

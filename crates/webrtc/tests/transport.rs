@@ -368,3 +368,35 @@ async fn a_server_that_stops_reading_holds_senders_then_fails_them_with_the_unse
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_vanishes_ends_the_connection_after_the_grace() {
+    let server = Server::start(Mode::Vanish).await;
+    let mut connection = WebRtc::new()
+        .audio(false)
+        .disconnected_after(Duration::from_millis(400))
+        .disconnected_grace(Duration::from_millis(300))
+        .connect(&endpoint(&server, "sk-test"), &Options::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match connection.receiver.next().await {
+                Some(Err(error)) => return error,
+                Some(Ok(_)) => {}
+                None => panic!("the stream ended without saying the server was lost"),
+            }
+        }
+    })
+    .await
+    .expect("a vanished server held the connection");
+    let took = started.elapsed();
+    assert_eq!(end.kind(), ErrorKind::Closed, "{end}");
+    assert_eq!(end.close_code(), Some(1006));
+    assert!(end.is_retryable());
+    assert!(end.to_string().contains("disconnected"), "{end}");
+    // 300 ms until it vanished, 400 ms of silence, 300 ms of grace: not the 30 s defaults.
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}

@@ -35,6 +35,8 @@ pub enum Mode {
     Silent,
     /// Runs the call but never reads the data channel: its window closes.
     Deaf,
+    /// Connects, then vanishes without a word (its driver stops, nothing is sent).
+    Vanish,
 }
 
 /// What the server saw of one call.
@@ -197,6 +199,7 @@ async fn serve(
 
     let tuning = Tuning {
         answer_passive: true,
+        dedicated_reactor: mode == Mode::Vanish,
         ..Tuning::FAST
     };
     let mut answerer = peer(tuning).await;
@@ -205,10 +208,15 @@ async fn serve(
         .await
         .unwrap();
     let (track, ssrc) = opus_track("server");
-    let sender = pc
-        .add_track(track.clone() as Arc<dyn TrackLocal>)
-        .await
-        .unwrap();
+    let sender = if mode == Mode::Vanish {
+        None
+    } else {
+        Some(
+            pc.add_track(track.clone() as Arc<dyn TrackLocal>)
+                .await
+                .unwrap(),
+        )
+    };
     let answer = pc.create_answer(None).await.unwrap();
     pc.set_local_description(answer).await.unwrap();
     wait_for(&mut answerer.states, |seen| {
@@ -220,7 +228,24 @@ async fn serve(
 
     if mode == Mode::Silent {
         let _ = pc.close().await;
+    } else if mode == Mode::Vanish {
+        let mut states = answerer.states;
+        drop(answerer.found);
+        tokio::spawn(async move {
+            wait_for(&mut states, |seen| match seen {
+                Seen::State(webrtc::peer_connection::RTCPeerConnectionState::Connected, _) => {
+                    Some(())
+                }
+                _ => None,
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The last handles: the driver stops where it is.
+            drop(pc);
+            drop(answerer.pc);
+        });
     } else {
+        let sender = sender.expect("a track");
         pcs.lock().unwrap().push(pc.clone());
         let seen = seen.clone();
         tokio::spawn(async move {

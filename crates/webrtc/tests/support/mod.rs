@@ -72,6 +72,9 @@ pub struct Tuning {
     /// An answerer takes the DTLS server role (`a=setup:passive`), so that the offerer —
     /// whose driver is nudged — sends the ClientHello and the SCTP INIT.
     pub answer_passive: bool,
+    /// Run the driver on webrtc-rs's dedicated reactor, where dropping the connection
+    /// stops it silently (no close sent): a server that vanishes.
+    pub dedicated_reactor: bool,
 }
 
 impl Tuning {
@@ -80,12 +83,14 @@ impl Tuning {
         check_interval: None,
         nudge: false,
         answer_passive: false,
+        dedicated_reactor: false,
     };
     pub const FAST: Tuning = Tuning {
         no_mdns: true,
         check_interval: Some(Duration::from_millis(20)),
         nudge: false,
         answer_passive: false,
+        dedicated_reactor: false,
     };
 }
 
@@ -114,7 +119,11 @@ pub async fn peer(tuning: Tuning) -> Peer {
     if tuning.check_interval.is_some() {
         settings = settings.with_ice_connection_attempts(tuning.check_interval, None);
     }
-    let pc = PeerConnectionBuilder::new()
+    let mut builder = PeerConnectionBuilder::new();
+    if tuning.dedicated_reactor {
+        builder = builder.with_dedicated_reactor_pool_size(1);
+    }
+    let pc = builder
         .with_media_engine(media)
         .with_setting_engine(settings.build())
         .with_handler(Arc::new(Events {
