@@ -327,20 +327,22 @@ impl WebRtc {
         }
         opened.send_replace(true);
 
+        // A server that refused the audio line still carries events: the connection
+        // goes on without media, and says so.
         let local = match local {
             Some((track, ssrc, sender)) => {
-                let parameters = sender.get_parameters().await.map_err(|e| {
-                    rtc_error(ErrorKind::Protocol, "the audio track was not negotiated", e)
-                })?;
-                let payload_type = parameters
-                    .rtp_parameters
-                    .codecs
-                    .first()
-                    .map(|codec| codec.payload_type)
-                    .ok_or_else(|| {
-                        Error::new(ErrorKind::Protocol, "the answer accepts no audio codec")
-                    })?;
-                Some(LocalTrack {
+                let payload_type = match sender.get_parameters().await {
+                    Ok(parameters) => parameters
+                        .rtp_parameters
+                        .codecs
+                        .first()
+                        .map(|codec| codec.payload_type),
+                    Err(_) => None,
+                };
+                if payload_type.is_none() {
+                    tracing::warn!("the server's answer accepts no audio: events only");
+                }
+                payload_type.map(|payload_type| LocalTrack {
                     track,
                     ssrc,
                     payload_type,

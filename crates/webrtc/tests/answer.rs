@@ -240,3 +240,21 @@ async fn setup_time_p50_both_ends() {
         support::median(times)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_audio_still_carries_events() {
+    let (base, mut calls) = serve(WebRtc::new().audio(false)).await;
+    let mut client = WebRtc::new()
+        .connect(&endpoint(&base), &Options::default())
+        .await
+        .unwrap();
+    let mut server = tokio::time::timeout(WAIT, calls.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(server.media.is_none());
+    client.sender.send("{}".to_owned()).await.unwrap();
+    assert_eq!(next_text(&mut server).await, "{}");
+    client.sender.close().await.unwrap();
+}
