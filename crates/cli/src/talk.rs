@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
-use reelthyme::audio_io::Direction;
+use reelthyme::audio_io::{Decoder, Direction};
 use reelthyme::events::{ClientEvent, ServerEvent, SessionConfig, Transcription};
 use reelthyme::{CaptureOptions, Config, Layer, LayerContext, StreamOptions};
 
@@ -170,21 +170,63 @@ impl Recording {
 /// included: it is added before the audio layer, which takes the deltas out) and every
 /// client event queued by anyone — the session update, the microphone's appends, the
 /// barge-in's cancel and truncate.
-struct Record(Arc<Recording>);
+struct Record {
+    recording: Arc<Recording>,
+    /// The answer being recorded and its decoder, in that answer's output format (PCM16
+    /// or G.711, to the WAV's 24 kHz).
+    answer: Option<(String, Decoder)>,
+}
+
+impl Record {
+    fn new(recording: Arc<Recording>) -> Self {
+        Self {
+            recording,
+            answer: None,
+        }
+    }
+
+    /// The end of an answer's audio: what the decoder still holds.
+    fn finish_answer(&mut self) {
+        if let Some((_, mut decoder)) = self.answer.take() {
+            self.recording.audio(false, &decoder.flush());
+        }
+    }
+}
 
 impl Layer for Record {
-    fn on_event(&mut self, event: ServerEvent, _: &mut LayerContext<'_>) -> Option<ServerEvent> {
-        self.0.event(true, event.to_value());
-        if let ServerEvent::ResponseOutputAudioDelta(delta) = &event
-            && let Ok(samples) = delta.delta.decode_pcm16()
-        {
-            self.0.audio(false, &samples);
+    fn on_event(&mut self, event: ServerEvent, cx: &mut LayerContext<'_>) -> Option<ServerEvent> {
+        self.recording.event(true, event.to_value());
+        match &event {
+            ServerEvent::ResponseOutputAudioDelta(delta) => {
+                if self.answer.as_ref().map(|(id, _)| id) != Some(&delta.response_id) {
+                    self.finish_answer();
+                    let format = cx.conversation().output_format(&delta.response_id);
+                    self.answer = Decoder::for_format(format)
+                        .ok()
+                        .map(|decoder| (delta.response_id.clone(), decoder));
+                }
+                // A delta that does not decode is in events.jsonl as it came; the WAV
+                // goes without it.
+                if let Some((_, decoder)) = &mut self.answer
+                    && let Ok(samples) = decoder.decode(&delta.delta)
+                {
+                    self.recording.audio(false, &samples);
+                }
+            }
+            ServerEvent::ResponseOutputAudioDone(_) | ServerEvent::ResponseDone(_) => {
+                self.finish_answer();
+            }
+            _ => {}
         }
         Some(event)
     }
 
     fn on_sent(&mut self, event: &ClientEvent, _: &mut LayerContext<'_>) {
-        self.0.event(false, event.to_value());
+        self.recording.event(false, event.to_value());
+    }
+
+    fn on_connected(&mut self, _: &mut LayerContext<'_>) {
+        self.finish_answer();
     }
 }
 
@@ -286,7 +328,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot start a session at {url}"))?;
     // Before `stream` adds the audio layer, so that the recording sees the audio deltas.
     let session = match &recording {
-        Some(recording) => session.with_layer(Record(recording.clone())),
+        Some(recording) => session.with_layer(Record::new(recording.clone())),
         None => session,
     };
     let mut tx = session.sender();
@@ -414,6 +456,8 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     // The last partial chunk is sent; a failure of the microphone (or of its appends)
     // surfaces here.
     let captured = capture.stop().await;
+    // One more poll shows the layers (the recording) the appends the stop sent.
+    let _ = futures_util::FutureExt::now_or_never(events.next());
     let recorded = recording.as_ref().map_or(Ok(()), |r| r.finish());
     drop(terminal);
     drop(restore);
@@ -468,6 +512,65 @@ fn action(key: KeyEvent) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The assistant's WAV is 24 kHz whatever the answer's format: a G.711 answer (8 kHz,
+    /// one byte a sample) is decoded and resampled, not read as PCM16.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_g711_answer_is_recorded_at_24_khz() {
+        use reelthyme::events::{AudioFormat, G711Format};
+        let dir = std::env::temp_dir().join(format!("reelthyme-g711-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let recording = Arc::new(Recording::create(&dir, "gpt-realtime").unwrap());
+        let sim = reelthyme_sim::Simulator::start(reelthyme_sim::SimConfig::default().speed(50.0))
+            .await
+            .unwrap();
+        let endpoint = reelthyme::Endpoint::openai("gpt-realtime").api_key("sk-test");
+        let config = Config::new(endpoint).transport(sim.in_process());
+        let session = reelthyme::connect(config)
+            .await
+            .unwrap()
+            .with_layer(Record::new(recording.clone()));
+        let (mut tx, mut events) = session.split();
+        let mut update = SessionConfig::realtime();
+        update.audio_output_mut().format = Some(AudioFormat::Pcmu(G711Format::default()));
+        tx.send(ClientEvent::session_update(update)).await.unwrap();
+        tx.send(ClientEvent::user_text("Hello there"))
+            .await
+            .unwrap();
+        tx.send(ClientEvent::response_create()).await.unwrap();
+        let mut bytes = 0;
+        let answered = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(event) = events.next().await {
+                match event.unwrap() {
+                    ServerEvent::ResponseOutputAudioDelta(delta) => {
+                        bytes += delta.delta.decode_bytes().unwrap().len();
+                    }
+                    ServerEvent::ResponseDone(_) => return true,
+                    _ => {}
+                }
+            }
+            false
+        })
+        .await
+        .unwrap();
+        assert!(answered && bytes > 0, "{bytes} bytes of audio");
+        let format = tx.conversation(|c| {
+            let response = c.responses().last()?;
+            c.output_format(response.id()).cloned()
+        });
+        assert!(matches!(format, Some(AudioFormat::Pcmu(_))), "{format:?}");
+        recording.finish().unwrap();
+        let samples = hound::WavReader::open(dir.join("assistant.wav"))
+            .unwrap()
+            .len() as i64;
+        let expected = bytes as i64 * 3;
+        assert!(
+            (samples - expected).abs() <= 3,
+            "{samples} samples for {bytes} bytes"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        sim.shutdown().await;
+    }
 
     #[test]
     fn ctrl_c_and_q_quit_from_raw_mode() {
