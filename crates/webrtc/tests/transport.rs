@@ -220,6 +220,27 @@ async fn a_401_is_an_auth_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_refusals_are_typed_by_status() {
+    let server = Server::start(Mode::Refuse(400)).await;
+    let error = WebRtc::new()
+        .connect(&endpoint(&server, "sk-test"), &Options::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{error}");
+    assert!(!error.is_retryable());
+    assert!(error.to_string().contains("could not be parsed"), "{error}");
+
+    let server = Server::start(Mode::Refuse(503)).await;
+    let error = WebRtc::new()
+        .connect(&endpoint(&server, "sk-test"), &Options::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Connect, "{error}");
+    assert_eq!(error.http_status(), Some(503));
+    assert!(error.is_retryable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_peer_is_a_timeout_within_the_bound() {
     let server = Server::start(Mode::Silent).await;
     let bound = Duration::from_millis(1500);

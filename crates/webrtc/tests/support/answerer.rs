@@ -31,6 +31,8 @@ pub enum Mode {
     Normal,
     /// Refuses every call with 401 and the API's error body.
     Unauthorized,
+    /// Refuses every call with this status and an API error body.
+    Refuse(u16),
     /// Answers with valid SDP, then nobody is there: ICE never completes.
     Silent,
     /// Runs the call but never reads the data channel: its window closes.
@@ -169,6 +171,13 @@ async fn serve(
     }
     if path != "/v1/realtime/calls" {
         return respond(404, "application/json", "{}");
+    }
+    if let Mode::Refuse(status) = mode {
+        return respond(
+            status,
+            "application/json",
+            r#"{"error":{"type":"invalid_request_error","code":"invalid_offer","message":"The offer could not be parsed."}}"#,
+        );
     }
     if mode == Mode::Unauthorized {
         return respond(
