@@ -49,7 +49,9 @@ pub trait Layer: Send + 'static {
     }
 
     /// A client event the session queued for sending (from any sender or layer, after
-    /// the outgoing transforms). Raw JSON sent with `send_raw` is not shown.
+    /// the outgoing transforms). Raw JSON sent with `send_raw` is not shown. Delivered
+    /// when the event stream is next polled, always before the next server event: a layer
+    /// that must see the last events sent before the session closes needs one more poll.
     fn on_sent(&mut self, event: &ClientEvent, cx: &mut LayerContext<'_>) {
         let _ = (event, cx);
     }

@@ -189,6 +189,25 @@ async fn speech_in_through_the_microphone_answer_out_through_the_speaker() {
         "G.711 appends of 40 ms: {appends:?}"
     );
 
+    // A capture whose session ends says so while it runs, not only at `stop`.
+    let mut closing = control.sender();
+    let capture = reelthyme::capture_audio(&closing, CaptureOptions::default()).unwrap();
+    assert!(capture.error().is_none());
+    closing.close().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(error) = capture.error() {
+                return error;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the capture did not notice its session ended");
+    assert!(ended.is_fatal(), "{ended}");
+    assert!(capture.is_finished());
+    assert_eq!(capture.stop().await.unwrap_err().kind(), ended.kind());
+
     drop(events);
     drop(control);
     let mut source = Vec::new();

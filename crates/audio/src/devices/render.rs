@@ -14,7 +14,7 @@ pub(super) struct PlayerShared {
     pub(super) played: AtomicU64,
     /// Frames the device consumed in all (audio and idle silence).
     pub(super) consumed: AtomicU64,
-    /// Bumped by `interrupt`; the callback empties the ring when it sees a new value.
+    /// Bumped by `Player::cut`; the callback empties the ring when it sees a new value.
     pub(super) flush: AtomicU64,
     /// The last `flush` value the callback honoured.
     pub(super) flushed: AtomicU64,

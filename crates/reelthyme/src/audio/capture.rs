@@ -1,7 +1,7 @@
 //! `capture_audio`: the microphone into the session.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use reelthyme_audio::{Capture, Captured, Codec, Encoder};
 use reelthyme_schema::{AudioFormat, Base64Audio, ClientEvent};
@@ -87,6 +87,14 @@ pub struct CaptureHandle {
     task: Option<tokio::task::JoinHandle<Result<()>>>,
     dropped: Arc<AtomicU64>,
     overrun_ms: Arc<AtomicU64>,
+    /// Why capture stopped by itself, once it has.
+    failure: Arc<Mutex<Option<Error>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl CaptureHandle {
@@ -115,6 +123,20 @@ impl CaptureHandle {
     /// happens.
     pub fn overrun_ms(&self) -> u64 {
         self.overrun_ms.load(Ordering::Relaxed)
+    }
+
+    /// Why capture stopped by itself while running — the device failed
+    /// ([`ErrorKind::Device`]) or the session could not take appends — if it has (poll it
+    /// from a UI tick; [`CaptureHandle::stop`] returns the same error with its source).
+    pub fn error(&self) -> Option<Error> {
+        lock(&self.failure).as_ref().map(Error::details)
+    }
+
+    /// Whether capture has stopped sending (by itself, or after `stop`).
+    pub fn is_finished(&self) -> bool {
+        self.task
+            .as_ref()
+            .is_none_or(tokio::task::JoinHandle::is_finished)
     }
 
     /// Stops: the last partial chunk is sent, then the device is released.
@@ -171,7 +193,10 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
     let mut sender = sender.clone();
     let fixed = options.format;
     let tap = options.tap;
-    let task = tokio::spawn(async move {
+    let failure = Arc::new(Mutex::new(None::<Error>));
+    let failed = failure.clone();
+    // Chunks → appends, until the device stops or the session fails.
+    let work = async move {
         let wanted = |sender: &SessionSender| fixed.clone().or_else(|| sender.input_format());
         let mut encoder = Encoder::for_format(wanted(&sender).as_ref()).map_err(audio_error)?;
         while let Some(captured) = rx.recv().await {
@@ -206,12 +231,20 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
             sender.send(tail).await?;
         }
         Ok(())
+    };
+    let task = tokio::spawn(async move {
+        let result = work.await;
+        if let Err(error) = &result {
+            *lock(&failed) = Some(error.details());
+        }
+        result
     });
     Ok(CaptureHandle {
         capture: Some(capture),
         task: Some(task),
         dropped,
         overrun_ms,
+        failure,
     })
 }
 
