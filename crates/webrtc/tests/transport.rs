@@ -421,3 +421,75 @@ async fn a_server_that_vanishes_ends_the_connection_after_the_grace() {
     assert!(took >= Duration::from_millis(900), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_comes_back_within_the_grace_keeps_the_connection() {
+    let server = Server::start(Mode::Relayed).await;
+    let mut connection = WebRtc::new()
+        .audio(false)
+        // Loopback only, so that the relay is the one path.
+        .bind(vec!["127.0.0.1:0".parse().unwrap()])
+        .disconnected_after(Duration::from_millis(300))
+        .disconnected_grace(Duration::from_secs(3))
+        .connect(&endpoint(&server, "sk-test"), &Options::default())
+        .await
+        .unwrap();
+    connection.sender.send("before".to_owned()).await.unwrap();
+    assert_eq!(next_frame(&mut connection).await, "before");
+
+    // Down long enough to be `disconnected` (300 ms of silence: the next test shows the
+    // connection ending ~300 ms + its grace after the path goes), back well within the grace.
+    server
+        .path_down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    server
+        .path_down
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+
+    // The connection survived: what was sent during the outage arrives, and more after.
+    connection.sender.send("after".to_owned()).await.unwrap();
+    assert_eq!(next_frame(&mut connection).await, "after");
+    assert_eq!(
+        server.seen.lock().unwrap().calls[0].messages,
+        ["before", "after"]
+    );
+    connection.sender.close().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_stays_down_past_the_grace_ends_the_connection() {
+    let server = Server::start(Mode::Relayed).await;
+    let mut connection = WebRtc::new()
+        .audio(false)
+        .bind(vec!["127.0.0.1:0".parse().unwrap()])
+        .disconnected_after(Duration::from_millis(300))
+        .disconnected_grace(Duration::from_millis(500))
+        .connect(&endpoint(&server, "sk-test"), &Options::default())
+        .await
+        .unwrap();
+    server
+        .path_down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = Instant::now();
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match connection.receiver.next().await {
+                Some(Err(error)) => return error,
+                Some(Ok(_)) => {}
+                None => panic!("the stream ended without saying the path was lost"),
+            }
+        }
+    })
+    .await
+    .expect("a lost path held the connection");
+    assert_eq!(end.close_code(), Some(1006), "{end}");
+    assert!(end.to_string().contains("disconnected for 500 ms"), "{end}");
+    // Silence counts from the last packet (a keepalive is due every 75 ms here), then the
+    // grace: never before 300 - 75 + 500 ms.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(700), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    server.shutdown().await;
+}

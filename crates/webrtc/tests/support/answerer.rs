@@ -39,6 +39,8 @@ pub enum Mode {
     Deaf,
     /// Connects, then vanishes without a word (its driver stops, nothing is sent).
     Vanish,
+    /// Runs the call through a UDP relay that [`Server::path_down`] switches off.
+    Relayed,
 }
 
 /// What the server saw of one call.
@@ -66,6 +68,8 @@ pub struct Record {
 pub struct Server {
     pub base: String,
     pub seen: Arc<Mutex<Record>>,
+    /// The relay's switch ([`Mode::Relayed`]): while set, no packet passes.
+    pub path_down: Arc<std::sync::atomic::AtomicBool>,
     pcs: Arc<Mutex<Vec<Arc<dyn PeerConnection>>>>,
 }
 
@@ -75,7 +79,8 @@ impl Server {
         let base = format!("http://{}/v1", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Record::default()));
         let pcs = Arc::new(Mutex::new(Vec::new()));
-        let state = (seen.clone(), pcs.clone());
+        let path_down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let state = (seen.clone(), pcs.clone(), path_down.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -86,7 +91,9 @@ impl Server {
                     let service = hyper::service::service_fn(move |request| {
                         let state = state.clone();
                         async move {
-                            Ok::<_, Infallible>(serve(request, mode, &state.0, &state.1).await)
+                            Ok::<_, Infallible>(
+                                serve(request, mode, &state.0, &state.1, &state.2).await,
+                            )
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -95,7 +102,12 @@ impl Server {
                 });
             }
         });
-        Server { base, seen, pcs }
+        Server {
+            base,
+            seen,
+            path_down,
+            pcs,
+        }
     }
 
     /// Waits until `check` holds of what the server saw.
@@ -149,6 +161,7 @@ async fn serve(
     mode: Mode,
     seen: &Arc<Mutex<Record>>,
     pcs: &Arc<Mutex<Vec<Arc<dyn PeerConnection>>>>,
+    path_down: &Arc<std::sync::atomic::AtomicBool>,
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     let header = |name: &str| {
@@ -213,6 +226,19 @@ async fn serve(
     };
     let mut answerer = peer(tuning).await;
     let pc = answerer.pc.clone();
+    // Relayed: the server sees the relay where the client is, and the client the relay
+    // where the server is.
+    let relay = if mode == Mode::Relayed {
+        let client = super::relay::loopback_candidate(&sdp).expect("a loopback candidate");
+        let relay = super::relay::Relay::bind().await;
+        Some((relay, client))
+    } else {
+        None
+    };
+    let sdp = match &relay {
+        Some((relay, _)) => super::relay::rewrite_port(&sdp, relay.server_port()),
+        None => sdp,
+    };
     pc.set_remote_description(RTCSessionDescription::offer(sdp).unwrap())
         .await
         .unwrap();
@@ -232,7 +258,12 @@ async fn serve(
         matches!(seen, Seen::Gathered(_)).then_some(())
     })
     .await;
-    let answer = pc.local_description().await.unwrap();
+    let mut answer = pc.local_description().await.unwrap();
+    if let Some((relay, client)) = relay {
+        let server = super::relay::loopback_candidate(&answer.sdp).expect("a loopback candidate");
+        answer.sdp = super::relay::rewrite_port(&answer.sdp, relay.client_port());
+        relay.run(client, server, path_down.clone());
+    }
     let id = format!("rtc_test{index}");
 
     if mode == Mode::Silent {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod answerer;
+pub mod relay;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
