@@ -295,7 +295,10 @@ impl FrameSender {
         &mut self,
         text: String,
     ) -> std::result::Result<(), (Error, String)> {
-        if std::future::poll_fn(|cx| self.tx.poll_ready(cx)).await.is_err() {
+        if std::future::poll_fn(|cx| self.tx.poll_ready(cx))
+            .await
+            .is_err()
+        {
             return Err((self.shared.closed_error(), text));
         }
         // `poll_ready` reserved this sender's slot: `try_send` takes it, or gives the frame
