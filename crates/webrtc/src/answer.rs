@@ -11,13 +11,10 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::call::{CHANNEL, close_peer};
 use crate::media::LocalTrack;
 use crate::peer::{self, Events, Side, rtc_error};
 use crate::settings::WebRtc;
-use crate::transport::close_peer;
-
-/// The data channel the Realtime API reads and writes events on.
-const CHANNEL: &str = "oai-events";
 
 /// A call answered but not yet connected: send [`Answered::sdp`] back to the client (the
 /// body of the `201`), then wait for [`Answered::connected`].
@@ -77,7 +74,7 @@ impl WebRtc {
                 .await
                 .map_err(|e| rtc_error(ErrorKind::Connect, "cannot apply the answer", e))?;
             let _ = tokio::time::timeout(
-                crate::transport::GATHER_WAIT,
+                crate::call::GATHER_WAIT,
                 events.gathered.wait_for(|done| *done),
             )
             .await;

@@ -41,11 +41,12 @@
 #![forbid(unsafe_code)]
 
 mod answer;
+mod call;
 mod media;
+mod offer;
 mod peer;
 mod settings;
 mod signal;
-mod transport;
 
 pub use answer::Answered;
 pub use settings::{IceServer, WebRtc};

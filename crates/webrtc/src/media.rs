@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use crate::transport::Cancel;
+use crate::call::Cancel;
 
 /// One Opus packet's worth of audio.
 const FRAME: Duration = Duration::from_millis(20);
