@@ -39,15 +39,47 @@ pub enum Match {
     Contains(String),
     /// The turn after a function call's output came back.
     AfterToolOutput,
+    /// The turn after the output of a call to the function tool of this name (exactly, case
+    /// included) came back.
+    AfterTool(String),
 }
 
 /// A scripted rule: when the latest input matches, answer so.
+///
+/// Build with [`Rule::new`] and [`Rule::delay`]; add with [`SimConfig::add_rule`] (or in
+/// one go with [`SimConfig::rule`]).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Rule {
     /// What it answers.
     pub when: Match,
     /// The answer.
     pub reply: Reply,
+    /// How long the response waits after `response.created` before its first output (the
+    /// output item and its first delta; for [`Reply::Fail`], `response.done`). Wall-clock
+    /// time, not scaled by [`SimConfig::speed`].
+    pub delay: Duration,
+}
+
+impl Rule {
+    /// A rule that answers `when` with `reply`, without a delay.
+    #[must_use]
+    pub fn new(when: Match, reply: Reply) -> Self {
+        Self {
+            when,
+            reply,
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Waits this long after `response.created` before the reply's first output (default:
+    /// no wait). Wall-clock time, not scaled by [`SimConfig::speed`]: a client's
+    /// time-to-first-delta is at least this.
+    #[must_use]
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
 }
 
 /// Faults to inject into every session, for testing clients' error handling.
@@ -154,6 +186,7 @@ pub struct SimConfig {
     pub(crate) beta: BetaMode,
     pub(crate) script: Vec<Rule>,
     pub(crate) transcripts: Vec<String>,
+    pub(crate) transcript_delay: Duration,
     pub(crate) faults: Faults,
     pub(crate) session_duration: Duration,
     pub(crate) recorder: Option<Recorder>,
@@ -172,6 +205,7 @@ impl Default for SimConfig {
             beta: BetaMode::Reject,
             script: Vec::new(),
             transcripts: Vec::new(),
+            transcript_delay: Duration::ZERO,
             faults: Faults::default(),
             session_duration: Duration::from_secs(3600),
             recorder: None,
@@ -248,8 +282,16 @@ impl SimConfig {
 
     /// Adds a scripted rule; rules are tried in order before the default behaviour.
     #[must_use]
-    pub fn rule(mut self, when: Match, reply: Reply) -> Self {
-        self.script.push(Rule { when, reply });
+    pub fn rule(self, when: Match, reply: Reply) -> Self {
+        self.add_rule(Rule::new(when, reply))
+    }
+
+    /// Adds a scripted rule built with [`Rule::new`] (with its [`delay`](Rule::delay));
+    /// rules are tried in order, the first that matches answers, before the default
+    /// behaviour (default: no rules).
+    #[must_use]
+    pub fn add_rule(mut self, rule: Rule) -> Self {
+        self.script.push(rule);
         self
     }
 
@@ -259,6 +301,18 @@ impl SimConfig {
     pub fn transcripts(mut self, transcripts: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.transcripts
             .extend(transcripts.into_iter().map(Into::into));
+        self
+    }
+
+    /// Delivers each input audio transcription (`…input_audio_transcription.delta` and
+    /// `.completed`) this long after the audio was committed, instead of right after its
+    /// `conversation.item.done` (default: no delay). With server VAD creating the response,
+    /// any delay puts the transcript after `response.created`, as the service often does.
+    /// Replies are still chosen from the transcript. Wall-clock time, not scaled by
+    /// [`speed`](Self::speed).
+    #[must_use]
+    pub fn transcript_delay(mut self, delay: Duration) -> Self {
+        self.transcript_delay = delay;
         self
     }
 

@@ -36,6 +36,7 @@ mod ids;
 mod in_process;
 mod replay;
 mod rest;
+mod script;
 mod server;
 mod session_loop;
 mod state;
@@ -58,6 +59,7 @@ pub use in_process::InProcess;
 pub use replay::{
     Entry, RECORDING_VERSION, RecordingError, header as recording_header, read_recording,
 };
+pub use script::ScriptError;
 
 /// How many connections [`Simulator::connections`] remembers: the latest ones.
 pub const CONNECTION_LOG: usize = 256;

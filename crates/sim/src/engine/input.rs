@@ -1,6 +1,8 @@
 //! The input audio buffer: appends (decoded from the session's format), server VAD in audio
 //! time, commits (by VAD or by the client) and their transcription.
 
+use std::time::Duration;
+
 use reelthyme_schema::{Base64Audio, ResponseParams, SessionKind};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -14,6 +16,13 @@ use crate::vad::VadEvent;
 /// The input audio buffer holds at most the service's one documented size, 15 MiB of
 /// 16-bit audio; appends past it get an `error`.
 const MAX_BUFFER_SAMPLES: usize = reelthyme_schema::MAX_APPEND_BYTES / 2;
+/// The transcription's delta event, which carries the deltas' padding.
+const TRANSCRIPTION_DELTA: &str = "conversation.item.input_audio_transcription.delta";
+/// Transcriptions held back by a transcript delay at once; past it the oldest is delivered
+/// early, so a client committing fast cannot grow the queue without bound.
+const MAX_HELD_TRANSCRIPTIONS: usize = 256;
+/// The longest a transcription is held back.
+const MAX_TRANSCRIPT_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 impl Engine {
     /// `input_audio_buffer.clear`.
@@ -98,7 +107,7 @@ impl Engine {
                         .unwrap_or(usize::MAX)
                         .min(self.buffer.len());
                     let committed: Vec<i16> = self.buffer.drain(..keep_from).collect();
-                    self.commit(item_id, committed);
+                    self.commit(item_id, committed, now);
                     if create_response
                         && !self.responses.iter().any(|r| r.in_conversation)
                         && self.responses.len() < MAX_RESPONSES
@@ -130,7 +139,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn manual_commit(&mut self, event_id: Option<&str>) {
+    pub(super) fn manual_commit(&mut self, event_id: Option<&str>, now: Instant) {
         let rate = self.input_rate();
         let ms = self.buffer.len() as f64 * 1000.0 / f64::from(rate);
         if ms < 100.0 {
@@ -151,10 +160,10 @@ impl Engine {
         };
         let samples = std::mem::take(&mut self.buffer);
         self.vad.reset(self.timeline);
-        self.commit(item_id, samples);
+        self.commit(item_id, samples, now);
     }
 
-    fn commit(&mut self, item_id: String, samples: Vec<i16>) {
+    fn commit(&mut self, item_id: String, samples: Vec<i16>, now: Instant) {
         // An id the client took meanwhile is not reused.
         let item_id = if self.find(&item_id).is_some() {
             self.new_item_id()
@@ -183,10 +192,10 @@ impl Engine {
             "conversation.item.done",
             json!({"previous_item_id": previous, "item": announced}),
         );
-        self.transcribe(&item_id, seconds);
+        self.transcribe(&item_id, seconds, now);
     }
 
-    fn transcribe(&mut self, item_id: &str, seconds: f64) {
+    fn transcribe(&mut self, item_id: &str, seconds: f64, now: Instant) {
         let transcribing = self.session.kind == Some(SessionKind::Transcription)
             || self
                 .session
@@ -211,12 +220,13 @@ impl Engine {
             .flatten()
             .any(|field| field == "item.input_audio_transcription.logprobs");
         let words = split_keep_spaces(&transcript);
+        let mut events = Vec::with_capacity(words.len() + 1);
         for word in &words {
             let mut delta = json!({"item_id": item_id, "content_index": 0, "delta": word});
             if logprobs {
                 set(&mut delta, "logprobs", json!([logprob(word)]));
             }
-            self.emit_delta("conversation.item.input_audio_transcription.delta", delta);
+            events.push((TRANSCRIPTION_DELTA, delta));
         }
         let usage = usage::transcription(seconds, &transcript);
         let mut completed = json!({"item_id": item_id, "content_index": 0,
@@ -225,10 +235,13 @@ impl Engine {
             let all: Vec<Value> = words.iter().map(|word| logprob(word)).collect();
             set(&mut completed, "logprobs", Value::Array(all));
         }
-        self.emit(
+        events.push((
             "conversation.item.input_audio_transcription.completed",
             completed,
-        );
+        ));
+        self.deliver_transcription(events, now);
+        // The stored item has its transcript at once, delayed delivery or not: the reply is
+        // chosen from what the user said, as the model hears the audio itself.
         if let Some(stored) = self.items.iter_mut().rev().find(|s| s.id() == item_id) {
             let mut item = stored.item.clone();
             if let Some(part) = item
@@ -239,6 +252,52 @@ impl Engine {
                 set(part, "transcript", Value::String(transcript));
             }
             stored.set_item(item);
+        }
+    }
+}
+
+impl Engine {
+    /// Emits a transcription's events now, or holds them back by the configured delay.
+    fn deliver_transcription(&mut self, events: Vec<(&'static str, Value)>, now: Instant) {
+        let delay = self.config.transcript_delay.min(MAX_TRANSCRIPT_DELAY);
+        if delay.is_zero() {
+            return self.emit_transcription(events);
+        }
+        if self.held_transcriptions.len() >= MAX_HELD_TRANSCRIPTIONS
+            && let Some((_, oldest)) = self.held_transcriptions.pop_front()
+        {
+            self.emit_transcription(oldest);
+        }
+        let due = now.checked_add(delay).unwrap_or(now);
+        self.held_transcriptions.push_back((due, events));
+    }
+
+    fn emit_transcription(&mut self, events: Vec<(&'static str, Value)>) {
+        for (kind, fields) in events {
+            if kind == TRANSCRIPTION_DELTA {
+                self.emit_delta(kind, fields);
+            } else {
+                self.emit(kind, fields);
+            }
+        }
+    }
+
+    /// When the next held-back transcription is due (they are held in due order: the
+    /// delay is the same for all).
+    pub(super) fn next_transcription_due(&self) -> Option<Instant> {
+        self.held_transcriptions.front().map(|(due, _)| *due)
+    }
+
+    /// Emits the held-back transcriptions that are due.
+    pub(super) fn release_transcriptions(&mut self, now: Instant) {
+        while self
+            .held_transcriptions
+            .front()
+            .is_some_and(|(due, _)| *due <= now)
+        {
+            if let Some((_, events)) = self.held_transcriptions.pop_front() {
+                self.emit_transcription(events);
+            }
         }
     }
 }

@@ -87,6 +87,9 @@ pub(crate) struct Engine {
     responses: Vec<Active>,
     audio_produced: bool,
     transcripts: VecDeque<String>,
+    /// Transcription events held back by `SimConfig::transcript_delay`, with when each
+    /// transcription is due.
+    held_transcriptions: VecDeque<(Instant, Vec<(&'static str, Value)>)>,
     out: Vec<Value>,
     audio_out: AudioOut,
     /// Audio for the media track, with [`AudioOut::Track`].
@@ -127,6 +130,7 @@ impl Engine {
             responses: Vec::new(),
             audio_produced: false,
             transcripts,
+            held_transcriptions: VecDeque::new(),
             out: Vec::new(),
             audio_out: AudioOut::Events,
             track: Vec::new(),
@@ -211,7 +215,7 @@ impl Engine {
             ClientEvent::InputAudioBufferAppend(append) => {
                 self.append(&append.audio, event_id, now)
             }
-            ClientEvent::InputAudioBufferCommit(_) => self.manual_commit(event_id),
+            ClientEvent::InputAudioBufferCommit(_) => self.manual_commit(event_id, now),
             ClientEvent::InputAudioBufferClear(_) => self.clear_buffer(),
             ClientEvent::ConversationItemCreate(create) => {
                 self.item_create(create.item, create.previous_item_id, event_id);

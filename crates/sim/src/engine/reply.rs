@@ -1,6 +1,8 @@
 //! What the assistant says: a scripted rule's reply, a tool call chosen from the user's
 //! words (with arguments fabricated from the tool's schema), or an echo of the user.
 
+use std::time::Duration;
+
 use reelthyme_schema::{ResponseParams, Tool, ToolChoice, ToolChoiceMode};
 use serde_json::{Map, Value, json};
 
@@ -11,6 +13,8 @@ use crate::config::{Match, Reply};
 pub(super) const MAX_ECHO_CHARS: usize = 1_000;
 /// The most user text a reply is chosen from (rules, tool guesses).
 const MAX_INPUT_CHARS: usize = 64 << 10;
+/// The most of a tool's name a reply quotes or matches (the service allows 64 characters).
+const MAX_TOOL_NAME_CHARS: usize = 64;
 
 impl Engine {
     fn latest_input(&self, params: &ResponseParams) -> (String, Option<(String, String)>) {
@@ -44,7 +48,7 @@ impl Engine {
                 .find(|i| i["type"] == "function_call" && i["call_id"] == call_id)
                 .and_then(|i| i["name"].as_str())
                 .unwrap_or("tool");
-            let name = truncate_chars(name, 64).to_owned();
+            let name = truncate_chars(name, MAX_TOOL_NAME_CHARS).to_owned();
             let output = last["output"].as_str().unwrap_or_default();
             let output = truncate_chars(output, MAX_ECHO_CHARS).to_owned();
             return (String::new(), Some((name, output)));
@@ -74,12 +78,13 @@ impl Engine {
         (truncate_chars(&text, MAX_INPUT_CHARS).to_owned(), None)
     }
 
+    /// The reply, and how long it waits before its first output (a scripted rule's delay).
     pub(super) fn choose_reply(
         &self,
         params: &ResponseParams,
         tools: &[Tool],
         tool_choice: Option<&ToolChoice>,
-    ) -> Reply {
+    ) -> (Reply, Duration) {
         let (text, after_tool) = self.latest_input(params);
         for rule in &self.config.script {
             let matched = match &rule.when {
@@ -88,11 +93,28 @@ impl Engine {
                     after_tool.is_none() && text.to_lowercase().contains(&needle.to_lowercase())
                 }
                 Match::AfterToolOutput => after_tool.is_some(),
+                Match::AfterTool(tool) => after_tool
+                    .as_ref()
+                    .is_some_and(|(name, _)| name == truncate_chars(tool, MAX_TOOL_NAME_CHARS)),
             };
             if matched {
-                return rule.reply.clone();
+                return (rule.reply.clone(), rule.delay);
             }
         }
+        (
+            self.default_reply(text, after_tool, tools, tool_choice),
+            Duration::ZERO,
+        )
+    }
+
+    /// What the simulator answers when no rule matches.
+    fn default_reply(
+        &self,
+        text: String,
+        after_tool: Option<(String, String)>,
+        tools: &[Tool],
+        tool_choice: Option<&ToolChoice>,
+    ) -> Reply {
         if let Some((name, output)) = after_tool {
             return Reply::Text(format!("The {name} tool returned {output}."));
         }

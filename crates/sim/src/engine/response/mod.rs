@@ -151,17 +151,19 @@ impl Engine {
         }
     }
 
-    /// When the next response step is due.
+    /// When the next response step (or held-back transcription) is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
         self.responses
             .iter()
             .filter_map(|r| r.steps.front().map(|(at, _)| due(r.started, *at)))
+            .chain(self.next_transcription_due())
             .min()
     }
 
     /// Emits the response steps that are due, up to a batch (the connection comes back for
     /// the rest once it has written these).
     pub(crate) fn release(&mut self, now: Instant) {
+        self.release_transcriptions(now);
         let mut index = 0;
         while index < self.responses.len() && self.out.len() < RELEASE_BATCH {
             let due = self.responses[index]

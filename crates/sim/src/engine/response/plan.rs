@@ -39,7 +39,7 @@ impl Engine {
             .tool_choice
             .clone()
             .or_else(|| self.session.tool_choice.clone());
-        let reply = self.choose_reply(&params, &tools, tool_choice.as_ref());
+        let (reply, delay) = self.choose_reply(&params, &tools, tool_choice.as_ref());
         let session_output = self
             .session
             .audio
@@ -87,6 +87,8 @@ impl Engine {
         let mut at = Duration::ZERO;
         let advance = |at: Duration, d: Duration| at.saturating_add(pace(d)).min(MAX_STEP_DELAY);
         steps.push_back((at, Step::Created));
+        // A scripted delay is the model's thinking time: wall-clock, not paced by `speed`.
+        at = at.saturating_add(delay).min(MAX_STEP_DELAY);
         let mut failure = None;
         let mut truncated = false;
         let mut audio = None;

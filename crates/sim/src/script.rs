@@ -1,0 +1,531 @@
+//! Script files: a [`SimConfig`]'s rules and transcripts written in TOML, for
+//! `reelthyme sim --script FILE` and for tests that share a file with it.
+//!
+//! The file is a separate model mapped onto [`Rule`]s: the TOML keys are chosen for hand
+//! writing (one table per rule, one key per kind of answer), while [`Match`] and [`Reply`]
+//! stay the Rust API. Every table refuses unknown keys, so a misspelt key is an error at its
+//! line rather than a rule that silently never matches.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use serde_json::Value;
+
+use crate::config::{Match, Reply, Rule, SimConfig};
+
+/// The error a failed response gets when the script names no code.
+const DEFAULT_FAIL_CODE: &str = "server_error";
+/// The message a failed response gets when the script names none (the service's wording).
+const DEFAULT_FAIL_MESSAGE: &str = "The server had an error while processing your request.";
+
+/// Why a script could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScriptError {
+    /// The file could not be read.
+    #[error("cannot read the script {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not a valid script: not TOML, an unknown key, a value of the wrong type,
+    /// or a rule without exactly one answer.
+    #[error("invalid script{}: {message}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Invalid {
+        /// The file, when the script came from one.
+        path: Option<PathBuf>,
+        /// The line (1-based) the error is at, when known.
+        line: Option<usize>,
+        /// What is wrong, with the line, the column and the offending text.
+        message: String,
+    },
+}
+
+impl ScriptError {
+    /// The line (1-based) of the script the error is at, when it is about the script's text.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            Self::Read { .. } => None,
+            Self::Invalid { line, .. } => *line,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The default configuration with the rules and transcripts of a script (TOML; the
+    /// format is documented in the crate's README and in `reelthyme sim --help`). Further
+    /// setters apply on top; rules and transcripts added later come after the script's.
+    ///
+    /// ```
+    /// use reelthyme_sim::SimConfig;
+    ///
+    /// let config = SimConfig::from_script(r#"
+    ///     [[rule]]
+    ///     contains = "weather"
+    ///     function_call = { name = "get_weather", arguments = { city = "Paris" } }
+    /// "#)?
+    /// .speed(20.0);
+    /// # Ok::<(), reelthyme_sim::ScriptError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ScriptError::Invalid`] when the text is not TOML, has a key the format does not
+    /// know, a value of the wrong type, or a rule without exactly one answer; the message
+    /// names the line and column.
+    pub fn from_script(text: &str) -> Result<Self, ScriptError> {
+        parse(text, None)
+    }
+
+    /// [`from_script`](Self::from_script) with the text of a file.
+    ///
+    /// # Errors
+    /// [`ScriptError::Read`] when the file cannot be read (or is not UTF-8), and
+    /// [`ScriptError::Invalid`] (naming the file) as for `from_script`.
+    pub fn script_file(path: impl AsRef<Path>) -> Result<Self, ScriptError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        parse(&text, Some(path))
+    }
+}
+
+fn parse(text: &str, path: Option<&Path>) -> Result<SimConfig, ScriptError> {
+    let file: ScriptFile = toml::from_str(text).map_err(|e| ScriptError::Invalid {
+        path: path.map(Path::to_owned),
+        line: e.span().map(|span| line_of(text, span.start)),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
+    let mut config = SimConfig::default()
+        .transcripts(file.transcripts)
+        .transcript_delay(Duration::from_millis(file.transcript_delay_ms));
+    for raw in file.rule {
+        // Checked after parsing, with the rule's own span: an error raised while the array
+        // of tables is deserialized would point at its first `[[rule]]`.
+        let line = line_of(text, raw.span().start);
+        let rule = raw
+            .into_inner()
+            .into_rule()
+            .map_err(|message| ScriptError::Invalid {
+                path: path.map(Path::to_owned),
+                line: Some(line),
+                message: format!("the [[rule]] at line {line}: {message}"),
+            })?;
+        config = config.add_rule(rule);
+    }
+    tracing::debug!(rules = config.script.len(), "script loaded");
+    Ok(config)
+}
+
+/// The 1-based line of a byte offset into `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScriptFile {
+    #[serde(default)]
+    transcripts: Vec<String>,
+    #[serde(default)]
+    transcript_delay_ms: u64,
+    #[serde(default)]
+    rule: Vec<toml::Spanned<RawRule>>,
+}
+
+/// A `[[rule]]` table as written; [`RawRule::into_rule`] checks it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    contains: Option<String>,
+    after_tool: Option<AfterTool>,
+    text: Option<String>,
+    function_call: Option<FunctionCall>,
+    fail: Option<Fail>,
+    echo: Option<String>,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+impl RawRule {
+    fn into_rule(self) -> Result<Rule, String> {
+        let when = match (self.contains, self.after_tool) {
+            (Some(_), Some(_)) => {
+                return Err("a rule matches on `contains` or on `after_tool`, not both".into());
+            }
+            (Some(needle), None) => Match::Contains(needle),
+            (None, Some(AfterTool::Any)) => Match::AfterToolOutput,
+            (None, Some(AfterTool::Named(name))) => Match::AfterTool(name),
+            (None, None) => Match::Any,
+        };
+        let mut replies = Vec::new();
+        if let Some(text) = self.text {
+            replies.push(Reply::Text(text));
+        }
+        if let Some(call) = self.function_call {
+            if call.name.is_empty() {
+                return Err("`function_call.name` must not be empty".into());
+            }
+            replies.push(Reply::FunctionCall {
+                name: call.name,
+                arguments: call.arguments.unwrap_or_else(|| "{}".to_owned()),
+            });
+        }
+        if let Some(fail) = self.fail {
+            replies.push(Reply::Fail {
+                code: fail.code.unwrap_or_else(|| DEFAULT_FAIL_CODE.to_owned()),
+                message: fail
+                    .message
+                    .unwrap_or_else(|| DEFAULT_FAIL_MESSAGE.to_owned()),
+            });
+        }
+        if let Some(transcript) = self.echo {
+            replies.push(Reply::Echo(transcript));
+        }
+        if replies.len() != 1 {
+            return Err(format!(
+                "a rule answers with exactly one of `text`, `function_call`, `fail` or `echo` (this one has {})",
+                replies.len()
+            ));
+        }
+        let reply = replies.remove(0);
+        Ok(Rule::new(when, reply).delay(Duration::from_millis(self.delay_ms)))
+    }
+}
+
+/// `function_call = { name, arguments }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionCall {
+    name: String,
+    #[serde(default, deserialize_with = "arguments")]
+    arguments: Option<String>,
+}
+
+/// `fail = { code, message }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fail {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// `after_tool = "name"`, or `after_tool = true` for any tool.
+#[derive(Debug)]
+enum AfterTool {
+    Any,
+    Named(String),
+}
+
+impl<'de> Deserialize<'de> for AfterTool {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AfterToolVisitor;
+
+        impl Visitor<'_> for AfterToolVisitor {
+            type Value = AfterTool;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a tool's name, or `true` for any tool")
+            }
+
+            fn visit_bool<E: de::Error>(self, any: bool) -> Result<AfterTool, E> {
+                if any {
+                    Ok(AfterTool::Any)
+                } else {
+                    Err(E::custom(
+                        "`after_tool = false` matches nothing; leave the key out instead",
+                    ))
+                }
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<AfterTool, E> {
+                if name.is_empty() {
+                    Err(E::custom(
+                        "`after_tool` names a tool (or is `true` for any tool)",
+                    ))
+                } else {
+                    Ok(AfterTool::Named(name.to_owned()))
+                }
+            }
+        }
+
+        deserializer.deserialize_any(AfterToolVisitor)
+    }
+}
+
+/// A function call's arguments: a TOML table (sent as its JSON) or a string sent as it is
+/// (JSON text, or deliberately broken arguments for a client's error path).
+fn arguments<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    match toml::Value::deserialize(deserializer)? {
+        toml::Value::String(text) => Ok(Some(text)),
+        table @ toml::Value::Table(_) => json_of(table)
+            .map(|json| Some(json.to_string()))
+            .map_err(de::Error::custom),
+        other => Err(de::Error::custom(format!(
+            "`arguments` is a table (sent as JSON) or a string, not {}",
+            other.type_str()
+        ))),
+    }
+}
+
+/// A TOML value as JSON; dates and times become their TOML text, as JSON has none.
+fn json_of(value: toml::Value) -> Result<Value, String> {
+    Ok(match value {
+        toml::Value::String(text) => Value::String(text),
+        toml::Value::Integer(n) => Value::from(n),
+        toml::Value::Float(x) => serde_json::Number::from_f64(x)
+            .map(Value::Number)
+            .ok_or_else(|| format!("JSON has no {x}"))?,
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(at) => Value::String(at.to_string()),
+        toml::Value::Array(values) => {
+            Value::Array(values.into_iter().map(json_of).collect::<Result<_, _>>()?)
+        }
+        toml::Value::Table(table) => Value::Object(
+            table
+                .into_iter()
+                .map(|(key, value)| json_of(value).map(|value| (key, value)))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(text: &str) -> (Option<usize>, String) {
+        let error = SimConfig::from_script(text).unwrap_err();
+        (error.line(), error.to_string())
+    }
+
+    #[test]
+    fn a_complete_script_maps_onto_rules_and_transcripts() {
+        let config = SimConfig::from_script(
+            r#"
+transcripts = ["What's the weather in Paris?", "Thanks"]
+transcript_delay_ms = 250
+
+[[rule]]
+contains = "weather"
+function_call = { name = "get_weather", arguments = { city = "Paris", days = 2, hourly = false, at = 1979-05-27 } }
+
+[[rule]]
+after_tool = "get_weather"
+text = "Sunny, 18 degrees."
+delay_ms = 300
+
+[[rule]]
+after_tool = true
+text = "Done."
+
+[[rule]]
+contains = "raw"
+function_call = { name = "broken", arguments = '{"unterminated' }
+
+[[rule]]
+contains = "break"
+fail = { code = "rate_limit_exceeded", message = "Slow down." }
+
+[[rule]]
+contains = "oops"
+fail = {}
+
+[[rule]]
+echo = "I heard you."
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.transcripts,
+            ["What's the weather in Paris?", "Thanks"]
+        );
+        assert_eq!(config.transcript_delay, Duration::from_millis(250));
+        let rules = &config.script;
+        assert_eq!(rules.len(), 7);
+        assert_eq!(rules[0].when, Match::Contains("weather".into()));
+        let Reply::FunctionCall { name, arguments } = &rules[0].reply else {
+            panic!("{:?}", rules[0].reply)
+        };
+        assert_eq!(name, "get_weather");
+        let arguments: Value = serde_json::from_str(arguments).unwrap();
+        assert_eq!(
+            arguments,
+            serde_json::json!({"city": "Paris", "days": 2, "hourly": false, "at": "1979-05-27"})
+        );
+        assert_eq!(rules[0].delay, Duration::ZERO);
+        assert_eq!(
+            rules[1],
+            Rule::new(
+                Match::AfterTool("get_weather".into()),
+                Reply::Text("Sunny, 18 degrees.".into())
+            )
+            .delay(Duration::from_millis(300))
+        );
+        assert_eq!(rules[2].when, Match::AfterToolOutput);
+        assert_eq!(
+            rules[3].reply,
+            Reply::FunctionCall {
+                name: "broken".into(),
+                arguments: r#"{"unterminated"#.into()
+            }
+        );
+        assert_eq!(
+            rules[4].reply,
+            Reply::Fail {
+                code: "rate_limit_exceeded".into(),
+                message: "Slow down.".into()
+            }
+        );
+        assert_eq!(
+            rules[5].reply,
+            Reply::Fail {
+                code: DEFAULT_FAIL_CODE.into(),
+                message: DEFAULT_FAIL_MESSAGE.into()
+            }
+        );
+        assert_eq!(
+            rules[6],
+            Rule::new(Match::Any, Reply::Echo("I heard you.".into()))
+        );
+    }
+
+    #[test]
+    fn an_empty_script_is_the_default_behaviour() {
+        let config = SimConfig::from_script("# nothing scripted\n").unwrap();
+        assert!(config.script.is_empty());
+        assert!(config.transcripts.is_empty());
+        assert_eq!(config.transcript_delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_call_without_arguments_sends_an_empty_object() {
+        let config =
+            SimConfig::from_script("[[rule]]\nfunction_call = { name = \"ping\" }\n").unwrap();
+        assert_eq!(
+            config.script[0].reply,
+            Reply::FunctionCall {
+                name: "ping".into(),
+                arguments: "{}".into()
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_what_is_wrong() {
+        let (line, message) = invalid("[[rule]]\ncontains = \"hi\"\ntxet = \"typo\"\n");
+        assert_eq!(line, Some(3), "{message}");
+        assert!(message.contains("txet"), "{message}");
+
+        // A rule's own errors point at its `[[rule]]` header.
+        let (line, message) = invalid("[[rule]]\ntext = \"hi\"\n\n[[rule]]\ncontains = \"x\"\n");
+        assert_eq!(line, Some(4), "{message}");
+        assert!(message.contains("exactly one of"), "{message}");
+
+        let (line, message) = invalid("[[rule]]\ncontains = \"a\"\ntext = \"b\"\necho = \"c\"\n");
+        assert!(line.is_some(), "{message}");
+        assert!(message.contains("has 2"), "{message}");
+
+        let (line, message) =
+            invalid("[[rule]]\ncontains = \"a\"\nafter_tool = \"t\"\ntext = \"b\"\n");
+        assert!(line.is_some(), "{message}");
+        assert!(message.contains("not both"), "{message}");
+
+        let (line, message) =
+            invalid("\n[[rule]]\nfunction_call = { name = \"f\", arguments = 3 }\n");
+        assert_eq!(line, Some(3), "{message}");
+        assert!(message.contains("not integer"), "{message}");
+
+        let (line, message) = invalid("[[rule]]\nafter_tool = false\ntext = \"b\"\n");
+        assert_eq!(line, Some(2), "{message}");
+        assert!(message.contains("matches nothing"), "{message}");
+
+        let (line, message) = invalid("[[rule]]\ndelay_ms = -5\ntext = \"b\"\n");
+        assert_eq!(line, Some(2), "{message}");
+
+        let (line, message) = invalid("transcripts = \"not a list\"\n");
+        assert_eq!(line, Some(1), "{message}");
+
+        let (line, message) = invalid("[[rule]\n");
+        assert_eq!(line, Some(1), "{message}");
+        assert!(message.starts_with("invalid script: "), "{message}");
+
+        let (line, message) = invalid("speed = 3\n");
+        assert_eq!(line, Some(1), "{message}");
+        assert!(message.contains("speed"), "{message}");
+
+        let (_, message) = invalid("[[rule]]\nfunction_call = { name = \"\" }\n");
+        assert!(message.contains("must not be empty"), "{message}");
+    }
+
+    #[test]
+    fn files_are_read_and_named_in_errors() {
+        let dir = std::env::temp_dir().join(format!("reelthyme-sim-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "[[rule]]\ntext = \"hi\"\n").unwrap();
+        let config = SimConfig::script_file(&good).unwrap();
+        assert_eq!(
+            config.script,
+            [Rule::new(Match::Any, Reply::Text("hi".into()))]
+        );
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[[rule]]\ntext = 1\n").unwrap();
+        let error = SimConfig::script_file(&bad).unwrap_err();
+        assert_eq!(error.line(), Some(2));
+        assert!(error.to_string().contains("bad.toml"), "{error}");
+
+        let missing = dir.join("missing.toml");
+        let error = SimConfig::script_file(&missing).unwrap_err();
+        assert!(matches!(error, ScriptError::Read { .. }), "{error}");
+        assert_eq!(error.line(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn edge_cases_are_scripts_or_errors() {
+        for text in [
+            "\u{0}",
+            "rule = 3",
+            "rule = [1]",
+            "[rule]\ntext = \"a\"",
+            "transcript_delay_ms = 9223372036854775807",
+            "[[rule]]\ntext = \"a\"\ndelay_ms = 9223372036854775807",
+            "[[rule]]\nfunction_call = { name = \"f\", arguments = { x = nan } }",
+        ] {
+            if let Err(error) = SimConfig::from_script(text) {
+                assert!(error.line().is_some(), "{text:?}: {error}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        // Any text is a script or an error, never a panic; the second one reaches the
+        // rule checks more often than random text does.
+        #[test]
+        fn any_text_is_a_script_or_an_error(text in "\\PC*") {
+            let _ = SimConfig::from_script(&text);
+        }
+
+        #[test]
+        fn any_rule_body_is_a_rule_or_an_error(body in "(contains|after_tool|text|echo|fail|function_call|name|arguments|delay_ms|code|message|[=\"{}\\[\\],.0-9 \n-]|true|false)*") {
+            if let Err(error) = SimConfig::from_script(&format!("[[rule]]\n{body}")) {
+                proptest::prop_assert!(error.line().is_some(), "{error}");
+            }
+        }
+    }
+}
