@@ -418,6 +418,10 @@ async fn read(
         }
     };
     cancel.fire();
+    // A refusal the writer made as the connection ended still reaches the consumer.
+    while let Ok(refusal) = refusals.try_recv() {
+        held.push(Err(refusal));
+    }
     Read {
         error,
         held,

@@ -162,8 +162,12 @@ pub(crate) async fn receive(
             }
             // Live audio cannot wait for a consumer that is not playing it.
             dropped += 1;
-            if dropped == 1 || dropped.is_multiple_of(50) {
-                tracing::warn!(dropped, "incoming audio dropped: the media queue is full");
+            if dropped == 1 {
+                tracing::warn!(
+                    "incoming audio dropped: the media queue is full (nobody plays it?)"
+                );
+            } else if dropped.is_multiple_of(50) {
+                tracing::debug!(dropped, "incoming audio still dropped");
             }
         }
     }
