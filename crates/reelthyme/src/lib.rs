@@ -96,9 +96,13 @@ mod audio;
 mod config;
 mod core;
 mod layer;
+mod metrics;
+mod mirror;
 mod receiver;
 mod sender;
+mod sequencer;
 mod session;
+mod tools;
 
 #[cfg(feature = "audio")]
 pub use audio::{
@@ -107,6 +111,8 @@ pub use audio::{
 };
 pub use config::{Config, WhenDisconnected, validate};
 pub use layer::{Layer, LayerContext};
+pub use metrics::{Metrics, MetricsLayer, TurnMetrics, TurnStart};
+pub use mirror::{Entry, EntryKind, History, Mirror, MirrorLayer};
 pub use receiver::SessionEvents;
 #[cfg(feature = "audio")]
 pub use reelthyme_audio as audio_io;
@@ -117,7 +123,9 @@ pub use reelthyme_transport::{
     WebSocket, create_client_secret, hangup,
 };
 pub use sender::SessionSender;
+pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
 pub use session::{Session, connect};
+pub use tools::{FOLLOW_UP_EVENT_ID_PREFIX, Json, Tool, ToolError, ToolOutput, mcp_approval};
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

@@ -114,7 +114,9 @@ impl std::fmt::Debug for AudioControl {
 
 impl AudioControl {
     /// Barge-in: stops and flushes playback, cancels the response if it is still running,
-    /// and truncates the item being played at what the device actually played. Playback
+    /// and truncates the item being played at what the device actually played (over an
+    /// audio track — WebRTC — clears the server's output buffer instead: the server
+    /// truncates). Playback
     /// resumes with the next audio that arrives. Works whether or not the event stream is
     /// being polled (it sends with its own sender).
     ///
@@ -132,6 +134,14 @@ impl AudioControl {
             sender
                 .send(ClientEvent::response_cancel_id(response_id))
                 .await?;
+        }
+        if self.sender.core().has_tracks() {
+            // Over tracks the server holds the output buffer and truncates by itself once
+            // it is cleared.
+            sender
+                .send(ClientEvent::OutputAudioBufferClear(Default::default()))
+                .await?;
+            return Ok(truncation);
         }
         if let Some(truncation) = &truncation {
             sender
@@ -164,6 +174,11 @@ impl AudioControl {
     /// A sender for the session (for [`capture_audio`], tools, …).
     pub fn sender(&self) -> SessionSender {
         self.sender.clone()
+    }
+
+    /// The player, for layers that measure playback (metrics).
+    pub(crate) fn player(&self) -> &Arc<Player> {
+        &self.player
     }
 }
 
