@@ -12,10 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use futures_channel::mpsc;
 use futures_util::task::AtomicWaker;
 use reelthyme_schema::state::Conversation;
 use reelthyme_schema::{ClientEvent, ServerEvent};
-use reelthyme_transport::{Error, ErrorKind, FrameReceiver, FrameSender, Result};
+use reelthyme_transport::{
+    AudioChunk, Connection, Error, ErrorKind, FrameReceiver, FrameSender, MediaReceiver, Result,
+};
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::Config;
@@ -55,10 +58,47 @@ pub(crate) struct Core {
     events: AtomicWaker,
     conversation: RwLock<Conversation>,
     sent: broadcast::Sender<Arc<ClientEvent>>,
+    /// The live connection's audio tracks, when its transport carries them (WebRTC).
+    media: Mutex<Tracks>,
+}
+
+/// A connection's audio tracks and call id, as the session hands them out.
+#[derive(Default)]
+#[cfg_attr(not(feature = "audio"), allow(dead_code))]
+struct Tracks {
+    generation: u64,
+    outgoing: Option<mpsc::Sender<AudioChunk>>,
+    /// Until the audio layer takes it.
+    incoming: Option<MediaReceiver>,
+    call_id: Option<String>,
+}
+
+impl Tracks {
+    fn of(generation: u64, connection: &mut Connection) -> Self {
+        let (outgoing, incoming) = connection
+            .media
+            .take()
+            .map(|media| media.into_parts())
+            .unzip();
+        Self {
+            generation,
+            outgoing,
+            incoming,
+            call_id: connection.call_id.clone(),
+        }
+    }
 }
 
 impl Core {
-    pub(crate) fn new(config: Config, span: tracing::Span, frames: FrameSender) -> Arc<Self> {
+    /// The core of a session on `connection`, whose media and call id it keeps; the frame
+    /// halves stay with the caller.
+    pub(crate) fn new(
+        config: Config,
+        span: tracing::Span,
+        connection: &mut Connection,
+    ) -> Arc<Self> {
+        let frames = connection.sender.clone();
+        let media = Tracks::of(0, connection);
         Arc::new(Self {
             config,
             span,
@@ -71,7 +111,42 @@ impl Core {
             events: AtomicWaker::new(),
             conversation: RwLock::new(Conversation::default()),
             sent: broadcast::channel(SENT_FEED).0,
+            media: Mutex::new(media),
         })
+    }
+
+    fn tracks(&self) -> std::sync::MutexGuard<'_, Tracks> {
+        self.media
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The live connection's outgoing audio track, if its transport carries audio as tracks.
+    #[cfg(feature = "audio")]
+    pub(crate) fn audio_track(&self) -> Option<mpsc::Sender<AudioChunk>> {
+        self.tracks().outgoing.clone()
+    }
+
+    /// The live connection's incoming audio track, once per connection, with its generation.
+    #[cfg(feature = "audio")]
+    pub(crate) fn take_incoming_audio(&self) -> Option<(u64, MediaReceiver)> {
+        let mut tracks = self.tracks();
+        let generation = tracks.generation;
+        tracks
+            .incoming
+            .take()
+            .map(|incoming| (generation, incoming))
+    }
+
+    /// Whether the live connection carries audio as tracks.
+    #[cfg(feature = "audio")]
+    pub(crate) fn has_tracks(&self) -> bool {
+        self.tracks().outgoing.is_some()
+    }
+
+    /// The server's id for the live connection's call (WebRTC).
+    pub(crate) fn call_id(&self) -> Option<String> {
+        self.tracks().call_id.clone()
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
@@ -161,8 +236,7 @@ impl Core {
     /// Makes a new connection the live one; returns the old sender (to close).
     pub(crate) fn install(
         &self,
-        frames: FrameSender,
-        receiver: FrameReceiver,
+        mut connection: Connection,
         first: ServerEvent,
     ) -> Option<FrameSender> {
         // The new server session is the one every sender sees from now on (its formats
@@ -172,10 +246,11 @@ impl Core {
         let mut live = self.live();
         live.generation += 1;
         let generation = live.generation;
-        let old = live.frames.replace(frames);
+        *self.tracks() = Tracks::of(generation, &mut connection);
+        let old = live.frames.replace(connection.sender);
         live.next = Some(Next {
             generation,
-            receiver,
+            receiver: connection.receiver,
             first,
         });
         live.reconnecting = false;

@@ -109,6 +109,17 @@ impl SessionSender {
         })
     }
 
+    /// The server's id for the live connection's call, when its transport set one up
+    /// (WebRTC).
+    pub fn call_id(&self) -> Option<String> {
+        self.core.call_id()
+    }
+
+    #[cfg(feature = "audio")]
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
     /// Reads the conversation as the events half has applied it so far (items, responses,
     /// transcripts). Keep `read` short: the events half waits for it.
     pub fn conversation<R>(&self, read: impl FnOnce(&Conversation) -> R) -> R {
@@ -257,9 +268,7 @@ impl SessionSender {
         self.core.begin_reconnect()?;
         match crate::session::open(&self.core.config, &self.core.span).await {
             Ok((connection, first)) => {
-                let old = self
-                    .core
-                    .install(connection.sender, connection.receiver, first);
+                let old = self.core.install(connection, first);
                 if let Some(mut old) = old {
                     // Its remaining events still reach the stream; the close is bounded.
                     tokio::spawn(async move {

@@ -24,8 +24,8 @@ use crate::sender::SessionSender;
 /// [`ErrorKind::Timeout`] for the network; see [`Error::code`] for the server's code.
 pub async fn connect(config: Config) -> Result<Session> {
     let span = tracing::info_span!("realtime_session", url = %config.endpoint.url(), session_id = tracing::field::Empty);
-    let (connection, first) = open(&config, &span).await?;
-    let core = Core::new(config, span, connection.sender);
+    let (mut connection, first) = open(&config, &span).await?;
+    let core = Core::new(config, span, &mut connection);
     // Readable from every sender at once, not only once the stream has yielded it.
     core.write(|conversation| conversation.apply_server(&first));
     let events = SessionEvents::new(core.clone(), connection.receiver, first);
@@ -117,6 +117,12 @@ impl Session {
     /// The server's session id (`sess_…`).
     pub fn id(&self) -> Option<String> {
         self.config().id
+    }
+
+    /// The server's id for the call, when the transport set one up (WebRTC): what a
+    /// sideband WebSocket attaches to (`Endpoint::call_id`) and what `hangup` takes.
+    pub fn call_id(&self) -> Option<String> {
+        self.sender.call_id()
     }
 
     /// Another sender (cheap; each can be moved to its own task).

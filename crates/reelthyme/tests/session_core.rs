@@ -432,3 +432,126 @@ async fn an_audio_turn_in_process_plays_the_answer() {
         .expect("not drained after the device played everything");
     assert_eq!(control.backlog_ms(), 0);
 }
+
+// --- Audio on tracks (WebRTC's shape), through a transport of the test's own. ---
+
+/// The simulator's in-process events, plus audio tracks whose far end the test holds: the
+/// shape a WebRTC connection has.
+#[cfg(feature = "audio")]
+#[derive(Debug)]
+struct WithTracks {
+    events: reelthyme_sim::InProcess,
+    far_end: Arc<Mutex<Option<reelthyme::transport::MediaLink>>>,
+}
+
+#[cfg(feature = "audio")]
+impl reelthyme::Transport for WithTracks {
+    fn connect<'a>(
+        &'a self,
+        endpoint: &'a reelthyme::Endpoint,
+        options: &'a reelthyme::Options,
+    ) -> reelthyme::transport::Connecting<'a> {
+        Box::pin(async move {
+            let connection = self.events.connect(endpoint, options).await?;
+            let (media, link) = reelthyme::transport::Media::channel(64);
+            *self.far_end.lock().unwrap() = Some(link);
+            Ok(connection.with_media(media).with_call_id("rtc_test"))
+        })
+    }
+}
+
+#[cfg(feature = "audio")]
+#[tokio::test]
+async fn over_audio_tracks_the_layer_plays_the_track_and_leaves_truncation_to_the_server() {
+    use futures_util::SinkExt;
+    use reelthyme::StreamOptions;
+    use reelthyme::audio_io::Player;
+    use reelthyme::transport::AudioChunk;
+
+    let (sim, recorder) = start(SimConfig::default().speed(50.0)).await;
+    let far_end = Arc::new(Mutex::new(None));
+    let transport = WithTracks {
+        events: sim.in_process(),
+        far_end: far_end.clone(),
+    };
+    let session = reelthyme::connect(Config::new(endpoint(&sim)).transport(transport))
+        .await
+        .unwrap();
+    assert_eq!(session.call_id().as_deref(), Some("rtc_test"));
+    let mut tx = session.sender();
+    let (player, mut clock) = Player::with_clock(24_000, 1).unwrap();
+    let (mut events, control) = reelthyme::stream_to(session, player, StreamOptions::default());
+    let mut link = far_end.lock().unwrap().take().unwrap();
+
+    // The server's track: half a second of a tone reaches the player (the stream must be
+    // polled for it, as for deltas).
+    let tone: Vec<i16> = (0..12_000)
+        .map(|n| ((n % 48) * 500 - 12_000) as i16)
+        .collect();
+    link.incoming
+        .send(AudioChunk::new(24_000, tone))
+        .await
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
+    assert!(
+        control.backlog_ms() >= 400,
+        "{} ms queued",
+        control.backlog_ms()
+    );
+
+    // The user speaks (the simulator's VAD hears appends): playback stops, and no cancel
+    // or truncate is sent — over tracks the server does both.
+    let mut speech = vec![0_i16; 12_000];
+    speech.extend((0..24_000).map(|n| {
+        ((f64::from(n) / 24_000.0 * 2.0 * std::f64::consts::PI * 190.0).sin() * 9_000.0) as i16
+    }));
+    for chunk in speech.chunks(960) {
+        tx.send(ClientEvent::audio_append(chunk)).await.unwrap();
+    }
+    until(&mut events, "input_audio_buffer.speech_started").await;
+    // The device honours the flush at its next callback: 10 ms periods, 200 ms at most —
+    // less than the 400 ms queued, so an empty queue means the cut, not the end.
+    let mut periods = 0;
+    while control.backlog_ms() > 0 && periods < 20 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        clock.pull(240);
+        periods += 1;
+    }
+    assert_eq!(
+        control.backlog_ms(),
+        0,
+        "playback went on after the user spoke"
+    );
+    let sent: Vec<String> = recorder
+        .frames()
+        .iter()
+        .filter(|f| !f.from_server)
+        .map(|f| f.json["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        !sent
+            .iter()
+            .any(|t| t == "response.cancel" || t == "conversation.item.truncate"),
+        "{sent:?}"
+    );
+
+    // By hand, a barge-in clears the server's output buffer instead of truncating.
+    control.interrupt().await.unwrap();
+    tx.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let cleared = recorder
+            .frames()
+            .iter()
+            .any(|f| !f.from_server && f.json["type"] == "output_audio_buffer.clear");
+        if cleared {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no output_audio_buffer.clear sent"
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(20), events.next()).await;
+    }
+    drop(link);
+}

@@ -173,6 +173,12 @@ impl Media {
     pub fn incoming(&mut self) -> &mut MediaReceiver {
         &mut self.incoming
     }
+
+    /// The outgoing track's sender and the incoming track, apart (a session gives the first
+    /// to its capture and the second to its player).
+    pub fn into_parts(self) -> (mpsc::Sender<AudioChunk>, MediaReceiver) {
+        (self.outgoing, self.incoming)
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::SinkExt;
 use reelthyme_audio::{Capture, Captured, Codec, Encoder};
 use reelthyme_schema::{AudioFormat, Base64Audio, ClientEvent};
-use reelthyme_transport::{Error, ErrorKind, Result};
+use reelthyme_transport::{AudioChunk, Error, ErrorKind, Result};
 
 use super::audio_error;
 use crate::SessionSender;
@@ -222,6 +223,16 @@ pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<
                     sender.send(tail).await?;
                 }
                 encoder = Encoder::for_format(format.as_ref()).map_err(audio_error)?;
+            }
+            // Over an audio track (WebRTC) the microphone goes on the track, not in appends.
+            if let Some(mut track) = sender.core().audio_track() {
+                track
+                    .send(AudioChunk::new(24_000, chunk))
+                    .await
+                    .map_err(|_| {
+                        Error::other(ErrorKind::Closed, "the audio track has ended", None)
+                    })?;
+                continue;
             }
             let append = ClientEvent::audio_append_base64(encoder.encode_base64(&chunk));
             sender.send(append).await?;

@@ -6,13 +6,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use reelthyme_audio::{Codec, Cut, Decoder, Player};
+use futures_core::Stream;
+use reelthyme_audio::{Codec, Cut, Decoder, Player, Resampler};
 use reelthyme_schema::{
     AudioFormat, Base64Audio, ClientEvent, ServerEvent, TurnDetection, state::Conversation,
 };
-use reelthyme_transport::{Error, ErrorKind};
+use reelthyme_transport::{Error, ErrorKind, MediaReceiver};
 
 use super::{AudioControl, SharedCut, StreamOptions, lock};
+use crate::core::Core;
 use crate::{Layer, LayerContext, SessionSender};
 
 /// Plays `response.output_audio.delta` on a [`Player`] (decoded from the response's own
@@ -23,6 +25,11 @@ use crate::{Layer, LayerContext, SessionSender};
 /// response is cancelled (unless the server does it itself, with `interrupt_response`),
 /// and the item is truncated at exactly what the device played. A failed or stalled
 /// device is reported once ([`ErrorKind::Device`]).
+///
+/// Over a transport that carries audio as tracks (WebRTC), the answer arrives on the
+/// incoming track instead of in deltas: the layer plays the track, and a barge-in only
+/// stops local playback — the server cuts and truncates the answer itself (and says so
+/// with `output_audio_buffer.cleared`, which also flushes the device).
 ///
 /// [`stream`](crate::stream) adds one to a session; add it yourself with
 /// [`Session::with_layer`](crate::Session::with_layer) to choose where it sits among
@@ -36,6 +43,13 @@ pub struct AudioLayer {
     cuts: VecDeque<Cut>,
     /// A device failure already reported (each is reported once).
     reported_device_error: bool,
+    core: Arc<Core>,
+    /// The incoming audio track of connection `.0`, when the transport carries one.
+    track: Option<(u64, MediaReceiver)>,
+    /// Resamples track audio that is not at 24 kHz: (rate, resampler).
+    track_rate: Option<(u32, Resampler)>,
+    /// The item the track's audio belongs to (from `output_audio_buffer.started`).
+    track_item: String,
 }
 
 impl std::fmt::Debug for AudioLayer {
@@ -69,6 +83,10 @@ impl AudioLayer {
             decoder: None,
             cuts: VecDeque::new(),
             reported_device_error: false,
+            core: sender.core().clone(),
+            track: None,
+            track_rate: None,
+            track_item: TRACK_ITEM.to_owned(),
         };
         (layer, control)
     }
@@ -100,7 +118,54 @@ impl AudioLayer {
     fn is_cut(&self, response_id: &str) -> bool {
         lock(&self.cut).interrupted.as_deref() == Some(response_id)
     }
+
+    /// Plays what the incoming track has ready (the connection's, once per connection).
+    fn play_track(&mut self, task: &mut Context<'_>) {
+        if self.track.is_none() {
+            self.track = self.core.take_incoming_audio();
+        }
+        let Some((_, track)) = &mut self.track else {
+            return;
+        };
+        loop {
+            match Pin::new(&mut *track).poll_next(task) {
+                Poll::Ready(Some(chunk)) => {
+                    let samples = if chunk.rate == 24_000 {
+                        chunk.samples
+                    } else {
+                        let resampler = match &mut self.track_rate {
+                            Some((rate, resampler)) if *rate == chunk.rate => resampler,
+                            slot => match Resampler::new(chunk.rate, 24_000) {
+                                Ok(resampler) => &mut slot.insert((chunk.rate, resampler)).1,
+                                Err(error) => {
+                                    tracing::warn!(%error, rate = chunk.rate, "unplayable track");
+                                    continue;
+                                }
+                            },
+                        };
+                        let mut wide = Vec::new();
+                        let mut narrow = Vec::new();
+                        reelthyme_audio::i16_to_f32(&chunk.samples, &mut narrow);
+                        resampler.process(&narrow, &mut wide);
+                        let mut pcm = Vec::new();
+                        reelthyme_audio::f32_to_i16(&wide, &mut pcm);
+                        pcm
+                    };
+                    self.player.play(&self.track_item, &samples);
+                }
+                // The track ended with its connection; a new one comes with the next.
+                Poll::Ready(None) => {
+                    self.track = None;
+                    return;
+                }
+                Poll::Pending => return,
+            }
+        }
+    }
 }
+
+/// The player's item for track audio whose item is not known (yet).
+const TRACK_ITEM: &str = "track";
 
 /// Whether the server cancels a running response by itself when it hears the user.
 fn server_cancels(conversation: &Conversation) -> bool {
@@ -144,6 +209,26 @@ impl Layer for AudioLayer {
                     self.player.finish(&done.item_id);
                 }
             }
+            ServerEvent::OutputAudioBufferStarted(started) => {
+                // Track audio: the answer's audio item, as the conversation knows it.
+                self.track_item = cx
+                    .conversation()
+                    .response(&started.response_id)
+                    .and_then(|response| response.output().first().cloned())
+                    .unwrap_or_else(|| TRACK_ITEM.to_owned());
+            }
+            ServerEvent::OutputAudioBufferCleared(_) if self.track.is_some() => {
+                // The server cut its output buffer (a barge-in it handled): so does the
+                // device. The truncation is the server's; nothing to send.
+                drop(self.player.cut());
+            }
+            ServerEvent::InputAudioBufferSpeechStarted(_)
+                if self.auto_barge_in && self.core.has_tracks() =>
+            {
+                // Over tracks the server cancels and truncates by itself: stop playing.
+                lock(&self.cut).reset_decoder = true;
+                drop(self.player.cut());
+            }
             ServerEvent::InputAudioBufferSpeechStarted(_) if self.auto_barge_in => {
                 // Cut now, so that no delta of this answer is played from here on; the
                 // device flush and the events to the server follow.
@@ -165,6 +250,7 @@ impl Layer for AudioLayer {
     }
 
     fn poll(&mut self, task: &mut Context<'_>, cx: &mut LayerContext<'_>) {
+        self.play_track(task);
         if !self.reported_device_error
             && let Some(error) = self.player.error()
         {
@@ -197,6 +283,8 @@ impl Layer for AudioLayer {
         // belongs to audio that will not come.
         self.cuts.clear();
         self.decoder = None;
+        self.track = None;
+        self.track_item = TRACK_ITEM.to_owned();
         let mut cut = lock(&self.cut);
         cut.interrupted = None;
         cut.reset_decoder = false;
