@@ -98,8 +98,11 @@ mod core;
 mod layer;
 mod metrics;
 mod mirror;
+mod metrics;
+mod mirror;
 mod receiver;
 mod sender;
+mod sequencer;
 mod sequencer;
 mod session;
 mod tools;
@@ -113,6 +116,8 @@ pub use config::{Config, WhenDisconnected, validate};
 pub use layer::{Layer, LayerContext};
 pub use metrics::{Metrics, MetricsLayer, TurnMetrics, TurnStart};
 pub use mirror::{Entry, EntryKind, History, Mirror, MirrorLayer};
+pub use metrics::{Metrics, MetricsLayer, TurnMetrics, TurnStart};
+pub use mirror::{Entry, EntryKind, History, Mirror, MirrorLayer};
 pub use receiver::SessionEvents;
 #[cfg(feature = "audio")]
 pub use reelthyme_audio as audio_io;
@@ -123,6 +128,7 @@ pub use reelthyme_transport::{
     WebSocket, create_client_secret, hangup,
 };
 pub use sender::SessionSender;
+pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
 pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
 pub use session::{Session, connect};
 pub use tools::{FOLLOW_UP_EVENT_ID_PREFIX, Json, Tool, ToolError, ToolOutput, mcp_approval};
