@@ -98,14 +98,10 @@ mod core;
 mod layer;
 mod metrics;
 mod mirror;
-mod metrics;
-mod mirror;
 mod receiver;
 mod sender;
 mod sequencer;
-mod sequencer;
 mod session;
-mod tools;
 
 #[cfg(feature = "audio")]
 pub use audio::{
@@ -114,8 +110,6 @@ pub use audio::{
 };
 pub use config::{Config, WhenDisconnected, validate};
 pub use layer::{Layer, LayerContext};
-pub use metrics::{Metrics, MetricsLayer, TurnMetrics, TurnStart};
-pub use mirror::{Entry, EntryKind, History, Mirror, MirrorLayer};
 pub use metrics::{Metrics, MetricsLayer, TurnMetrics, TurnStart};
 pub use mirror::{Entry, EntryKind, History, Mirror, MirrorLayer};
 pub use receiver::SessionEvents;
@@ -129,9 +123,7 @@ pub use reelthyme_transport::{
 };
 pub use sender::SessionSender;
 pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
-pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
 pub use session::{Session, connect};
-pub use tools::{FOLLOW_UP_EVENT_ID_PREFIX, Json, Tool, ToolError, ToolOutput, mcp_approval};
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

@@ -180,11 +180,6 @@ impl AudioControl {
     pub(crate) fn player(&self) -> &Arc<Player> {
         &self.player
     }
-
-    /// The player, for layers that measure playback (metrics).
-    pub(crate) fn player(&self) -> &Arc<Player> {
-        &self.player
-    }
 }
 
 /// Server events with audio deltas taken out (they go to the speaker): the session's
