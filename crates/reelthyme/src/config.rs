@@ -4,8 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reelthyme_schema::{ClientEvent, ServerEvent, ValidationErrors};
+use reelthyme_schema::{
+    AudioFormat, ClientEvent, ServerEvent, SessionConfig, SessionKind, TurnDetection,
+    ValidationErrors, Voice,
+};
 use reelthyme_transport::{BoxError, Endpoint, Error, Options, Result, Transport, WebSocket};
+
+use crate::tools::Tool;
 
 pub(crate) type Outgoing = Arc<dyn Fn(ClientEvent) -> Result<ClientEvent, BoxError> + Send + Sync>;
 pub(crate) type Incoming = Arc<dyn Fn(ServerEvent) -> Option<ServerEvent> + Send + Sync>;
@@ -37,9 +42,21 @@ pub enum WhenDisconnected {
 }
 
 /// How to connect: where (an [`Endpoint`]), over what ([`Transport`], WebSocket by
-/// default), shared tuning ([`Options`]), the transforms, and what sends do while no
-/// connection is live. Transforms compose in the order they are added. Behaviour that reacts
-/// to events by sending is a [`Layer`](crate::Layer), added to the session.
+/// default), shared tuning ([`Options`]), the transforms, what sends do while no
+/// connection is live, and the session itself: instructions, voice, turn detection,
+/// formats and [`Tool`]s, sent as one `session.update` before anything else. Transforms
+/// compose in the order they are added. Behaviour that reacts to events by sending is a
+/// [`Layer`](crate::Layer), added to the session.
+///
+/// ```
+/// use reelthyme::{Config, Endpoint};
+///
+/// let config = Config::new(Endpoint::openai("gpt-realtime"))
+///     .instructions("You are a helpful assistant.")
+///     .voice("marin")
+///     .vad_off();
+/// assert_eq!(config.initial_session().unwrap().instructions.as_deref(), Some("You are a helpful assistant."));
+/// ```
 #[derive(Clone)]
 #[must_use]
 pub struct Config {
@@ -50,6 +67,9 @@ pub struct Config {
     pub(crate) incoming: Vec<Incoming>,
     pub(crate) on_error: Option<OnError>,
     pub(crate) when_disconnected: WhenDisconnected,
+    /// The session as configured here (`None`: nothing set, no `session.update` sent).
+    pub(crate) session: Option<SessionConfig>,
+    pub(crate) tools: Vec<Tool>,
 }
 
 impl fmt::Debug for Config {
@@ -62,6 +82,8 @@ impl fmt::Debug for Config {
             .field("incoming_transforms", &self.incoming.len())
             .field("on_error", &self.on_error.is_some())
             .field("when_disconnected", &self.when_disconnected)
+            .field("session", &self.session)
+            .field("tools", &self.tools)
             .finish()
     }
 }
@@ -77,6 +99,8 @@ impl Config {
             incoming: Vec::new(),
             on_error: None,
             when_disconnected: WhenDisconnected::default(),
+            session: None,
+            tools: Vec::new(),
         }
     }
 
@@ -143,5 +167,90 @@ impl Config {
     /// The endpoint.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// The session settings sent first: the whole `session.update` (default: none, the
+    /// server's defaults). The setters below change this value, so call `session` first
+    /// when you combine them. A session without `type` is sent as `realtime`.
+    pub fn session(mut self, session: SessionConfig) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    fn session_mut(&mut self) -> &mut SessionConfig {
+        self.session.get_or_insert_with(SessionConfig::realtime)
+    }
+
+    /// The system instructions (default: the server's, which are generic).
+    pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
+        self.session_mut().instructions = Some(instructions.into());
+        self
+    }
+
+    /// The voice the answers are spoken in, e.g. `"marin"` (default: the server's,
+    /// `alloy` on OpenAI). It cannot change once the model has spoken.
+    pub fn voice(mut self, voice: impl Into<Voice>) -> Self {
+        self.session_mut().audio_output_mut().voice = Some(voice.into());
+        self
+    }
+
+    /// How the server detects turns (default: the server's, server VAD that answers each
+    /// turn and cancels the answer when the user speaks over it).
+    pub fn turn_detection(mut self, detection: TurnDetection) -> Self {
+        self.session_mut().audio_input_mut().turn_detection = Some(Some(detection));
+        self
+    }
+
+    /// Turns voice activity detection off (default: on, see [`Config::turn_detection`]):
+    /// the application commits the input buffer and asks for each answer itself.
+    pub fn vad_off(mut self) -> Self {
+        self.session_mut().audio_input_mut().turn_detection = Some(None);
+        self
+    }
+
+    /// The format of the audio the application sends (default: PCM16 at 24 kHz).
+    /// `capture_audio` follows it.
+    pub fn input_format(mut self, format: AudioFormat) -> Self {
+        self.session_mut().audio_input_mut().format = Some(format);
+        self
+    }
+
+    /// The format of the audio the server answers in (default: PCM16 at 24 kHz).
+    /// Playback follows it.
+    pub fn output_format(mut self, format: AudioFormat) -> Self {
+        self.session_mut().audio_output_mut().format = Some(format);
+        self
+    }
+
+    /// Adds a function tool (default: none): its definition goes into the session, and
+    /// the model's calls of it run its handler and send the result back (see [`Tool`]).
+    /// A tool with the name of one added before replaces it.
+    pub fn tool(mut self, tool: Tool) -> Self {
+        self.tools.retain(|t| t.tool_name() != tool.tool_name());
+        self.tools.push(tool);
+        self
+    }
+
+    /// The `session.update` [`connect`](crate::connect) sends first: the configured
+    /// session, with the tools' definitions added to its own tools. `None` when nothing
+    /// is configured (then nothing is sent).
+    pub fn initial_session(&self) -> Option<SessionConfig> {
+        if self.session.is_none() && self.tools.is_empty() {
+            return None;
+        }
+        let mut session = self.session.clone().unwrap_or_else(SessionConfig::realtime);
+        if session.kind.is_none() {
+            session.kind = Some(SessionKind::Realtime);
+        }
+        if !self.tools.is_empty() {
+            let tools = session.tools.get_or_insert_with(Vec::new);
+            for tool in &self.tools {
+                tools.retain(|t| {
+                    !matches!(t, reelthyme_schema::Tool::Function(f) if f.name == tool.tool_name())
+                });
+                tools.push(tool.definition());
+            }
+        }
+        Some(session)
     }
 }

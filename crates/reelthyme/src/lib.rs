@@ -102,6 +102,7 @@ mod receiver;
 mod sender;
 mod sequencer;
 mod session;
+mod tools;
 
 #[cfg(feature = "audio")]
 pub use audio::{
@@ -124,6 +125,7 @@ pub use reelthyme_transport::{
 pub use sender::SessionSender;
 pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
 pub use session::{Session, connect};
+pub use tools::{FOLLOW_UP_EVENT_ID_PREFIX, Json, Tool, ToolError, ToolOutput, mcp_approval};
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

@@ -6,8 +6,8 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::StreamExt;
-use reelthyme_schema::{ClientEvent, ServerEvent, SessionConfig};
-use reelthyme_transport::{Connection, Error, ErrorKind, Result};
+use reelthyme_schema::{ClientEvent, ServerEvent, SessionConfig, beta};
+use reelthyme_transport::{Connection, Dialect, Error, ErrorKind, FrameReceiver, Result};
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -16,19 +16,32 @@ use crate::layer::Layer;
 use crate::receiver::{SessionEvents, parse};
 use crate::sender::SessionSender;
 
-/// Opens a session and waits for the server's `session.created`.
+/// Opens a session and waits for the server's `session.created`; then, when the config
+/// sets up the session ([`Config::initial_session`]: instructions, voice, tools …), sends
+/// that `session.update` before anything else and waits for the server's answer, all within
+/// the one connect deadline ([`Options::connect_timeout`](crate::Options)). So
+/// [`Session::config`] is the configured session as soon as `connect` returns, and a
+/// configuration the server refuses is an error here rather than an event later. The
+/// `session.updated` that answered is applied to the conversation but not yielded by the
+/// stream, which starts with `session.created` (as without a configuration). When the
+/// config has [`Tool`](crate::Tool)s, their layer is the session's first.
 ///
 /// # Errors
 /// Typed failures of the handshake: [`ErrorKind::Auth`] for a refused key,
-/// [`ErrorKind::InvalidRequest`] for a bad model or dialect, [`ErrorKind::Connect`] and
+/// [`ErrorKind::InvalidRequest`] for a bad model or dialect, or a session configuration
+/// the server answered with an `error` (its message kept), [`ErrorKind::Rejected`] when an
+/// outgoing transform refused the configuration, [`ErrorKind::Connect`] and
 /// [`ErrorKind::Timeout`] for the network; see [`Error::code`] for the server's code.
 pub async fn connect(config: Config) -> Result<Session> {
+    let deadline = tokio::time::Instant::now() + config.options.connect_timeout;
     let span = tracing::info_span!("realtime_session", url = %config.endpoint.url(), session_id = tracing::field::Empty);
     let (mut connection, first) = open(&config, &span).await?;
     let core = Core::new(config, span, &mut connection);
     // Readable from every sender at once, not only once the stream has yielded it.
     core.write(|conversation| conversation.apply_server(&first));
+    configured(&core, &mut connection.receiver, deadline).await?;
     let events = SessionEvents::new(core.clone(), connection.receiver, first);
+    let events = crate::tools::attach(events, &core.config.tools);
     Ok(Session {
         sender: SessionSender::new(core),
         events,
@@ -80,6 +93,12 @@ async fn handshake(config: &Config, span: &tracing::Span) -> Result<(Connection,
                 span.record("session_id", id.as_str());
             }
             tracing::info!(parent: span, "session created");
+            // The configured session goes first, before any sender can queue anything:
+            // on a reconnect too, so that the new server session is set up the same way.
+            if let Some(session) = config.initial_session() {
+                let text = prepare(config, ClientEvent::session_update(session))?;
+                connection.sender.send(text).await?;
+            }
             Ok((connection, first))
         }
         ServerEvent::Error(error) => {
@@ -95,6 +114,91 @@ async fn handshake(config: &Config, span: &tracing::Span) -> Result<(Connection,
             format!("expected session.created first, got {}", other.type_name()),
         )),
     }
+}
+
+/// The configured `session.update` as the wire gets it: through the outgoing transforms,
+/// in the endpoint's dialect (what [`SessionSender::send`] does).
+fn prepare(config: &Config, mut event: ClientEvent) -> Result<String> {
+    for transform in &config.outgoing {
+        event = transform(event).map_err(|e| {
+            Error::other(
+                ErrorKind::Rejected,
+                format!("the configured session was refused: {e}"),
+                Some(e),
+            )
+        })?;
+    }
+    Ok(match config.endpoint.dialect() {
+        Dialect::Ga => event.to_json(),
+        Dialect::Beta => beta::client_to_beta(&event).to_string(),
+    })
+}
+
+/// Waits (until `deadline`) for the server's answer to the configured session, when one
+/// was sent: `session.updated`, or an `error`, which becomes the connect's error. What it
+/// reads is applied to the conversation: the update as sent, then the answer.
+async fn configured(
+    core: &Core,
+    receiver: &mut FrameReceiver,
+    deadline: tokio::time::Instant,
+) -> Result<()> {
+    let Some(session) = core.config.initial_session() else {
+        return Ok(());
+    };
+    core.write(|conversation| conversation.apply_client(&ClientEvent::session_update(session)));
+    let dialect = core.config.endpoint.dialect();
+    let answer = async {
+        loop {
+            let event = match receiver.next().await {
+                Some(Ok(frame)) => parse(dialect, &frame)?,
+                Some(Err(error)) => return Err(error),
+                None => {
+                    return Err(Error::new(
+                        ErrorKind::Closed,
+                        "the server closed before answering the session configuration",
+                    ));
+                }
+            };
+            core.write(|conversation| conversation.apply_server(&event));
+            match event {
+                ServerEvent::SessionUpdated(_) => return Ok(()),
+                ServerEvent::Error(error) => {
+                    let detail = &error.error;
+                    let code = detail.code.clone().flatten();
+                    return Err(Error::new(
+                        ErrorKind::InvalidRequest,
+                        match code {
+                            Some(code) => format!(
+                                "the server refused the session configuration: {} ({code})",
+                                detail.message
+                            ),
+                            None => format!(
+                                "the server refused the session configuration: {}",
+                                detail.message
+                            ),
+                        },
+                    ));
+                }
+                // Nothing else is expected before the answer; the conversation has it.
+                other => {
+                    tracing::debug!(
+                        parent: &core.span,
+                        r#type = other.type_name(),
+                        "an event before the session configuration's answer"
+                    );
+                }
+            }
+        }
+    };
+    tokio::time::timeout_at(deadline, answer)
+        .instrument(core.span.clone())
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                "the server did not answer the session configuration within the connect deadline",
+            )
+        })?
 }
 
 /// An open session: a [`Sink`] of [`ClientEvent`]s and a [`Stream`] of server events.
