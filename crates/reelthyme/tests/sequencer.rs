@@ -1,0 +1,208 @@
+//! The response sequencer against the simulator: a user `response.create`, a VAD
+//! auto-response and a tool follow-up raced many times with jitter never surface
+//! `conversation_already_has_active_response`, and every ticket ends with its own response.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reelthyme::events::{ClientEvent, ResponseParams, ServerEvent};
+use reelthyme::{Config, Endpoint, ResponseOutcome, Sequencer};
+use reelthyme_sim::{Match, Recorder, Reply, SimConfig, Simulator};
+
+/// Speech the simulator's VAD hears: silence, a tone, then the silence that ends the turn.
+fn speech() -> Vec<i16> {
+    let mut out = vec![0_i16; 2_400];
+    out.extend((0..12_000).map(|n| {
+        ((f64::from(n) / 24_000.0 * 2.0 * std::f64::consts::PI * 190.0).sin() * 9_000.0) as i16
+    }));
+    out.extend(vec![0_i16; 24_000]);
+    out
+}
+
+/// A cheap source of jitter (no crate needed for it): 0..max ms.
+fn jitter(seed: &mut u64, max: u64) -> Duration {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    Duration::from_millis(*seed % max.max(1))
+}
+
+async fn simulator() -> (Simulator, Recorder) {
+    let recorder = Recorder::new();
+    let sim = Simulator::start(
+        SimConfig::default()
+            .speed(200.0)
+            .rule(
+                Match::Contains("weather".into()),
+                Reply::FunctionCall {
+                    name: "get_weather".into(),
+                    arguments: r#"{"city":"Paris"}"#.into(),
+                },
+            )
+            .recorder(recorder.clone()),
+    )
+    .await
+    .unwrap();
+    (sim, recorder)
+}
+
+fn collisions(recorder: &Recorder) -> usize {
+    recorder
+        .frames()
+        .iter()
+        .filter(|f| {
+            f.from_server && f.json["error"]["code"] == "conversation_already_has_active_response"
+        })
+        .count()
+}
+
+/// One round: a function call is answered (the tool follow-up), the user speaks (VAD
+/// answers by itself) and the application asks for a response, in a jittered order.
+async fn race(rounds: usize, sequenced: bool, seed: u64) -> (usize, usize, Sequencer) {
+    let (sim, recorder) = simulator().await;
+    let endpoint = Endpoint::openai("gpt-realtime").base_url(&format!("{}/v1", sim.url()));
+    let session = reelthyme::connect(Config::new(endpoint)).await.unwrap();
+    let (sequencer, layer) = Sequencer::new();
+    let (mut tx, mut events) = session.with_layer(layer).split();
+    let mut seed = seed;
+    let mut surfaced = 0;
+    for _ in 0..rounds {
+        // A function call to answer.
+        tx.send(ClientEvent::user_text("What is the weather?"))
+            .await
+            .unwrap();
+        let ticket = sequencer.request(ResponseParams::default());
+        let call_id = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                tokio::select! {
+                    event = events.next() => {
+                        if let ServerEvent::ResponseOutputItemDone(done) = event.unwrap().unwrap()
+                            && let reelthyme::events::Item::FunctionCall(call) = &done.item
+                        {
+                            return call.call_id.clone().unwrap_or_default();
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the call");
+        let _ = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(Ok(ServerEvent::ResponseDone(_))) = events.next().await {
+                    return;
+                }
+            }
+        })
+        .await;
+        drop(ticket);
+        // The race: the tool's output and follow-up, the user's speech, the app's request.
+        let (a, b, c) = (
+            jitter(&mut seed, 30),
+            jitter(&mut seed, 30),
+            jitter(&mut seed, 30),
+        );
+        let mut tool_tx = tx.clone();
+        let mut speech_tx = tx.clone();
+        let mut app_tx = tx.clone();
+        let (tool_seq, app_seq) = (sequencer.clone(), sequencer.clone());
+        let tool = async move {
+            tokio::time::sleep(a).await;
+            tool_tx
+                .send(ClientEvent::function_call_output(call_id, "18 °C"))
+                .await
+                .unwrap();
+            if sequenced {
+                Some(tool_seq.request(ResponseParams::default()))
+            } else {
+                tool_tx.send(ClientEvent::response_create()).await.unwrap();
+                None
+            }
+        };
+        let voice = async move {
+            tokio::time::sleep(b).await;
+            for chunk in speech().chunks(960) {
+                speech_tx
+                    .send(ClientEvent::audio_append(chunk))
+                    .await
+                    .unwrap();
+            }
+        };
+        let app = async move {
+            tokio::time::sleep(c).await;
+            if sequenced {
+                Some(app_seq.request(ResponseParams::default()))
+            } else {
+                app_tx.send(ClientEvent::response_create()).await.unwrap();
+                None
+            }
+        };
+        let drive = async {
+            let (tool, (), app) = tokio::join!(tool, voice, app);
+            (tool, app)
+        };
+        tokio::pin!(drive);
+        let (tool, app) = loop {
+            tokio::select! {
+                tickets = &mut drive => break tickets,
+                event = events.next() => {
+                    if let Some(Ok(ServerEvent::Error(e))) = event
+                        && e.error.code() == Some("conversation_already_has_active_response")
+                    {
+                        surfaced += 1;
+                    }
+                }
+            }
+        };
+        // Every ticket ends with a response of its own; the stream keeps being polled.
+        let tickets = async {
+            for ticket in tool.into_iter().chain(app) {
+                match ticket.await.unwrap() {
+                    ResponseOutcome::Done(response) => assert!(response.id.is_some()),
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        tokio::pin!(tickets);
+        let settle = tokio::time::sleep(Duration::from_millis(300));
+        tokio::pin!(settle);
+        let mut tickets_done = false;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                tokio::select! {
+                    () = &mut tickets, if !tickets_done => tickets_done = true,
+                    () = &mut settle, if tickets_done => return,
+                    event = events.next() => {
+                        if let Some(Ok(ServerEvent::Error(e))) = event
+                            && e.error.code() == Some("conversation_already_has_active_response")
+                        {
+                            surfaced += 1;
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .expect("the round's responses end");
+    }
+    (surfaced, collisions(&recorder), sequencer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_requests_never_surface_an_active_response_error() {
+    let (surfaced, refused, sequencer) = race(12, true, 0x9e37_79b9_7f4a_7c15).await;
+    eprintln!(
+        "sequenced: {surfaced} errors surfaced, {refused} refusals absorbed ({} counted)",
+        sequencer.collisions()
+    );
+    assert_eq!(surfaced, 0);
+    assert_eq!(refused as u64, sequencer.collisions());
+}
+
+/// The same race with plain senders collides: the test above can fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_race_without_the_sequencer_collides() {
+    let (surfaced, refused, _) = race(4, false, 0x1234_5678_9abc_def1).await;
+    eprintln!("unsequenced: {surfaced} errors surfaced, {refused} refusals");
+    assert!(surfaced > 0 && refused > 0);
+}
