@@ -3,6 +3,7 @@
 
 mod in_process;
 mod reliability;
+mod scripting;
 mod spec_fields;
 mod support;
 
