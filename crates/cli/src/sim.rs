@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -25,9 +26,38 @@ pub(crate) struct SimArgs {
     /// What the beta header gets: `reject` (as OpenAI does today) or `speak` the beta dialect.
     #[arg(long, value_enum, default_value_t = BetaArg::Reject)]
     beta: BetaArg,
-    /// Transcript for the next user audio turn (repeatable, used in order).
+    /// Transcript for the next user audio turn (repeatable, used in order, after the
+    /// script's).
     #[arg(long = "transcript", value_name = "TEXT")]
     transcripts: Vec<String>,
+    /// Script the answers from a TOML file (rules, transcripts; see --help).
+    ///
+    /// Each `[[rule]]` is tried in order before the default behaviour; the first that matches
+    /// the latest input answers. A rule matches on `contains = "TEXT"` (the user's text or
+    /// transcript, ignoring case), on `after_tool = "NAME"` (the turn after that function
+    /// tool's output; `true`: any tool's), or, with neither, every input. It answers with
+    /// exactly one of `text = "..."`, `function_call = { name = "NAME", arguments = { ... } }`
+    /// (a table sent as JSON, or a string sent as it is), `fail = { code = "...", message =
+    /// "..." }` (response.done with status "failed"; both optional) or `echo = "TRANSCRIPT"`
+    /// (the user's own audio, spoken back). `delay_ms = N` waits N ms after response.created
+    /// before the first output. At the top: `transcripts = ["...", ...]` for the user's audio
+    /// turns, and `transcript_delay_ms = N` to deliver each transcription N ms after its
+    /// commit (after response.created). Delays are wall-clock, not scaled by --speed. Example:
+    ///
+    ///     transcripts = ["What's the weather in Paris?"]
+    ///
+    ///     [[rule]]
+    ///     contains = "weather"
+    ///     function_call = { name = "get_weather", arguments = { city = "Paris" } }
+    ///
+    ///     [[rule]]
+    ///     after_tool = "get_weather"
+    ///     text = "It is sunny in Paris."
+    ///     delay_ms = 300
+    ///
+    /// A script that is not valid is a usage error (exit status 2) naming the line.
+    #[arg(long, value_name = "FILE", verbatim_doc_comment)]
+    script: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -44,7 +74,11 @@ pub(crate) fn run(args: SimArgs) -> Result<ExitCode> {
         ))
         .into());
     }
-    let mut config = SimConfig::default()
+    let config = match &args.script {
+        Some(path) => SimConfig::script_file(path).map_err(|e| crate::Usage(e.to_string()))?,
+        None => SimConfig::default(),
+    };
+    let mut config = config
         .speed(args.speed)
         .transcripts(args.transcripts)
         .beta(match args.beta {
