@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelthyme_schema::{
-    AudioFormat, ClientEvent, ServerEvent, SessionConfig, SessionKind, TurnDetection,
-    ValidationErrors, Voice,
+    AudioFormat, ClientEvent, Modality, ServerEvent, SessionConfig, SessionKind, Transcription,
+    TurnDetection, ValidationErrors, Voice,
 };
 use reelthyme_transport::{BoxError, Endpoint, Error, Options, Result, Transport, WebSocket};
 
+use crate::sequencer::Sequencer;
 use crate::tools::Tool;
 
 pub(crate) type Outgoing = Arc<dyn Fn(ClientEvent) -> Result<ClientEvent, BoxError> + Send + Sync>;
@@ -70,6 +71,7 @@ pub struct Config {
     /// The session as configured here (`None`: nothing set, no `session.update` sent).
     pub(crate) session: Option<SessionConfig>,
     pub(crate) tools: Vec<Tool>,
+    pub(crate) sequencer: Option<Sequencer>,
 }
 
 impl fmt::Debug for Config {
@@ -84,6 +86,7 @@ impl fmt::Debug for Config {
             .field("when_disconnected", &self.when_disconnected)
             .field("session", &self.session)
             .field("tools", &self.tools)
+            .field("sequencer", &self.sequencer.is_some())
             .finish()
     }
 }
@@ -101,6 +104,7 @@ impl Config {
             when_disconnected: WhenDisconnected::default(),
             session: None,
             tools: Vec::new(),
+            sequencer: None,
         }
     }
 
@@ -194,6 +198,22 @@ impl Config {
         self
     }
 
+    /// Answers in text instead of speech (default: speech, with its transcript).
+    pub fn text_output(mut self) -> Self {
+        self.session_mut().output_modalities = Some(vec![Modality::Text]);
+        self
+    }
+
+    /// Transcribes what the user says with this model, e.g. `"gpt-4o-mini-transcribe"`
+    /// (default: no transcription; the model hears the audio either way).
+    pub fn transcription(mut self, model: impl Into<String>) -> Self {
+        self.session_mut().audio_input_mut().transcription = Some(Some(Transcription {
+            model: Some(model.into()),
+            ..Transcription::default()
+        }));
+        self
+    }
+
     /// How the server detects turns (default: the server's, server VAD that answers each
     /// turn and cancels the answer when the user speaks over it).
     pub fn turn_detection(mut self, detection: TurnDetection) -> Self {
@@ -228,6 +248,14 @@ impl Config {
     pub fn tool(mut self, tool: Tool) -> Self {
         self.tools.retain(|t| t.tool_name() != tool.tool_name());
         self.tools.push(tool);
+        self
+    }
+
+    /// Asks for the tools' follow-up responses through this [`Sequencer`] (default: none;
+    /// the tool layer sends its `response.create` itself once no response is running or
+    /// asked for). Add the sequencer's layer to the session.
+    pub fn sequencer(mut self, sequencer: Sequencer) -> Self {
+        self.sequencer = Some(sequencer);
         self
     }
 

@@ -41,7 +41,7 @@ pub async fn connect(config: Config) -> Result<Session> {
     core.write(|conversation| conversation.apply_server(&first));
     configured(&core, &mut connection.receiver, deadline).await?;
     let events = SessionEvents::new(core.clone(), connection.receiver, first);
-    let events = crate::tools::attach(events, &core.config.tools);
+    let events = crate::tools::attach(events, &core.config);
     Ok(Session {
         sender: SessionSender::new(core),
         events,

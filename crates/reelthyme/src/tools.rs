@@ -16,7 +16,8 @@
 //!   session never fails because of a tool);
 //! - sends one `response.create` once every call of the response that made them has its
 //!   output, that response is done and no other response is running or asked for (the
-//!   server refuses a second active response);
+//!   server refuses a second active response) — or asks a [`Sequencer`] for it, when the
+//!   config has one ([`Config::sequencer`](crate::Config::sequencer));
 //! - cancels the calls of cancellable tools ([`Tool::cancel_on_barge_in`], the default)
 //!   when the user starts speaking or a `response.cancel` is sent: their output says they
 //!   were cancelled and no `response.create` follows (the user's new turn gets the answer).
@@ -44,9 +45,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::layer::{Layer, LayerContext};
+use crate::sequencer::Sequencer;
 
 /// The prefix of the `event_id` of every follow-up `response.create` the tool layer sends
-/// (then the call id), so that a response sequencer can tell them from the application's.
+/// itself (then the call id), when no [`Sequencer`] is configured
+/// ([`Config::sequencer`](crate::Config::sequencer)): what tells them from the
+/// application's in a recording.
 pub const FOLLOW_UP_EVENT_ID_PREFIX: &str = "reelthyme_tool_";
 
 /// A tool handler's failure: any error (`?` converts it), or a message
@@ -351,6 +355,7 @@ pub(crate) struct ToolLayer {
     running: FuturesUnordered<BoxFuture<'static, (String, Outcome)>>,
     calls: HashMap<String, Running>,
     rounds: HashMap<String, Round>,
+    sequencer: Option<Sequencer>,
 }
 
 impl fmt::Debug for ToolLayer {
@@ -363,7 +368,7 @@ impl fmt::Debug for ToolLayer {
 }
 
 impl ToolLayer {
-    pub(crate) fn new(tools: &[Tool]) -> Self {
+    pub(crate) fn new(tools: &[Tool], sequencer: Option<Sequencer>) -> Self {
         Self {
             tools: tools.iter().map(|t| (t.name.clone(), t.clone())).collect(),
             seen: HashSet::new(),
@@ -371,6 +376,7 @@ impl ToolLayer {
             running: FuturesUnordered::new(),
             calls: HashMap::new(),
             rounds: HashMap::new(),
+            sequencer,
         }
     }
 
@@ -446,7 +452,8 @@ impl ToolLayer {
             .map(|(id, _)| id.clone())
             .collect();
         for response_id in ready {
-            if busy(cx.conversation()) {
+            // The sequencer waits for the server itself; without one, this layer does.
+            if self.sequencer.is_none() && busy(cx.conversation()) {
                 return;
             }
             let Some(round) = self.rounds.remove(&response_id) else {
@@ -456,11 +463,15 @@ impl ToolLayer {
             if round.answered == 0 {
                 continue;
             }
+            if let Some(sequencer) = &self.sequencer {
+                // Its ticket is not needed: dropping it leaves the request queued.
+                drop(sequencer.request_default());
+                continue;
+            }
             let id = format!(
                 "{FOLLOW_UP_EVENT_ID_PREFIX}{}",
                 round.call_ids.first().map_or("", String::as_str)
             );
-            // The response sequencer, once it exists, recognises this by its id prefix.
             cx.send(ClientEvent::response_create().with_event_id(id));
         }
     }
@@ -565,15 +576,15 @@ impl Layer for ToolLayer {
     }
 }
 
-/// Adds the tool layer when `tools` has any.
+/// Adds the tool layer when the config has tools.
 pub(crate) fn attach(
     events: crate::receiver::SessionEvents,
-    tools: &[Tool],
+    config: &crate::Config,
 ) -> crate::receiver::SessionEvents {
-    if tools.is_empty() {
+    if config.tools.is_empty() {
         events
     } else {
-        events.with_layer(ToolLayer::new(tools))
+        events.with_layer(ToolLayer::new(&config.tools, config.sequencer.clone()))
     }
 }
 

@@ -390,3 +390,31 @@ async fn a_tool_that_must_finish_outlives_a_barge_in() {
     assert_eq!(outputs.len(), 1, "{frames:#?}");
     assert_eq!(outputs[0]["output"], "found it");
 }
+
+#[tokio::test]
+async fn with_a_sequencer_the_follow_up_goes_through_it() {
+    let (sim, recorder) = start(SimConfig::default().speed(50.0)).await;
+    let (sequencer, layer) = reelthyme::Sequencer::new();
+    let cities = Arc::new(Mutex::new(Vec::new()));
+    let config = Config::new(endpoint(&sim))
+        .session(text_session())
+        .tool(weather(&cities))
+        .sequencer(sequencer);
+    let (mut tx, mut events) = connect(&sim, config).await.with_layer(layer).split();
+    ask(&mut tx, "What's the weather in Rome?").await;
+    assert_eq!(answer(&mut events).await, "call get_weather");
+    let follow_up = answer(&mut events).await;
+    assert!(follow_up.contains("Rome: 18 °C, clear"), "{follow_up}");
+    drain_for(&mut events, Duration::from_millis(300)).await;
+    let frames = client_frames(&recorder);
+    assert_eq!(outputs(&frames).len(), 1, "{frames:#?}");
+    assert_eq!(response_creates(&frames), 2, "{frames:#?}");
+    let last = frames
+        .iter()
+        .rfind(|f| f["type"] == "response.create")
+        .unwrap();
+    assert!(
+        last["event_id"].as_str().unwrap().starts_with("rtseq_"),
+        "{last}"
+    );
+}
