@@ -109,6 +109,8 @@ struct Turn {
     metrics: TurnMetrics,
     created_at: Option<Instant>,
     first_audio_delta: Option<Instant>,
+    /// The last probe that found none of its audio played.
+    unplayed_at: Option<Instant>,
     done_at: Option<Instant>,
     played: bool,
     barge_started: Option<Instant>,
@@ -262,13 +264,21 @@ impl MetricsLayer {
                     .unwrap_or(0);
                 if played > 0 {
                     turn.played = true;
-                    let first = turn.first_audio_delta.unwrap_or(now);
-                    // Dated back by what was played since, never before it arrived.
+                    // Played between the last probe that found nothing and now: dated
+                    // back by what was played since (a late probe does not inflate it),
+                    // never before that probe nor before the audio arrived.
+                    let floor = turn
+                        .first_audio_delta
+                        .into_iter()
+                        .chain(turn.unplayed_at)
+                        .max()
+                        .unwrap_or(now);
                     let at = now
                         .checked_sub(Duration::from_millis(played))
-                        .map_or(first, |at| at.max(first));
+                        .map_or(floor, |at| at.max(floor));
                     turn.metrics.time_to_first_audio = Some(turn.since(at));
                 } else if turn.barge_started.is_none() {
+                    turn.unplayed_at = Some(now);
                     waiting = true;
                 }
             }
@@ -380,6 +390,7 @@ impl crate::Layer for MetricsLayer {
                         },
                         created_at: Some(at),
                         first_audio_delta: None,
+                        unplayed_at: None,
                         done_at: None,
                         played: false,
                         barge_started: None,
