@@ -403,6 +403,19 @@ echo = "I heard you."
         );
     }
 
+    // The README's example is a complete script: it must keep parsing.
+    #[test]
+    fn the_readme_example_is_a_valid_script() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + readme[start..].find("```").unwrap();
+        let config = SimConfig::from_script(&readme[start..end]).unwrap();
+        assert_eq!(config.script.len(), 5);
+        assert_eq!(config.transcripts.len(), 2);
+        assert_eq!(config.transcript_delay, Duration::from_millis(200));
+        assert_eq!(config.script[1].delay, Duration::from_millis(300));
+    }
+
     #[test]
     fn an_empty_script_is_the_default_behaviour() {
         let config = SimConfig::from_script("# nothing scripted\n").unwrap();

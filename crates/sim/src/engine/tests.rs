@@ -374,3 +374,53 @@ fn g711_audio_tokens_count_the_duration_at_8_khz() {
         bytes as u64 * 10 / 8_000
     );
 }
+
+// Transcriptions held back by a transcript delay are bounded, and come out in commit order
+// when due (the oldest early once the bound is reached).
+#[test]
+fn held_transcriptions_are_bounded_and_ordered() {
+    let config = SimConfig::default().transcript_delay(Duration::from_secs(60));
+    let mut engine = engine(config);
+    let now = Instant::now();
+    engine.client_value(
+        json!({"type": "session.update", "session": {"type": "realtime", "audio": {"input": {
+            "transcription": {"model": "gpt-4o-mini-transcribe"}, "turn_detection": null}}}}),
+        now,
+    );
+    engine.take_out();
+    let commits = 300;
+    let mut early = Vec::new();
+    for _ in 0..commits {
+        engine.client_value(
+            ClientEvent::audio_append(&[1_000i16; 4_800]).to_value(),
+            now,
+        );
+        engine.client_value(json!({"type": "input_audio_buffer.commit"}), now);
+        early.extend(engine.take_out());
+    }
+    let completed = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["type"] == "conversation.item.input_audio_transcription.completed")
+            .map(|e| e["item_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let committed: Vec<String> = early
+        .iter()
+        .filter(|e| e["type"] == "input_audio_buffer.committed")
+        .map(|e| e["item_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(committed.len(), commits);
+    let delivered_early = completed(&early);
+    assert_eq!(delivered_early.len(), commits - 256);
+    assert!(engine.held_transcriptions.len() <= 256);
+    assert_eq!(engine.next_due(), now.checked_add(Duration::from_secs(60)));
+    // Nothing more before the delay; everything after it, in order.
+    engine.release(now + Duration::from_secs(59));
+    assert!(completed(&engine.take_out()).is_empty());
+    engine.release(now + Duration::from_secs(60));
+    let mut all = delivered_early;
+    all.extend(completed(&engine.take_out()));
+    assert_eq!(all, committed);
+    assert_eq!(engine.next_due(), None);
+}
