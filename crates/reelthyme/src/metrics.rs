@@ -105,6 +105,7 @@ impl Metrics {
 
 /// A turn being measured.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "audio"), allow(dead_code))]
 struct Turn {
     metrics: TurnMetrics,
     created_at: Option<Instant>,
@@ -232,7 +233,6 @@ impl MetricsLayer {
     /// turns. Returns whether a turn still waits for first audio (probe again).
     fn probe(&mut self, task: &mut Context<'_>, cx: &crate::LayerContext<'_>) -> bool {
         let now = Instant::now();
-        let mut waiting = false;
         let has_player = self.has_player();
         // The first audio delta, as the conversation shows it, for a layer after the
         // audio layer.
@@ -251,6 +251,41 @@ impl MetricsLayer {
             }
         }
         #[cfg(feature = "audio")]
+        let waiting = self.probe_player(task, cx, now);
+        #[cfg(not(feature = "audio"))]
+        let waiting = {
+            let _ = task;
+            false
+        };
+        // Finished: done, and its playback over (or nothing to wait for).
+        let mut index = 0;
+        while index < self.open.len() {
+            let turn = &self.open[index];
+            let finished = turn.done_at.is_some_and(|done| {
+                !has_player
+                    || turn.first_audio_delta.is_none()
+                    || turn.drain_seen
+                    || now.saturating_duration_since(done) > PLAYBACK_WAIT
+            });
+            if finished && let Some(turn) = self.open.remove(index) {
+                self.publish(turn);
+            } else {
+                index += 1;
+            }
+        }
+        waiting
+    }
+
+    /// Asks the player whether each turn's first audio was played, and whether playback
+    /// drained; returns whether a turn still waits for its first audio.
+    #[cfg(feature = "audio")]
+    fn probe_player(
+        &mut self,
+        task: &mut Context<'_>,
+        cx: &crate::LayerContext<'_>,
+        now: Instant,
+    ) -> bool {
+        let mut waiting = false;
         if let Some(player) = &self.player {
             for turn in &mut self.open {
                 if turn.played || turn.first_audio_delta.is_none() {
@@ -303,22 +338,6 @@ impl MetricsLayer {
                     turn.played = true;
                     turn.drain_seen = true;
                 }
-            }
-        }
-        // Finished: done, and its playback over (or nothing to wait for).
-        let mut index = 0;
-        while index < self.open.len() {
-            let turn = &self.open[index];
-            let finished = turn.done_at.is_some_and(|done| {
-                !has_player
-                    || turn.first_audio_delta.is_none()
-                    || turn.drain_seen
-                    || now.saturating_duration_since(done) > PLAYBACK_WAIT
-            });
-            if finished && let Some(turn) = self.open.remove(index) {
-                self.publish(turn);
-            } else {
-                index += 1;
             }
         }
         waiting

@@ -331,10 +331,8 @@ impl crate::Layer for MirrorLayer {
     ) -> Option<ServerEvent> {
         let conversation = cx.conversation();
         match &event {
-            ServerEvent::ResponseOutputAudioDelta(delta) => {
-                if self.retain_bytes > 0 {
-                    self.keep_audio(&delta.item_id, &delta.delta);
-                }
+            ServerEvent::ResponseOutputAudioDelta(delta) if self.retain_bytes > 0 => {
+                self.keep_audio(&delta.item_id, &delta.delta);
             }
             ServerEvent::SessionCreated(_) => {
                 self.refresh(conversation, None);

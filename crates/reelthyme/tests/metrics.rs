@@ -297,11 +297,7 @@ async fn time_to_first_played_audio_is_the_scripted_delay_within_a_device_period
         "{ttfa:?} vs {scripted:?}"
     );
     // And the metric is the device's own truth within one period.
-    let error = if ttfa > truth {
-        ttfa - truth
-    } else {
-        truth - ttfa
-    };
+    let error = ttfa.abs_diff(truth);
     assert!(error <= PERIOD, "{ttfa:?} vs the device's {truth:?}");
     assert!(turn.response_created.unwrap() >= Duration::from_millis(40));
     assert!(turn.first_delta.unwrap() >= scripted - Duration::from_millis(1));
