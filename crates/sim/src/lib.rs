@@ -7,8 +7,9 @@
 //! speaks GA (and, when configured, the beta dialect), checks credentials and URLs the way
 //! OpenAI does (101, then `error` and close 3000/4000), keeps a conversation, simulates
 //! server VAD on the PCM energy, transcribes deterministically, and answers with text,
-//! synthesized audio (paced in real time, or faster), or function calls — scriptable, with
-//! fault injection.
+//! synthesized audio (paced in real time, or faster), or function calls — scriptable (with
+//! [`Rule`]s in Rust, or from a TOML script: [`SimConfig::from_script`], the file
+//! `reelthyme sim --script` reads), with fault injection.
 //!
 //! # Example
 //! ```
