@@ -133,6 +133,14 @@ impl Error {
         })
     }
 
+    /// The same error with another kind, everything else kept (the HTTP status, the API's
+    /// error, the source): for a transport that classifies a refusal more precisely.
+    #[must_use]
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.inner.kind = kind;
+        self
+    }
+
     /// With the close code the connection ended with (a transport without close codes
     /// maps its ends to them: 1000 normal, 1006 abnormal).
     #[must_use]

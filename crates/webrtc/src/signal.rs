@@ -95,19 +95,15 @@ pub(crate) fn call_id(location: &str) -> Option<String> {
     (!id.is_empty()).then(|| id.to_owned())
 }
 
-/// A refusal as the error kinds: 401/403 `Auth` (as `Error::http` has it), other
-/// 4xx `InvalidRequest` (not retryable, the HTTP error with its status and the API's
-/// error kept as the source), 5xx and the rest unchanged (`Connect`, retryable).
+/// A refusal as the API's error kinds: 401/403 `Auth` (as `Error::http` has it), other
+/// 4xx `InvalidRequest` (not retryable; the status and the API's error kept), 5xx and the
+/// rest unchanged (`Connect`, retryable).
 pub(crate) fn classify(error: Error) -> Error {
     match error.http_status() {
         Some(status @ 400..=499)
             if error.kind() == ErrorKind::Connect && !matches!(status, 408 | 429) =>
         {
-            Error::other(
-                ErrorKind::InvalidRequest,
-                format!("the call was refused: {error}"),
-                Some(Box::new(error)),
-            )
+            error.with_kind(ErrorKind::InvalidRequest)
         }
         _ => error,
     }
@@ -222,6 +218,9 @@ mod tests {
         assert_eq!(bad.kind(), ErrorKind::InvalidRequest);
         assert!(!bad.is_retryable());
         assert!(bad.to_string().contains("no"), "{bad}");
+        // The status and the API's error stay on the error itself.
+        assert_eq!(bad.http_status(), Some(400));
+        assert_eq!(bad.code(), Some("bad_sdp"));
         assert_eq!(
             classify(Error::http(401, Some(body))).kind(),
             ErrorKind::Auth
