@@ -1,61 +1,69 @@
-//! Function tools: the model asks for `get_weather`, we run it and send the result back.
+//! Function tools: the model asks for `get_weather`, the tool runs and its result goes back.
 //! `cargo run --example tools`
 //!
-//! OpenAI when `OPENAI_API_KEY` is set, otherwise a local simulator
-//! (`endpoint_or_simulator()` below: copy it, or keep only its first branch).
+//! OpenAI when `OPENAI_API_KEY` is set (and `OPENAI_BASE_URL` for another server),
+//! otherwise a local simulator (`endpoint_or_simulator()` below: copy it, or keep only its
+//! first branch).
 
 #![forbid(unsafe_code)]
 
 use futures_util::StreamExt;
-use reelthyme::events::{ClientEvent, ResponseParams, ServerEvent, SessionConfig, Tool};
-use reelthyme::{Config, Endpoint};
+use reelthyme::events::{ClientEvent, Item, ResponseParams, ServerEvent};
+use reelthyme::{Config, Endpoint, Json, Tool};
 use reelthyme_sim::{SimConfig, Simulator};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The current weather in a city.
+#[derive(Deserialize, JsonSchema)]
+struct GetWeather {
+    /// The city's name, e.g. "Paris".
+    city: String,
+}
+
+#[derive(Serialize)]
+struct Weather {
+    city: String,
+    temperature_c: i32,
+    sky: &'static str,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (endpoint, _simulator) = endpoint_or_simulator(SimConfig::default()).await?;
-    let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate)).await?;
-    let (mut tx, mut events) = session.split();
-    let mut config = SessionConfig::realtime();
-    config.tools = Some(vec![Tool::function(
-        "get_weather",
-        "The current weather in a city.",
-        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
-    )]);
-    tx.send(ClientEvent::session_update(config)).await?;
+    // The tool's name, description and parameters come from `GetWeather`; the session is
+    // set up before anything else is sent.
+    let config = Config::new(endpoint)
+        .outgoing(reelthyme::validate)
+        .text_output()
+        .tool(Tool::new(|GetWeather { city }| async move {
+            println!("the model calls get_weather({city:?})");
+            Ok(Json(Weather {
+                city,
+                temperature_c: 18,
+                sky: "clear",
+            }))
+        }));
+    let (mut tx, mut events) = reelthyme::connect(config).await?.split();
     tx.send(ClientEvent::user_text("What's the weather in Paris?"))
         .await?;
     tx.send(ClientEvent::response_create_with(ResponseParams::text()))
         .await?;
+    // The tool layer sends the call's output and asks for the answer that uses it.
     while let Some(event) = events.next().await {
         match event? {
-            ServerEvent::ResponseFunctionCallArgumentsDone(call) => {
-                println!("the model calls {:?}({})", call.name, call.arguments);
-                let args: serde_json::Value = serde_json::from_str(&call.arguments)?;
-                let result = json!({"city": args["city"], "temperature_c": 18, "sky": "clear"});
-                tx.send(ClientEvent::function_call_output(
-                    &call.call_id,
-                    result.to_string(),
-                ))
-                .await?;
-            }
+            ServerEvent::ResponseOutputTextDelta(delta) => print!("{}", delta.delta),
             ServerEvent::ResponseDone(done) => {
                 let called = done
                     .response
                     .output
                     .iter()
                     .flatten()
-                    .any(|i| matches!(i, reelthyme::events::Item::FunctionCall(_)));
-                if called {
-                    // The tool's output is in: ask for the answer that uses it.
-                    tx.send(ClientEvent::response_create_with(ResponseParams::text()))
-                        .await?;
-                } else {
+                    .any(|item| matches!(item, Item::FunctionCall(_)));
+                if !called {
                     break;
                 }
             }
-            ServerEvent::ResponseOutputTextDelta(delta) => print!("{}", delta.delta),
             _ => {}
         }
     }
