@@ -18,12 +18,15 @@
 //!   output, that response is done and no other response is running or asked for (the
 //!   server refuses a second active response) — or asks a [`Sequencer`] for it, when the
 //!   config has one ([`Config::sequencer`](crate::Config::sequencer));
+//! - has the model say that a slow tool is at work, when the tool asks for it
+//!   ([`Tool::in_progress`]);
 //! - cancels the calls of cancellable tools ([`Tool::cancel_on_barge_in`], the default)
 //!   when the user starts speaking or a `response.cancel` is sent: their output says they
 //!   were cancelled and no `response.create` follows (the user's new turn gets the answer).
 //!
 //! Calls of functions no [`Tool`] is configured for are left to the application (their
-//! events pass through unchanged, as every event does).
+//! events pass through unchanged, as every event does). Like every layer's work, handlers
+//! make progress while the event stream is polled: keep polling it while tools run.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -37,7 +40,8 @@ use futures_util::future::{AbortHandle, Abortable, BoxFuture};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use reelthyme_schema::{
-    ClientEvent, FunctionTool, Item, ItemStatus, McpItem, ServerEvent, state::Conversation,
+    ClientEvent, FunctionTool, Item, ItemStatus, McpItem, ResponseParams, ServerEvent,
+    state::Conversation,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -147,6 +151,7 @@ pub struct Tool {
     parameters: Value,
     handler: Arc<Handler>,
     cancel_on_barge_in: bool,
+    in_progress: Option<String>,
 }
 
 impl fmt::Debug for Tool {
@@ -155,6 +160,7 @@ impl fmt::Debug for Tool {
             .field("name", &self.name)
             .field("description", &self.description)
             .field("cancel_on_barge_in", &self.cancel_on_barge_in)
+            .field("in_progress", &self.in_progress)
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +196,7 @@ impl Tool {
                 .boxed()
             }),
             cancel_on_barge_in: true,
+            in_progress: None,
         }
     }
 
@@ -211,6 +218,16 @@ impl Tool {
     /// finish (a booking); their result is then sent whenever it comes.
     pub fn cancel_on_barge_in(mut self, cancel: bool) -> Self {
         self.cancel_on_barge_in = cancel;
+        self
+    }
+
+    /// Has the model tell the user that the tool is at work when a call is still running
+    /// once the response that made it is done (default: none; the model says nothing
+    /// until the result is in): `instructions` for an out-of-band response
+    /// (`conversation: "none"`, so it is not added to the conversation), e.g. "Tell the
+    /// user in a few words that you are booking the table." Sent once per call.
+    pub fn in_progress(mut self, instructions: impl Into<String>) -> Self {
+        self.in_progress = Some(instructions.into());
         self
     }
 
@@ -335,6 +352,8 @@ struct Running {
     response_id: String,
     cancellable: bool,
     abort: AbortHandle,
+    /// What the model says while it runs, until said.
+    in_progress: Option<String>,
 }
 
 /// The calls of one response, until its follow-up is asked for.
@@ -425,6 +444,7 @@ impl ToolLayer {
                 response_id: response_id.to_owned(),
                 cancellable: tool.cancel_on_barge_in,
                 abort,
+                in_progress: tool.in_progress.clone(),
             },
         );
         let round = self.rounds.entry(response_id.to_owned()).or_default();
@@ -438,6 +458,32 @@ impl ToolLayer {
             if call.cancellable {
                 tracing::debug!(call_id, why, "tool call cancelled");
                 call.abort.abort();
+            }
+        }
+    }
+
+    /// Asks for the in-progress announcements of the calls of `response_id` still running.
+    fn announce(&mut self, response_id: &str, cx: &mut LayerContext<'_>) {
+        for (call_id, call) in &mut self.calls {
+            if call.response_id != response_id {
+                continue;
+            }
+            let Some(instructions) = call.in_progress.take() else {
+                continue;
+            };
+            let params = ResponseParams {
+                instructions: Some(instructions),
+                conversation: Some("none".into()),
+                input: Some(Vec::new()),
+                ..ResponseParams::default()
+            };
+            match &self.sequencer {
+                // Out-of-band: the sequencer sends it at once.
+                Some(sequencer) => drop(sequencer.request(params)),
+                None => cx.send(
+                    ClientEvent::response_create_with(params)
+                        .with_event_id(format!("{FOLLOW_UP_EVENT_ID_PREFIX}progress_{call_id}")),
+                ),
             }
         }
     }
@@ -525,6 +571,7 @@ impl Layer for ToolLayer {
                 if let Some(round) = self.rounds.get_mut(&response_id) {
                     round.response_done = true;
                 }
+                self.announce(&response_id, cx);
                 self.follow_up(cx);
             }
             ServerEvent::InputAudioBufferSpeechStarted(_) => self.cancel("the user spoke"),

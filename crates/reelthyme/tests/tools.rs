@@ -418,3 +418,44 @@ async fn with_a_sequencer_the_follow_up_goes_through_it() {
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_tool_has_the_model_say_it_is_at_work() {
+    let (sim, recorder) = start(SimConfig::default().speed(50.0)).await;
+    let cities = Arc::new(Mutex::new(Vec::new()));
+    let config = Config::new(endpoint(&sim))
+        .session(text_session())
+        .tool(weather(&cities).in_progress("Say that you are looking at the sky."))
+        .tool(
+            slow(Duration::from_millis(800)).in_progress("Say in a few words that you are on it."),
+        );
+    let (mut tx, mut events) = connect(&sim, config).await.split();
+    // A quick tool is done before its response is: nothing to announce.
+    ask(&mut tx, "What's the weather in Oslo?").await;
+    assert_eq!(answer(&mut events).await, "call get_weather");
+    assert!(answer(&mut events).await.contains("Oslo: 18 °C"));
+    ask(&mut tx, "Do the slow lookup").await;
+    assert_eq!(answer(&mut events).await, "call slow_lookup");
+    // The announcement: out of band, before the result.
+    let said = until(&mut events, "response.done").await;
+    let ServerEvent::ResponseDone(said) = said else {
+        unreachable!()
+    };
+    assert_eq!(said.response.conversation_id, Some(None), "{said:?}");
+    assert!(outputs(&client_frames(&recorder)).len() == 1);
+    let follow_up = answer(&mut events).await;
+    assert!(
+        follow_up.contains("The slow_lookup tool returned found it"),
+        "{follow_up}"
+    );
+    let frames = client_frames(&recorder);
+    let announcements: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["type"] == "response.create" && f["response"]["conversation"] == "none")
+        .collect();
+    assert_eq!(announcements.len(), 1, "{frames:#?}");
+    assert_eq!(
+        announcements[0]["response"]["instructions"],
+        "Say in a few words that you are on it."
+    );
+}
