@@ -78,6 +78,7 @@ pub struct TurnMetrics {
 pub struct Metrics {
     turns: broadcast::Sender<Arc<TurnMetrics>>,
     latest: watch::Receiver<Option<Arc<TurnMetrics>>>,
+    current: watch::Receiver<Option<Arc<TurnMetrics>>>,
 }
 
 impl Metrics {
@@ -100,6 +101,12 @@ impl Metrics {
     /// A watch of the latest finished turn.
     pub fn watch(&self) -> watch::Receiver<Option<Arc<TurnMetrics>>> {
         self.latest.clone()
+    }
+
+    /// The turn being measured, as far as it got (updated when its response starts and
+    /// when its first audio is played): what a screen shows before the turn is over.
+    pub fn current(&self) -> Option<Arc<TurnMetrics>> {
+        self.current.borrow().clone()
     }
 }
 
@@ -134,6 +141,7 @@ impl Turn {
 pub struct MetricsLayer {
     turns: broadcast::Sender<Arc<TurnMetrics>>,
     latest: watch::Sender<Option<Arc<TurnMetrics>>>,
+    current: watch::Sender<Option<Arc<TurnMetrics>>>,
     /// The start of the next turn, once the user has finished.
     pending_start: Option<(TurnStart, Instant)>,
     open: VecDeque<Turn>,
@@ -154,13 +162,16 @@ impl MetricsLayer {
     fn new() -> (Metrics, Self) {
         let (turns, _) = broadcast::channel(64);
         let (latest, latest_rx) = watch::channel(None);
+        let (current, current_rx) = watch::channel(None);
         let handle = Metrics {
             turns: turns.clone(),
             latest: latest_rx,
+            current: current_rx,
         };
         let layer = Self {
             turns,
             latest,
+            current,
             pending_start: None,
             open: VecDeque::new(),
             timer: None,
@@ -312,6 +323,8 @@ impl MetricsLayer {
                         .checked_sub(Duration::from_millis(played))
                         .map_or(floor, |at| at.max(floor));
                     turn.metrics.time_to_first_audio = Some(turn.since(at));
+                    self.current
+                        .send_replace(Some(Arc::new(turn.metrics.clone())));
                 } else if turn.barge_started.is_none() {
                     turn.unplayed_at = Some(now);
                     waiting = true;
@@ -417,6 +430,10 @@ impl crate::Layer for MetricsLayer {
                         #[cfg(feature = "audio")]
                         drained: None,
                     });
+                    if let Some(turn) = self.open.back() {
+                        self.current
+                            .send_replace(Some(Arc::new(turn.metrics.clone())));
+                    }
                 }
             }
             ServerEvent::ResponseOutputAudioDelta(delta) => {

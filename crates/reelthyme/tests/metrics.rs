@@ -303,6 +303,9 @@ async fn time_to_first_played_audio_is_the_scripted_delay_within_a_device_period
     assert!(turn.first_delta.unwrap() >= scripted - Duration::from_millis(1));
     assert_eq!(turn.usage.as_ref().and_then(|u| u.output_tokens), Some(20));
     assert_eq!(metrics.latest().as_deref(), Some(&*turn));
+    // The turn in progress showed its time to first audio before the turn was over.
+    let current = metrics.current().unwrap();
+    assert_eq!(current.time_to_first_audio, Some(ttfa));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
