@@ -282,3 +282,50 @@ impl Config {
         Some(session)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::new(Endpoint::openai("gpt-realtime"))
+    }
+
+    #[test]
+    fn nothing_configured_sends_nothing() {
+        assert_eq!(config().initial_session(), None);
+    }
+
+    #[test]
+    fn setters_fill_one_realtime_session() {
+        let session = config()
+            .voice("marin")
+            .vad_off()
+            .output_format(AudioFormat::pcm())
+            .text_output()
+            .initial_session()
+            .unwrap();
+        assert_eq!(session.kind, Some(SessionKind::Realtime));
+        assert_eq!(session.turn_detection(), Some(None));
+        assert_eq!(session.output_format(), Some(&AudioFormat::pcm()));
+        assert_eq!(session.output_modalities, Some(vec![Modality::Text]));
+        let voice = session.audio.and_then(|a| a.output).and_then(|o| o.voice);
+        assert_eq!(voice, Some(Voice::from("marin")));
+    }
+
+    #[test]
+    fn a_given_session_keeps_its_type_and_setters_refine_it() {
+        let session = config()
+            .session(SessionConfig::transcription())
+            .instructions("x")
+            .initial_session()
+            .unwrap();
+        assert_eq!(session.kind, Some(SessionKind::Transcription));
+        assert_eq!(session.instructions.as_deref(), Some("x"));
+        let untyped = config()
+            .session(SessionConfig::default())
+            .initial_session()
+            .unwrap();
+        assert_eq!(untyped.kind, Some(SessionKind::Realtime));
+    }
+}

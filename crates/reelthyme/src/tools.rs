@@ -684,6 +684,16 @@ mod tests {
     }
 
     #[test]
+    fn an_mcp_approval_is_a_valid_item_create() {
+        let event = mcp_approval("mcpr_123", false);
+        crate::validate(event.clone()).unwrap();
+        let value: Value = serde_json::from_str(&event.to_json()).unwrap();
+        assert_eq!(value["item"]["type"], "mcp_approval_response");
+        assert_eq!(value["item"]["approval_request_id"], "mcpr_123");
+        assert_eq!(value["item"]["approve"], false);
+    }
+
+    #[test]
     fn a_unit_argument_type_is_an_empty_object() {
         #[derive(serde::Deserialize, JsonSchema)]
         struct Ping {}

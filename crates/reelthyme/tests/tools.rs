@@ -459,3 +459,46 @@ async fn a_slow_tool_has_the_model_say_it_is_at_work() {
         "Say in a few words that you are on it."
     );
 }
+
+#[tokio::test]
+async fn a_reconnect_sets_up_the_new_server_session_the_same_way() {
+    let (sim, recorder) = start(SimConfig::default().speed(50.0)).await;
+    let config = Config::new(endpoint(&sim)).instructions("Be brief.");
+    let (tx, mut events) = connect(&sim, config).await.split();
+    let first = tx.session().id.unwrap();
+    tx.reconnect().await.unwrap();
+    let ServerEvent::SessionCreated(created) = until(&mut events, "session.created").await else {
+        unreachable!()
+    };
+    let ServerEvent::SessionCreated(created) = (if created.session.id.as_deref() == Some(&first) {
+        until(&mut events, "session.created").await
+    } else {
+        ServerEvent::SessionCreated(created)
+    }) else {
+        unreachable!()
+    };
+    let second = created.session.id.unwrap();
+    assert_ne!(first, second);
+    // The new session's answer comes through the stream, and the conversation has it.
+    let ServerEvent::SessionUpdated(updated) = until(&mut events, "session.updated").await else {
+        unreachable!()
+    };
+    assert_eq!(updated.session.instructions.as_deref(), Some("Be brief."));
+    assert_eq!(tx.session().id.as_deref(), Some(second.as_str()));
+    assert_eq!(tx.session().instructions.as_deref(), Some("Be brief."));
+    let firsts: Vec<Value> = [first, second]
+        .iter()
+        .map(|id| {
+            recorder
+                .frames()
+                .into_iter()
+                .find(|f| !f.from_server && &f.session_id == id)
+                .unwrap()
+                .json
+        })
+        .collect();
+    for frame in &firsts {
+        assert_eq!(frame["type"], "session.update", "{firsts:?}");
+        assert_eq!(frame["session"]["instructions"], "Be brief.");
+    }
+}
