@@ -37,7 +37,7 @@ use reelthyme_transport::{Error, ErrorKind, Result};
 use tokio::sync::oneshot;
 
 /// The `metadata` key a sequenced request carries (the server echoes it on the response).
-pub const METADATA_KEY: &str = "reelthyme_request";
+pub(crate) const METADATA_KEY: &str = "reelthyme_request";
 
 /// The `event_id` prefix of the events the sequencer sends.
 const EVENT_PREFIX: &str = "rtseq_";
@@ -139,7 +139,7 @@ impl Sequencer {
     /// Queues `response.create` with `params` and returns its ticket. Requests for the
     /// default conversation are sent one at a time, in the order asked, each once the
     /// server has no response running there; out-of-band ones (`conversation: "none"`)
-    /// are sent at once. The request's `metadata` gets a [`METADATA_KEY`] entry (unless
+    /// are sent at once. The request's `metadata` gets a `reelthyme_request` entry (unless
     /// it already has 16).
     pub fn request(&self, params: ResponseParams) -> ResponseTicket {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
