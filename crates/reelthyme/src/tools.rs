@@ -58,7 +58,9 @@ use crate::sequencer::Sequencer;
 pub const FOLLOW_UP_EVENT_ID_PREFIX: &str = "reelthyme_tool_";
 
 /// A tool handler's failure: any error (`?` converts it), or a message
-/// ([`ToolError::msg`]). It goes back to the model as the call's output.
+/// ([`ToolError::msg`]). It goes back to the model as the call's output, `{"error": …}`.
+/// Like `anyhow::Error`, it is not a [`std::error::Error`] itself: that is what lets `?`
+/// convert every error into it.
 pub struct ToolError(Box<dyn std::error::Error + Send + Sync>);
 
 impl ToolError {
