@@ -206,3 +206,83 @@ async fn the_same_race_without_the_sequencer_collides() {
     eprintln!("unsequenced: {surfaced} errors surfaced, {refused} refusals");
     assert!(surfaced > 0 && refused > 0);
 }
+
+/// Out-of-band requests run beside a default one; a queued request cancelled is
+/// withdrawn (the server never sees it), a running one is cancelled by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_band_runs_in_parallel_and_cancels_go_where_they_can() {
+    let recorder = Recorder::new();
+    let long = "Once upon a time there was a very long story that went on and on. ".repeat(6);
+    let sim = Simulator::start(
+        SimConfig::default()
+            .speed(5.0)
+            .rule(Match::Contains("story".into()), Reply::Text(long))
+            .recorder(recorder.clone()),
+    )
+    .await
+    .unwrap();
+    let endpoint = Endpoint::openai("gpt-realtime").base_url(&format!("{}/v1", sim.url()));
+    let session = reelthyme::connect(Config::new(endpoint)).await.unwrap();
+    let (sequencer, layer) = Sequencer::new();
+    let (mut tx, mut events) = session.with_layer(layer).split();
+    tx.send(ClientEvent::user_text("Tell me a story"))
+        .await
+        .unwrap();
+    let story = sequencer.request(ResponseParams::default());
+    let queued = sequencer.request(ResponseParams::default());
+    let aside = sequencer.request(ResponseParams {
+        conversation: Some("none".into()),
+        ..ResponseParams::default()
+    });
+    queued.cancel();
+    // Both run at once: the aside does not wait for the story.
+    let mut running = 0;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while running < 2 {
+            match events.next().await.unwrap().unwrap() {
+                ServerEvent::ResponseCreated(_) => running += 1,
+                ServerEvent::ResponseDone(_) => panic!("a response ended before both started"),
+                ServerEvent::Error(e) => panic!("the server refused something: {:?}", e.error),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("both responses start");
+    story.cancel();
+    let outcomes = async {
+        let (aside, story, queued) = tokio::join!(aside, story, queued);
+        (aside.unwrap(), story.unwrap(), queued.unwrap())
+    };
+    tokio::pin!(outcomes);
+    let (aside, story, queued) = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            tokio::select! {
+                outcomes = &mut outcomes => return outcomes,
+                event = events.next() => {
+                    if let Some(Ok(ServerEvent::Error(e))) = event {
+                        panic!("the server refused something: {:?}", e.error);
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the responses end");
+    assert_eq!(queued, ResponseOutcome::Withdrawn);
+    let status = |o: &ResponseOutcome| o.response().and_then(|r| r.status.clone());
+    assert_eq!(
+        status(&aside),
+        Some(reelthyme::events::ResponseStatus::Completed)
+    );
+    assert_eq!(
+        status(&story),
+        Some(reelthyme::events::ResponseStatus::Cancelled)
+    );
+    let creates = recorder
+        .frames()
+        .iter()
+        .filter(|f| !f.from_server && f.json["type"] == "response.create")
+        .count();
+    assert_eq!(creates, 2, "the withdrawn request was never sent");
+}
