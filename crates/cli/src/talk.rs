@@ -1,6 +1,7 @@
 //! `reelthyme talk`: a voice conversation in the terminal — microphone → session → speaker,
 //! with the conversation as a scrolling transcript of both sides, an input level meter, the
-//! turn state, elapsed time and per-turn latency (end of user speech → first audio played).
+//! turn state, elapsed time and per-turn latency (end of user speech → first audio played,
+//! from `reelthyme::Metrics`).
 //!
 //! The screen is ratatui on crossterm (see `screen.rs`): diffed redraws instead of clearing
 //! the terminal ten times a second, resizes handled, wrapping by display width, and a test
@@ -355,8 +356,11 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     }
 
     let options = StreamOptions::default().device(args.output_device.clone());
-    let (mut events, control) =
+    let (events, control) =
         reelthyme::stream_with(session, options).context("cannot open the speaker")?;
+    // Per-turn latency (end of speech → first audio the speaker played) is the library's.
+    let (metrics, metrics_layer) = reelthyme::Metrics::new();
+    let mut events = events.with_layer(metrics_layer.playback(&control));
     // The microphone into the session (in the session's input format, through a bounded
     // queue); the tap sees every chunk for the meter and the recording.
     let level = Arc::new(Level::new());
@@ -443,7 +447,10 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
                 _ = &mut interrupted => return Ok(()),
                 _ = tick.tick() => {
                     screen.level_db = level.db();
-                    screen.on_tick(|item| control.played_ms(item), control.backlog_ms());
+                    for turn in [metrics.current(), metrics.latest()].into_iter().flatten() {
+                        screen.on_metrics(&turn);
+                    }
+                    screen.on_tick(control.backlog_ms());
                     if let Some(failure) = recording.as_ref().and_then(|r| r.failure()) {
                         screen.note(format!("recording: {failure}"), Tone::Warning);
                     }

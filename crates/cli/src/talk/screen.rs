@@ -78,12 +78,8 @@ pub(crate) struct Screen {
     pub(crate) level_db: f32,
     pub(crate) muted: bool,
     pub(crate) entries: Vec<Entry>,
-    /// The latest turn's latency.
+    /// The latest turn's latency (time to first audio played, from the library's metrics).
     latency: Option<Duration>,
-    /// When the user's latest turn ended (`speech_stopped`), until its answer is heard.
-    stopped_at: Option<Instant>,
-    /// The assistant item whose first played audio ends the latency measurement.
-    timing_item: Option<String>,
     note: Option<(String, Tone)>,
     /// Rows scrolled back from the bottom of the transcript (0: follow the conversation).
     scrolled: usize,
@@ -100,8 +96,6 @@ impl Screen {
             muted: false,
             entries: Vec::new(),
             latency: None,
-            stopped_at: None,
-            timing_item: None,
             note: None,
             scrolled: 0,
             colour,
@@ -148,7 +142,6 @@ impl Screen {
                 entry.interrupted = true;
             }
         }
-        self.timing_item = None;
     }
 
     pub(crate) fn on_event(&mut self, event: &ServerEvent) {
@@ -160,7 +153,6 @@ impl Screen {
             }
             ServerEvent::InputAudioBufferSpeechStopped(_) => {
                 self.phase = Phase::Thinking;
-                self.stopped_at = Some(Instant::now());
             }
             ServerEvent::InputAudioTranscriptionDelta(delta) => {
                 let text = delta.delta.as_deref().unwrap_or_default().to_owned();
@@ -181,9 +173,6 @@ impl Screen {
             ServerEvent::ResponseOutputItemAdded(added) => {
                 if let Item::Message(message) = &added.item {
                     let item = message.id.clone();
-                    if self.stopped_at.is_some() && self.timing_item.is_none() {
-                        self.timing_item = item.clone();
-                    }
                     self.push(Who::Assistant, item, Some(added.response_id.clone()));
                 }
             }
@@ -233,19 +222,30 @@ impl Screen {
         }
     }
 
-    /// Called every redraw: the latency ends when the answer's first audio is played, and
-    /// the assistant stops speaking when nothing is left to play.
-    pub(crate) fn on_tick(&mut self, played_ms: impl Fn(&str) -> Option<u64>, backlog_ms: u64) {
-        if let (Some(item), Some(stopped)) = (self.timing_item.clone(), self.stopped_at)
-            && played_ms(&item).is_some_and(|ms| ms > 0)
+    /// A turn's numbers from [`reelthyme::Metrics`] (in progress or finished): its time to
+    /// first audio played goes on its answer and in the state line, once.
+    pub(crate) fn on_metrics(&mut self, turn: &reelthyme::TurnMetrics) {
+        let Some(latency) = turn.time_to_first_audio else {
+            return;
+        };
+        let entry = self.entries.iter_mut().find(|e| {
+            e.who == Who::Assistant && e.response.as_deref() == Some(turn.response_id.as_str())
+        });
+        if let Some(entry) = entry
+            && entry.latency.is_none()
         {
-            let latency = stopped.elapsed();
+            entry.latency = Some(latency);
             self.latency = Some(latency);
-            if let Some(entry) = self.entry_mut(Who::Assistant, &item) {
-                entry.latency = Some(latency);
+            if self.phase == Phase::Thinking {
+                self.phase = Phase::AssistantSpeaking;
             }
-            self.timing_item = None;
-            self.stopped_at = None;
+        }
+    }
+
+    /// Called every redraw: the assistant speaks while audio is queued, and stops when
+    /// nothing is left to play.
+    pub(crate) fn on_tick(&mut self, backlog_ms: u64) {
+        if self.phase == Phase::Thinking && backlog_ms > 0 {
             self.phase = Phase::AssistantSpeaking;
         }
         if self.phase == Phase::AssistantSpeaking && backlog_ms == 0 {
