@@ -34,10 +34,14 @@ pub(crate) type Permit = Arc<tokio::sync::OwnedSemaphorePermit>;
 /// One TCP connection: HTTP/1.1, which is either a REST call or a WebSocket upgrade.
 pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, permit: Permit) {
     let header_read_timeout = shared.config.header_read_timeout;
+    // The address the client reached: a WebRTC call gathers its candidates there.
+    let local = stream.local_addr().ok().map(|addr| addr.ip());
     let service = service_fn(move |request| {
         let shared = shared.clone();
         let permit = permit.clone();
-        async move { Ok::<_, std::convert::Infallible>(route_request(request, shared, permit).await) }
+        async move {
+            Ok::<_, std::convert::Infallible>(route_request(request, shared, permit, local).await)
+        }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -82,6 +86,7 @@ async fn route_request(
     request: HttpRequest<Incoming>,
     shared: Arc<Shared>,
     permit: Permit,
+    local: Option<std::net::IpAddr>,
 ) -> HttpResponse<Body> {
     let upgrade = request
         .headers()
@@ -91,5 +96,10 @@ async fn route_request(
     if upgrade {
         return crate::server::websocket_upgrade(request, shared, permit);
     }
+    #[cfg(feature = "webrtc")]
+    if request.method() == hyper::Method::POST && crate::webrtc::is_calls(request.uri().path()) {
+        return crate::webrtc::call(request, shared, permit, local).await;
+    }
+    let _ = local;
     crate::rest::handle(request, shared).await
 }

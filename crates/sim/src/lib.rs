@@ -42,7 +42,10 @@ mod server;
 mod session_loop;
 mod state;
 mod synth;
+mod track;
 mod vad;
+#[cfg(feature = "webrtc")]
+mod webrtc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

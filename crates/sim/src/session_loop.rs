@@ -8,18 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use reelthyme_transport::{AudioChunk, Media, MediaReceiver};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
 use crate::admission::{Target, admit};
 use crate::config::{FaultAction, Recorded};
-use crate::engine::Engine;
+use crate::engine::{AudioOut, Engine};
 use crate::frames::{
     Ending, EventIo, Inbound, Outbound, RecordTo, ToWriter, Writer, WriterEnd, sleep_until,
 };
 use crate::handshake::Handshake;
 use crate::state::{Shared, expires_at};
+use crate::track::Track;
 
 /// The largest client message: the service's 15 MiB append (as base64) and room for its
 /// JSON envelope. Larger ones get an `error` event and close 1009.
@@ -98,6 +101,13 @@ pub(crate) struct Session {
     triggers: usize,
     /// A delayed fault action and when it is due.
     delayed: Option<(Instant, FaultAction)>,
+    /// Audio tracks beside the events (WebRTC): the engine's audio goes out on one, the
+    /// other feeds the input buffer.
+    media: Option<Media>,
+    /// A session configuration to start with (a WebRTC call's `session` part).
+    initial: Option<Value>,
+    /// The call this session is (WebRTC): it ends with the session.
+    call: Option<String>,
 }
 
 impl Session {
@@ -113,7 +123,33 @@ impl Session {
             pending_bytes: 0,
             triggers: 0,
             delayed: None,
+            media: None,
+            initial: None,
+            call: None,
         }
+    }
+
+    /// With audio tracks: response audio goes out on the track (`AudioOut::Track`) and
+    /// the incoming track feeds the input buffer.
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(crate) fn with_media(mut self, media: Option<Media>) -> Self {
+        self.media = media;
+        self
+    }
+
+    /// Starting with this session configuration, over the key's (default: none).
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(crate) fn with_initial(mut self, session: Option<Value>) -> Self {
+        self.initial = session;
+        self
+    }
+
+    /// As the session of call `call_id`, which is hung up when the session ends (default:
+    /// none).
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(crate) fn with_call(mut self, call_id: Option<String>) -> Self {
+        self.call = call_id;
+        self
     }
 
     fn record(&self, from_server: bool, json: Value) {
@@ -142,6 +178,13 @@ impl Session {
         if let Some(secret) = &target.secret {
             engine.apply_initial(&secret.session);
         }
+        if let Some(initial) = &self.initial {
+            engine.apply_initial(initial);
+        }
+        let media = self.media.take();
+        if media.is_some() {
+            engine.set_audio_out(AudioOut::Track);
+        }
         self.session_id = engine.session_id().to_owned();
         tracing::Span::current().record("session_id", self.session_id.as_str());
         self.beta = target.beta;
@@ -166,11 +209,38 @@ impl Session {
                 }
                 Ok(hangup) => {
                     engine.session_created();
-                    self.serve(&mut engine, &mut io, &mut writer, hangup).await
+                    let media = media.map(Media::into_parts);
+                    let (track, incoming) = match media {
+                        Some((out, incoming)) => (Some(Track::start(out)), Some(incoming)),
+                        None => (None, None),
+                    };
+                    let mut audio = Audio { track, incoming };
+                    self.serve(&mut engine, &mut io, &mut writer, hangup, &mut audio)
+                        .await
                 }
             }
         };
+        if let Some(call) = self.call.take() {
+            // The call ends with its session: sideband sessions close, hangup says 404.
+            self.shared.hang_up(&call);
+        }
         self.finish(end, io, writer).await
+    }
+
+    /// Moves the engine's track audio to the track, and truncates what was cut at what
+    /// the track had carried.
+    fn feed_track(&mut self, engine: &mut Engine, audio: &Audio) {
+        let Some(track) = &audio.track else { return };
+        track.push(engine.take_track());
+        let cuts = engine.take_cuts();
+        if cuts.is_empty() {
+            return;
+        }
+        for item in cuts {
+            let sent_ms = track.cut(&item);
+            engine.truncate_sent(&item, sent_ms);
+        }
+        self.collect(engine);
     }
 
     /// The session: reads client frames, runs the engine's clock, and hands what the engine
@@ -181,6 +251,7 @@ impl Session {
         io: &mut I,
         writer: &mut Writer<I::Tx>,
         mut hangup: Option<watch::Receiver<bool>>,
+        audio: &mut Audio,
     ) -> End {
         let config = self.shared.config.clone();
         // A duration too long for the clock means the session never expires.
@@ -188,6 +259,7 @@ impl Session {
         let mut shutdown = self.shared.shutdown.clone();
         loop {
             self.collect(engine);
+            self.feed_track(engine, audio);
             let reading =
                 self.pending.len() < READ_PAUSE_EVENTS && self.pending_bytes < READ_PAUSE_BYTES;
             let releasing = self.pending.len() < RELEASE_PAUSE;
@@ -255,6 +327,11 @@ impl Session {
                     }
                 }
                 Some(()) = call_ended(&mut hangup) => return End::close(1000, "the call was hung up"),
+                chunk = next_chunk(&mut audio.incoming), if reading => match chunk {
+                    Some(chunk) => engine.track_input(chunk.rate, &chunk.samples, Instant::now()),
+                    // The client's track ended; the events go on.
+                    None => audio.incoming = None,
+                },
             }
         }
     }
@@ -444,6 +521,20 @@ impl Session {
         writer.abort();
         let tx = writer.tx.take();
         io.conclude(tx, ending, deadline).await
+    }
+}
+
+/// A session's audio tracks, when it has them.
+struct Audio {
+    track: Option<Track>,
+    incoming: Option<MediaReceiver>,
+}
+
+/// The incoming track's next chunk (`None` when it ended); never without a track.
+async fn next_chunk(incoming: &mut Option<MediaReceiver>) -> Option<AudioChunk> {
+    match incoming {
+        Some(incoming) => incoming.next().await,
+        None => std::future::pending().await,
     }
 }
 

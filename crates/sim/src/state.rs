@@ -77,6 +77,9 @@ pub(crate) struct Shared {
     pub(crate) calls: Mutex<HashMap<String, watch::Sender<bool>>>,
     /// A recording to replay instead of simulating.
     pub(crate) replay: Option<Arc<Vec<crate::replay::Entry>>>,
+    /// WebRTC calls answered and not yet over (capped at `max_connections`).
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(crate) rtc_calls: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Shared {
@@ -105,6 +108,7 @@ impl Shared {
             secrets: Mutex::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
             replay: replay.map(Arc::new),
+            rtc_calls: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

@@ -14,8 +14,6 @@ pub(crate) enum AudioOut {
     Events,
     /// PCM samples for a media track ([`Engine::take_track`]), with
     /// `output_audio_buffer.started` / `stopped` / `cleared` events.
-    // The WebRTC path (the next issue) builds sessions with it; until then only tests do.
-    #[cfg_attr(not(test), allow(dead_code))]
     Track,
 }
 
@@ -30,16 +28,40 @@ pub(crate) struct TrackAudio {
 
 impl Engine {
     /// Sends response audio to `out` (default [`AudioOut::Events`]).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn set_audio_out(&mut self, out: AudioOut) {
         self.audio_out = out;
     }
 
     /// The audio for the media track since the last call (always empty with
     /// [`AudioOut::Events`]).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn take_track(&mut self) -> Vec<TrackAudio> {
         std::mem::take(&mut self.track)
+    }
+
+    /// The items whose audio on the track was cut (a VAD interruption, or
+    /// `output_audio_buffer.clear`) since the last call: the connection stops sending
+    /// their audio and truncates them with [`Engine::truncate_sent`].
+    pub(crate) fn take_cuts(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.cuts)
+    }
+
+    /// Truncates a cut item at the audio the track had carried of it (the server cannot
+    /// know what was played, only what it sent), as `conversation.item.truncate` would:
+    /// the transcript goes and `conversation.item.truncated` tells the client.
+    pub(crate) fn truncate_sent(&mut self, item_id: &str, sent_ms: u64) {
+        let Some(index) = self.find(item_id) else {
+            return;
+        };
+        let stored = &self.items[index];
+        let live = self
+            .responses
+            .iter()
+            .filter_map(|r| r.open.as_ref())
+            .find(|open| open.id == item_id)
+            .map_or(stored.audio.len(), |open| open.audio.len());
+        let rate = u64::from(super::sane_rate(stored.rate));
+        let duration_ms = (live as u64).saturating_mul(1000) / rate;
+        self.item_truncate(item_id, 0, sent_ms.min(duration_ms), None);
     }
 
     /// Puts out one chunk of response `index`'s audio, of item `item_id` at `output_index`.
@@ -58,6 +80,9 @@ impl Engine {
         let response_id = active.id.clone();
         let format = active.output_format.clone();
         self.audio_produced = true;
+        if self.audio_out == AudioOut::Track {
+            self.track_item = Some(item_id.clone());
+        }
         match self.audio_out {
             AudioOut::Events => {
                 let delta = codec::encode(&format, &samples);
@@ -91,6 +116,9 @@ impl Engine {
             return;
         }
         let kind = if interrupted {
+            if let Some(item) = self.track_item.take() {
+                self.cuts.push(item);
+            }
             "output_audio_buffer.cleared"
         } else {
             "output_audio_buffer.stopped"
@@ -110,6 +138,9 @@ impl Engine {
         }
         // The track holds nothing back in the simulator: what was handed to it is cleared.
         self.track.clear();
+        if let Some(item) = self.track_item.take() {
+            self.cuts.push(item);
+        }
         let response_id = self
             .responses
             .iter()

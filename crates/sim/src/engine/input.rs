@@ -49,6 +49,38 @@ impl Engine {
                 );
             }
         };
+        self.append_samples(&samples, event_id, now);
+    }
+
+    /// Audio from the incoming media track (WebRTC), at `rate`: into the input buffer as
+    /// an append's would go, at the input format's rate (over WebRTC the format fields do
+    /// not apply to the track; the buffer keeps the session's rate for its arithmetic).
+    pub(crate) fn track_input(&mut self, rate: u32, samples: &[i16], now: Instant) {
+        let to = self.input_rate();
+        if rate == to || rate == 0 {
+            self.track_in = None;
+            return self.append_samples(samples, None, now);
+        }
+        if self
+            .track_in
+            .as_ref()
+            .is_none_or(|r| r.from_rate() != rate || r.to_rate() != to)
+        {
+            self.track_in = reelthyme_audio::Resampler::new(rate, to).ok();
+        }
+        let Some(resampler) = self.track_in.as_mut() else {
+            return;
+        };
+        let mut input = Vec::with_capacity(samples.len());
+        reelthyme_audio::i16_to_f32(samples, &mut input);
+        let mut out = Vec::with_capacity(input.len());
+        resampler.process(&input, &mut out);
+        let mut converted = Vec::with_capacity(out.len());
+        reelthyme_audio::f32_to_i16(&out, &mut converted);
+        self.append_samples(&converted, None, now);
+    }
+
+    fn append_samples(&mut self, samples: &[i16], event_id: Option<&str>, now: Instant) {
         if self.buffer.len().saturating_add(samples.len()) > MAX_BUFFER_SAMPLES {
             let message = format!(
                 "The input audio buffer is full: it holds at most {} MiB of audio. Commit or clear it.",
@@ -56,7 +88,7 @@ impl Engine {
             );
             return self.error(Some("invalid_value"), &message, Some("audio"), event_id);
         }
-        self.buffer.extend_from_slice(&samples);
+        self.buffer.extend_from_slice(samples);
         self.timeline += samples.len() as u64;
         let Some((settings, create_response, interrupt)) = self.vad_settings() else {
             // Without VAD the detector keeps its place, so turning it on later reports
@@ -65,7 +97,7 @@ impl Engine {
             return;
         };
         let mut events = Vec::new();
-        self.vad.feed(&samples, settings, &mut events);
+        self.vad.feed(samples, settings, &mut events);
         let rate = u64::from(settings.rate);
         let padding = settings.prefix_padding_ms.saturating_mul(rate) / 1000;
         for event in events {

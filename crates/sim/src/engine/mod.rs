@@ -36,7 +36,6 @@ use crate::ids::Ids;
 use crate::vad::Vad;
 
 pub(crate) use api_error::api_error;
-#[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use audio_out::{AudioOut, TrackAudio};
 #[cfg(test)]
 use conversation::MAX_ITEMS;
@@ -94,6 +93,12 @@ pub(crate) struct Engine {
     audio_out: AudioOut,
     /// Audio for the media track, with [`AudioOut::Track`].
     track: Vec<TrackAudio>,
+    /// The item whose audio went to the track last.
+    track_item: Option<String>,
+    /// Items whose track audio was cut, for the connection ([`Engine::take_cuts`]).
+    cuts: Vec<String>,
+    /// The incoming track's audio to the input format's rate, when they differ.
+    track_in: Option<reelthyme_audio::Resampler>,
 }
 
 impl Engine {
@@ -134,6 +139,9 @@ impl Engine {
             out: Vec::new(),
             audio_out: AudioOut::Events,
             track: Vec::new(),
+            track_item: None,
+            cuts: Vec::new(),
+            track_in: None,
         }
     }
 
