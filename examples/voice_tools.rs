@@ -53,15 +53,13 @@ async fn main() -> anyhow::Result<()> {
     let tx = session.sender();
     let (mut events, audio) = reelthyme::stream(session)?;
     let capture = reelthyme::capture_audio(&tx, CaptureOptions::default())?;
-    // With the simulator, one answer ends the demo; with OpenAI, talk until Ctrl-C.
-    let mut answers_left = if simulator.is_some() { 1 } else { usize::MAX };
     while let Some(event) = events.next().await {
         match event? {
             ServerEvent::InputAudioTranscriptionCompleted(t) => println!("you: {}", t.transcript),
             ServerEvent::ResponseOutputAudioTranscriptDone(t) => {
                 println!("assistant: {}", t.transcript);
-                answers_left -= 1;
-                if answers_left == 0 {
+                // With the simulator, one answer ends the demo; with OpenAI, talk until Ctrl-C.
+                if simulator.is_some() {
                     break;
                 }
             }
