@@ -82,6 +82,7 @@ impl Engine {
         self.audio_produced = true;
         if self.audio_out == AudioOut::Track {
             self.track_item = Some(item_id.clone());
+            self.track_response = Some(response_id.clone());
         }
         match self.audio_out {
             AudioOut::Events => {
@@ -121,6 +122,8 @@ impl Engine {
             }
             "output_audio_buffer.cleared"
         } else {
+            // Played out: nothing of it is left to cut.
+            self.track_item = None;
             "output_audio_buffer.stopped"
         };
         self.emit(kind, json!({"response_id": response_id}));
@@ -141,14 +144,19 @@ impl Engine {
         if let Some(item) = self.track_item.take() {
             self.cuts.push(item);
         }
+        // The buffer belongs to the response speaking, else to the last one that spoke; a
+        // session that never spoke has nothing to clear (and no id to name).
         let response_id = self
             .responses
             .iter()
             .find(|r| r.in_conversation)
-            .map(|r| r.id.clone());
-        self.emit(
-            "output_audio_buffer.cleared",
-            json!({"response_id": response_id}),
-        );
+            .map(|r| r.id.clone())
+            .or_else(|| self.track_response.clone());
+        if let Some(response_id) = response_id {
+            self.emit(
+                "output_audio_buffer.cleared",
+                json!({"response_id": response_id}),
+            );
+        }
     }
 }

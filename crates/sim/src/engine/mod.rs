@@ -95,6 +95,8 @@ pub(crate) struct Engine {
     track: Vec<TrackAudio>,
     /// The item whose audio went to the track last.
     track_item: Option<String>,
+    /// The response whose audio went to the track last.
+    track_response: Option<String>,
     /// Items whose track audio was cut, for the connection ([`Engine::take_cuts`]).
     cuts: Vec<String>,
     /// The incoming track's audio to the input format's rate, when they differ.
@@ -140,6 +142,7 @@ impl Engine {
             audio_out: AudioOut::Events,
             track: Vec::new(),
             track_item: None,
+            track_response: None,
             cuts: Vec::new(),
             track_in: None,
         }
