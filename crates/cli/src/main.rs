@@ -180,8 +180,10 @@ fn init_logging(verbose: u8) {
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer, filter};
 
+    // `talk` shows the microphone's trouble (dropped or lost audio) on its screen; logged
+    // too, it would write over the screen it owns.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,reelthyme::audio::capture=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

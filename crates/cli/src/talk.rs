@@ -406,6 +406,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
         screen.note(format!("recording into {}", dir.display()), Tone::Info);
     }
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut mic_trouble_shown = false;
     // Raw mode turns the terminal's Ctrl-C into a key (below); a SIGINT from elsewhere
     // (`kill -INT`) ends the conversation as cleanly.
     let interrupted = tokio::signal::ctrl_c();
@@ -451,6 +452,20 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
                         screen.on_metrics(&turn);
                     }
                     screen.on_tick(control.backlog_ms());
+                    // The microphone's trouble goes on the screen (the library's log of it is
+                    // kept off the terminal the screen owns: see `init_logging`).
+                    if !mic_trouble_shown {
+                        if let Some(error) = capture.error() {
+                            screen.note(format!("microphone: {error}"), Tone::Warning);
+                            mic_trouble_shown = true;
+                        } else if capture.dropped_chunks() > 0 {
+                            screen.note(
+                                "the session is not taking audio: microphone audio is being dropped",
+                                Tone::Warning,
+                            );
+                            mic_trouble_shown = true;
+                        }
+                    }
                     if let Some(failure) = recording.as_ref().and_then(|r| r.failure()) {
                         screen.note(format!("recording: {failure}"), Tone::Warning);
                     }
