@@ -164,20 +164,15 @@ async fn configured(
                 ServerEvent::SessionUpdated(_) => return Ok(()),
                 ServerEvent::Error(error) => {
                     let detail = &error.error;
-                    let code = detail.code.clone().flatten();
+                    // The code is shown by `Display` (and kept for `Error::code`).
                     return Err(Error::new(
                         ErrorKind::InvalidRequest,
-                        match code {
-                            Some(code) => format!(
-                                "the server refused the session configuration: {} ({code})",
-                                detail.message
-                            ),
-                            None => format!(
-                                "the server refused the session configuration: {}",
-                                detail.message
-                            ),
-                        },
-                    ));
+                        format!(
+                            "the server refused the session configuration: {}",
+                            detail.message
+                        ),
+                    )
+                    .with_api_error(detail.clone()));
                 }
                 // Nothing else is expected before the answer; the conversation has it.
                 other => {

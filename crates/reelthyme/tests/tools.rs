@@ -198,6 +198,9 @@ async fn a_refused_session_configuration_is_a_typed_connect_error() {
         error.to_string().contains("session configuration"),
         "{error}"
     );
+    // The server's error is kept: its code, and the event itself.
+    assert!(error.code().is_some(), "{error:?}");
+    assert!(error.api_error().is_some());
 }
 
 #[tokio::test]

@@ -141,6 +141,14 @@ impl Error {
         self
     }
 
+    /// With the server's `error` event that explains it ([`Error::api_error`],
+    /// [`Error::code`]): for a layer that turns an `error` answer into a typed failure.
+    #[must_use]
+    pub fn with_api_error(mut self, detail: ErrorDetail) -> Self {
+        self.inner.api = Some(detail);
+        self
+    }
+
     /// With the close code the connection ended with (a transport without close codes
     /// maps its ends to them: 1000 normal, 1006 abnormal).
     #[must_use]
