@@ -214,6 +214,9 @@ impl Session {
                         Some((out, incoming)) => (Some(Track::start(out)), Some(incoming)),
                         None => (None, None),
                     };
+                    if track.is_some() {
+                        engine.defer_stops();
+                    }
                     let mut audio = Audio { track, incoming };
                     self.serve(&mut engine, &mut io, &mut writer, hangup, &mut audio)
                         .await
@@ -327,6 +330,7 @@ impl Session {
                     }
                 }
                 Some(()) = call_ended(&mut hangup) => return End::close(1000, "the call was hung up"),
+                () = drained(&mut audio.track), if engine.awaits_drain() => engine.track_drained(),
                 chunk = next_chunk(&mut audio.incoming), if reading => match chunk {
                     Some(chunk) => engine.track_input(chunk.rate, &chunk.samples, Instant::now()),
                     // The client's track ended; the events go on.
@@ -528,6 +532,14 @@ impl Session {
 struct Audio {
     track: Option<Track>,
     incoming: Option<MediaReceiver>,
+}
+
+/// Resolves when the outgoing track has carried all it was given; never without one.
+async fn drained(track: &mut Option<Track>) {
+    match track {
+        Some(track) => track.drained().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The incoming track's next chunk (`None` when it ended); never without a track.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use futures_channel::mpsc;
 use futures_util::SinkExt;
 use reelthyme_transport::AudioChunk;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::engine::TrackAudio;
@@ -31,6 +31,9 @@ struct State {
 pub(crate) struct Track {
     state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
+    /// Whether everything pushed has been handed to the track.
+    idle: watch::Receiver<bool>,
+    idle_tx: Arc<watch::Sender<bool>>,
     task: JoinHandle<()>,
 }
 
@@ -39,8 +42,24 @@ impl Track {
     pub(crate) fn start(out: mpsc::Sender<AudioChunk>) -> Self {
         let state = Arc::new(Mutex::new(State::default()));
         let wake = Arc::new(Notify::new());
-        let task = tokio::spawn(send_loop(state.clone(), wake.clone(), out));
-        Self { state, wake, task }
+        let (idle_tx, idle) = watch::channel(true);
+        let idle_tx = Arc::new(idle_tx);
+        let task = tokio::spawn(send_loop(state.clone(), wake.clone(), idle_tx.clone(), out));
+        Self {
+            state,
+            wake,
+            idle,
+            idle_tx,
+            task,
+        }
+    }
+
+    /// Resolves once everything pushed so far has been handed to the track (at once when
+    /// it has; never if the track ended with audio left).
+    pub(crate) async fn drained(&mut self) {
+        if self.idle.wait_for(|idle| *idle).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Queues response audio (its amount is bounded by the engine's response caps).
@@ -48,7 +67,13 @@ impl Track {
         if audio.is_empty() {
             return;
         }
-        lock(&self.state).queue.extend(audio);
+        {
+            let mut state = lock(&self.state);
+            state.queue.extend(audio);
+            // Under the lock, as the sending task sets it: the flag never says idle with
+            // audio queued.
+            let _ = self.idle_tx.send(false);
+        }
         self.wake.notify_one();
     }
 
@@ -72,11 +97,21 @@ impl Drop for Track {
     }
 }
 
-async fn send_loop(state: Arc<Mutex<State>>, wake: Arc<Notify>, mut out: mpsc::Sender<AudioChunk>) {
+async fn send_loop(
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
+    idle: Arc<watch::Sender<bool>>,
+    mut out: mpsc::Sender<AudioChunk>,
+) {
     loop {
         let chunk = {
             let mut state = lock(&state);
-            next_chunk(&mut state)
+            let chunk = next_chunk(&mut state);
+            if chunk.is_none() {
+                // Under the lock: a push cannot slip between the check and the flag.
+                let _ = idle.send(true);
+            }
+            chunk
         };
         let Some(chunk) = chunk else {
             wake.notified().await;

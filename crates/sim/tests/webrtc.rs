@@ -298,11 +298,10 @@ fn audio_session() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_vad_hears_the_track_and_the_answer_plays_on_the_track() {
-    let (sim, recorder) = simulator(
-        SimConfig::default()
-            .speed(1.0)
-            .rule(Match::Any, Reply::Text("Hi.".into())),
-    )
+    let (sim, recorder) = simulator(SimConfig::default().speed(20.0).rule(
+        Match::Any,
+        Reply::Text("Hello, I can hear you well.".into()),
+    ))
     .await;
     let mut rtc = call(
         WebRtc::new().session(audio_session()),
@@ -336,9 +335,32 @@ async fn server_vad_hears_the_track_and_the_answer_plays_on_the_track() {
     })
     .await
     .expect("no answer audio on the track");
-    let events = until(&mut rtc, "output_audio_buffer.stopped").await;
+    // The engine made the answer (1.75 s of audio) at 20× real time; the track plays it at
+    // real time, and `stopped` says when it has played out, well after `response.done`.
+    let mut events = Vec::new();
+    let mut done_at = None;
+    let stopped_at = loop {
+        let frame = tokio::time::timeout(WAIT, rtc.receiver.next())
+            .await
+            .expect("no output_audio_buffer.stopped")
+            .unwrap()
+            .unwrap();
+        let event: Value = serde_json::from_str(frame.text()).unwrap();
+        if event["type"] == "response.done" {
+            done_at = Some(frame.received_at());
+        }
+        let stopped = event["type"] == "output_audio_buffer.stopped";
+        events.push(event);
+        if stopped {
+            break frame.received_at();
+        }
+    };
     let done = position(&events, "response.done");
-    assert!(done < position(&events, "output_audio_buffer.stopped"));
+    let lag = stopped_at - done_at.expect("response.done before stopped");
+    assert!(
+        lag >= Duration::from_millis(800),
+        "stopped {lag:?} after done"
+    );
     assert_eq!(events[done]["response"]["status"], "completed");
     // `output_audio_buffer.clear` is honoured on a call: the buffer of that response.
     rtc.sender

@@ -38,6 +38,28 @@ impl Engine {
         std::mem::take(&mut self.track)
     }
 
+    /// Holds `output_audio_buffer.stopped` back until [`Engine::track_drained`] (default:
+    /// sent after `response.done`, as if the track played at once).
+    pub(crate) fn defer_stops(&mut self) {
+        self.defer_stops = true;
+    }
+
+    /// Whether a `stopped` waits for the track to drain.
+    pub(crate) fn awaits_drain(&self) -> bool {
+        !self.pending_stops.is_empty()
+    }
+
+    /// The track has carried everything it was given: the finished responses' buffers
+    /// have played out.
+    pub(crate) fn track_drained(&mut self) {
+        for response_id in std::mem::take(&mut self.pending_stops) {
+            self.emit(
+                "output_audio_buffer.stopped",
+                json!({"response_id": response_id}),
+            );
+        }
+    }
+
     /// The items whose audio on the track was cut (a VAD interruption, or
     /// `output_audio_buffer.clear`) since the last call: the connection stops sending
     /// their audio and truncates them with [`Engine::truncate_sent`].
@@ -124,6 +146,11 @@ impl Engine {
         } else {
             // Played out: nothing of it is left to cut.
             self.track_item = None;
+            if self.defer_stops {
+                // The connection says when the track has carried it all.
+                self.pending_stops.push(response_id.to_owned());
+                return;
+            }
             "output_audio_buffer.stopped"
         };
         self.emit(kind, json!({"response_id": response_id}));
@@ -141,6 +168,8 @@ impl Engine {
         }
         // The track holds nothing back in the simulator: what was handed to it is cleared.
         self.track.clear();
+        // A buffer cleared before it played out does not also stop.
+        self.pending_stops.clear();
         if let Some(item) = self.track_item.take() {
             self.cuts.push(item);
         }

@@ -97,6 +97,10 @@ pub(crate) struct Engine {
     track_item: Option<String>,
     /// The response whose audio went to the track last.
     track_response: Option<String>,
+    /// Whether `output_audio_buffer.stopped` waits for the track to drain.
+    defer_stops: bool,
+    /// Finished responses whose `stopped` waits for the track.
+    pending_stops: Vec<String>,
     /// Items whose track audio was cut, for the connection ([`Engine::take_cuts`]).
     cuts: Vec<String>,
     /// The incoming track's audio to the input format's rate, when they differ.
@@ -143,6 +147,8 @@ impl Engine {
             track: Vec::new(),
             track_item: None,
             track_response: None,
+            defer_stops: false,
+            pending_stops: Vec::new(),
             cuts: Vec::new(),
             track_in: None,
         }
