@@ -3,6 +3,12 @@
 //! or in process, without a socket, through [`Simulator::in_process`] (a
 //! `reelthyme_transport::Transport`).
 //!
+//! With the `webrtc` feature (on by default) it also answers WebRTC calls,
+//! `POST /v1/realtime/calls` on `http://HOST:PORT/v1`: events on the `oai-events` data
+//! channel through the same session loop, the synthesized answers on an Opus track (with
+//! `output_audio_buffer.*`, and server-side truncation at what the track carried when the
+//! user barges in), the client's track into the input buffer and its VAD.
+//!
 //! Tests, examples and the CLI's offline mode run against it; so can your own tests. It
 //! speaks GA (and, when configured, the beta dialect), checks credentials and URLs the way
 //! OpenAI does (101, then `error` and close 3000/4000), keeps a conversation, simulates
@@ -141,8 +147,8 @@ impl Simulator {
     }
 
     /// Opens a call (`rtc_…`) that sideband sessions can attach to with `?call_id=` and
-    /// `POST /v1/realtime/calls/{call_id}/hangup` can end. (The WebRTC side will open calls
-    /// itself; this stands in for it, and for SIP.)
+    /// `POST /v1/realtime/calls/{call_id}/hangup` can end, without a peer connection (a
+    /// WebRTC call opens its own; this stands in for SIP).
     pub fn open_call(&self) -> String {
         self.shared.open_call()
     }
