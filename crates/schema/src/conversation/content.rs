@@ -3,7 +3,7 @@
 
 use super::audio::{base64_decoded_len, format_bytes_per_second, format_of, is_audio};
 use super::util::floor_char_boundary;
-use super::{Applied, Conversation, FunctionCall, Ignored, MAX_TEXT_BYTES};
+use super::{Applied, Conversation, Ignored, MAX_TEXT_BYTES};
 use crate::server::{
     AudioDelta, ContentPartEvent, FunctionCallArgumentsDelta, FunctionCallArgumentsDone, TextDelta,
 };
@@ -104,7 +104,7 @@ impl Conversation {
         let Some(item) = self.items.get_mut(delta.item_id.as_str()) else {
             return Applied::Ignored(Ignored::UnknownItem);
         };
-        let call = item.function_call.get_or_insert_with(FunctionCall::default);
+        let call = item.function_call.get_or_insert_with(Box::default);
         if call.call_id.is_none() {
             call.call_id = Some(delta.call_id.clone());
         }
@@ -128,7 +128,7 @@ impl Conversation {
         let Some(item) = self.items.get_mut(done.item_id.as_str()) else {
             return Applied::Ignored(Ignored::UnknownItem);
         };
-        let call = item.function_call.get_or_insert_with(FunctionCall::default);
+        let call = item.function_call.get_or_insert_with(Box::default);
         *budget = budget.saturating_add(call.arguments.len());
         call.arguments.clone_from(&done.arguments);
         *budget = budget.saturating_sub(call.arguments.len());

@@ -86,8 +86,8 @@ impl Conversation {
         let Some(content) = item.content_mut(delta.content_index.unwrap_or(0)) else {
             return Applied::Ignored(Ignored::Limit);
         };
-        if matches!(content.transcription, InputTranscription::None) {
-            content.transcription = InputTranscription::InProgress;
+        if content.transcription.is_none() {
+            content.set_transcription(InputTranscription::InProgress);
         }
         content.push_text(delta.delta.as_deref().unwrap_or_default(), budget);
         Applied::TranscriptionDelta
@@ -104,7 +104,7 @@ impl Conversation {
         };
         content.set_text(&done.transcript, budget);
         content.text_done = true;
-        content.transcription = InputTranscription::Completed;
+        content.set_transcription(InputTranscription::Completed);
         Applied::TranscriptionCompleted
     }
 
@@ -116,7 +116,7 @@ impl Conversation {
         let Some(content) = item.content_mut(failed.content_index) else {
             return Applied::Ignored(Ignored::Limit);
         };
-        content.transcription = InputTranscription::Failed(failed.error.clone());
+        content.set_transcription(InputTranscription::Failed(failed.error.clone()));
         Applied::TranscriptionFailed
     }
 

@@ -32,8 +32,13 @@ pub struct ContentState {
     pub(super) bytes_per_second: u32,
     pub(super) audio_done: bool,
     pub(super) truncated_ms: Option<u64>,
-    pub(super) transcription: InputTranscription,
+    // Boxed, and absent while `None`: a failure's reason is large and rare, and most parts
+    // are never transcribed.
+    pub(super) transcription: Option<Box<InputTranscription>>,
 }
+
+// What a part without a transcription event answers.
+static NO_TRANSCRIPTION: InputTranscription = InputTranscription::None;
 
 impl ContentState {
     /// The text (text parts) or transcript (audio parts): the latest full version the
@@ -78,7 +83,14 @@ impl ContentState {
 
     /// The input transcription's state (user audio parts).
     pub fn transcription(&self) -> &InputTranscription {
-        &self.transcription
+        self.transcription.as_deref().unwrap_or(&NO_TRANSCRIPTION)
+    }
+
+    pub(super) fn set_transcription(&mut self, state: InputTranscription) {
+        self.transcription = match state {
+            InputTranscription::None => None,
+            state => Some(Box::new(state)),
+        };
     }
 
     // Appends delta text within both limits; returns whether anything was kept.
@@ -146,7 +158,9 @@ impl FunctionCall {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemState {
     pub(super) id: String,
-    pub(super) item: Item,
+    // Boxed (as is the function call): an item is large inline and the map of items
+    // holds every one of them, with room to grow.
+    pub(super) item: Box<Item>,
     pub(super) previous_item_id: Option<String>,
     pub(super) response_id: Option<String>,
     pub(super) output_index: Option<u32>,
@@ -154,7 +168,7 @@ pub struct ItemState {
     pub(super) done: bool,
     pub(super) retrieved: bool,
     pub(super) contents: Vec<ContentState>,
-    pub(super) function_call: Option<FunctionCall>,
+    pub(super) function_call: Option<Box<FunctionCall>>,
 }
 
 impl ItemState {
@@ -171,7 +185,7 @@ impl ItemState {
 
     /// The message's role, for messages.
     pub fn role(&self) -> Option<&Role> {
-        match &self.item {
+        match &*self.item {
             Item::Message(m) => Some(&m.role),
             _ => None,
         }
@@ -227,7 +241,7 @@ impl ItemState {
 
     /// The function call, for `function_call` items.
     pub fn function_call(&self) -> Option<&FunctionCall> {
-        self.function_call.as_ref()
+        self.function_call.as_deref()
     }
 
     pub(super) fn content_mut(&mut self, index: u32) -> Option<&mut ContentState> {

@@ -5,8 +5,8 @@ use super::audio::without_audio;
 use super::item_state::content_at;
 use super::util::push_bounded;
 use super::{
-    Applied, Conversation, Finality, FunctionCall, Ignored, ItemRequest, ItemState,
-    MAX_CONTENT_PARTS, MAX_ITEMS, MAX_TOTAL_TEXT_BYTES,
+    Applied, Conversation, Finality, Ignored, ItemRequest, ItemState, MAX_CONTENT_PARTS, MAX_ITEMS,
+    MAX_TOTAL_TEXT_BYTES,
 };
 use crate::client::ConversationItemCreate;
 use crate::item::{Item, Role};
@@ -147,9 +147,9 @@ impl Conversation {
             // An `added` that arrives after the item is done is older news: the done
             // item stays.
             let stale = finality == Finality::Start && state.done;
-            let changed = !stale && state.item != stripped;
+            let changed = !stale && *state.item != stripped;
             if changed {
-                state.item = stripped;
+                *state.item = stripped;
             }
             if in_conversation && !state.in_conversation {
                 state.in_conversation = true;
@@ -177,7 +177,7 @@ impl Conversation {
             }
             let mut state = ItemState {
                 id: id.to_owned(),
-                item: stripped,
+                item: Box::new(stripped),
                 previous_item_id: None,
                 response_id: None,
                 output_index: None,
@@ -188,7 +188,7 @@ impl Conversation {
                 function_call: None,
             };
             absorb(&mut state, &audio, finality, &mut self.text_budget.0);
-            self.items.insert(id.to_owned(), state);
+            self.items.insert(id.to_owned(), Box::new(state));
             self.arrival.push_back(id.to_owned());
             if in_conversation {
                 self.order.push(id.to_owned());
@@ -198,13 +198,11 @@ impl Conversation {
         // A function call item's `.done` completes the call if its arguments' `.done`
         // did not.
         if let Some(state) = self.items.get_mut(id)
-            && let Item::FunctionCall(call) = &state.item
+            && let Item::FunctionCall(call) = &*state.item
         {
             let complete = finality != Finality::Start
                 || call.status == Some(crate::item::ItemStatus::Completed);
-            let fc = state
-                .function_call
-                .get_or_insert_with(FunctionCall::default);
+            let fc = state.function_call.get_or_insert_with(Box::default);
             if fc.call_id.is_none() {
                 fc.call_id.clone_from(&call.call_id);
             }
@@ -324,7 +322,7 @@ fn absorb(
             }
         }
     }
-    let Item::Message(message) = &state.item else {
+    let Item::Message(message) = &*state.item else {
         return;
     };
     for (index, part) in message.content.iter().enumerate().take(MAX_CONTENT_PARTS) {

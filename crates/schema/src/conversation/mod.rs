@@ -128,7 +128,9 @@ pub const MAX_COMMITTED: usize = 64;
 pub struct Conversation {
     session: Option<SessionConfig>,
     pending_session: Option<SessionConfig>,
-    items: HashMap<String, ItemState>,
+    // Boxed: the map keeps room to grow (up to twice its items), and an item is ~130
+    // bytes inline, so boxes cost less than the empty slots would.
+    items: HashMap<String, Box<ItemState>>,
     // The default conversation's item ids, in the server's order.
     order: Vec<String>,
     // Every held item id, oldest first: what eviction removes first.
@@ -176,7 +178,7 @@ impl Conversation {
     pub fn items(&self) -> impl DoubleEndedIterator<Item = &ItemState> {
         // Every ordered id is held (an invariant every mutation keeps); `filter_map` only
         // keeps this from panicking if that were ever broken.
-        self.order.iter().filter_map(|id| self.items.get(id))
+        self.order.iter().filter_map(|id| self.item(id))
     }
 
     /// The default conversation's item ids, in the server's order.
@@ -186,7 +188,7 @@ impl Conversation {
 
     /// Any item the model holds, out-of-band ones included.
     pub fn item(&self, id: &str) -> Option<&ItemState> {
-        self.items.get(id)
+        self.items.get(id).map(|item| &**item)
     }
 
     /// How many items the model holds, out-of-band ones included.
@@ -204,11 +206,16 @@ impl Conversation {
         self.order
             .iter()
             .rev()
-            .filter_map(|id| self.items.get(id))
-            .chain(self.items.values().filter(|i| !i.in_conversation))
+            .filter_map(|id| self.item(id))
+            .chain(
+                self.items
+                    .values()
+                    .map(|item| &**item)
+                    .filter(|i| !i.in_conversation),
+            )
             .find(|i| {
                 i.function_call
-                    .as_ref()
+                    .as_deref()
                     .and_then(FunctionCall::call_id)
                     .is_some_and(|c| c == call_id)
             })
@@ -220,8 +227,8 @@ impl Conversation {
         self.order
             .iter()
             .rev()
-            .filter_map(|id| self.items.get(id))
-            .find(|i| matches!(&i.item, Item::FunctionCallOutput(o) if o.call_id == call_id))
+            .filter_map(|id| self.item(id))
+            .find(|i| matches!(&*i.item, Item::FunctionCallOutput(o) if o.call_id == call_id))
     }
 
     /// The responses, oldest first.
@@ -251,7 +258,7 @@ impl Conversation {
             .get(response_id)
             .into_iter()
             .flat_map(|r| r.output.iter())
-            .filter_map(|id| self.items.get(id))
+            .filter_map(|id| self.item(id))
             .flat_map(|item| {
                 item.contents
                     .iter()
@@ -444,4 +451,75 @@ enum Finality {
     Done,
     // `retrieved`: replaces, and is the server's complete view.
     Retrieved,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{ContentState, Conversation, ItemState, ResponseState};
+    use crate::response::Response;
+    use crate::server::ServerEvent;
+
+    fn apply(c: &mut Conversation, event: serde_json::Value) {
+        c.apply_server(&ServerEvent::from_value(event).unwrap());
+    }
+
+    // A finished response is kept compactly; what it exposes is what it was.
+    #[test]
+    fn a_finished_response_answers_as_it_was_stored() {
+        let mut c = Conversation::new();
+        apply(
+            &mut c,
+            json!({"type":"response.created","event_id":"e","response":{
+            "id":"resp_1","object":"realtime.response","status":"in_progress",
+            "conversation_id":null,"audio":{"output":{"format":{"type":"audio/pcmu"}}}}}),
+        );
+        let done = json!({"id":"resp_1","object":"realtime.response","status":"completed",
+            "conversation_id":null,"output_modalities":["audio"],"max_output_tokens":"inf",
+            "metadata":{"k":"v"},"some_new_field":[1,2],
+            "output":[{"id":"a1","type":"message","role":"assistant","content":[]}],
+            "usage":{"total_tokens":30,"input_tokens":10,"output_tokens":20,
+                "input_token_details":{"audio_tokens":4}}});
+        apply(
+            &mut c,
+            json!({"type":"response.done","event_id":"e","response":done}),
+        );
+        let state = c.response("resp_1").unwrap();
+        assert!(state.is_done() && state.out_of_band());
+        assert_eq!(state.output(), ["a1"]);
+        assert_eq!(
+            c.output_format("resp_1"),
+            Some(&crate::session::AudioFormat::Pcmu(Default::default()))
+        );
+        let copy = c.clone();
+        // The server's object, without its output, with `response.created`'s audio.
+        let mut expected: Response = serde_json::from_value(done).unwrap();
+        expected.output = None;
+        expected.audio =
+            serde_json::from_value(json!({"output":{"format":{"type":"audio/pcmu"}}})).unwrap();
+        assert_eq!(state.response(), &expected);
+        assert_eq!(state.usage().unwrap().output_tokens, Some(20));
+        // Rebuilt or not, two copies are equal.
+        assert_eq!(copy.response("resp_1"), c.response("resp_1"));
+        assert_eq!(copy.response("resp_1").unwrap().response(), &expected);
+    }
+
+    // What one turn costs inline: every item and response stays in a map for the session,
+    // so these are per-turn bytes (the boxed response object and item are on the heap,
+    // once each).
+    #[test]
+    fn per_turn_states_stay_small_inline() {
+        assert!(
+            size_of::<ResponseState>() <= 96,
+            "{}",
+            size_of::<ResponseState>()
+        );
+        assert!(size_of::<ItemState>() <= 160, "{}", size_of::<ItemState>());
+        assert!(
+            size_of::<ContentState>() <= 80,
+            "{}",
+            size_of::<ContentState>()
+        );
+    }
 }

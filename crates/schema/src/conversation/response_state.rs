@@ -1,6 +1,8 @@
 //! What the model keeps of a response ([`ResponseState`]) and of the client's waiting
 //! requests ([`ResponseRequest`], [`ItemRequest`]).
 
+use std::sync::OnceLock;
+
 use crate::item::Item;
 use crate::response::{Response, ResponseParams, Usage};
 use crate::session::AudioFormat;
@@ -73,8 +75,9 @@ impl ItemRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponseState {
     pub(super) id: String,
-    pub(super) response: Response,
-    pub(super) request: Option<ResponseRequest>,
+    pub(super) response: Stored,
+    // Boxed: a request is most of a kilobyte inline, and most responses (VAD's) have none.
+    pub(super) request: Option<Box<ResponseRequest>>,
     pub(super) output: Vec<String>,
     pub(super) done: bool,
     pub(super) cancel_requested: bool,
@@ -88,13 +91,17 @@ impl ResponseState {
 
     /// The server's latest response object (`response.done`'s once done), without its
     /// `output` (see [`Self::output`]).
+    ///
+    /// A finished response keeps this object compactly (as its JSON text) and rebuilds it
+    /// on the first call, once; [`Self::output`], [`Self::is_done`],
+    /// [`Self::out_of_band`] and [`Self::own_output_format`] never need it.
     pub fn response(&self) -> &Response {
-        &self.response
+        self.response.get()
     }
 
     /// The `response.create` it was matched to, if any (VAD responses have none).
     pub fn request(&self) -> Option<&ResponseRequest> {
-        self.request.as_ref()
+        self.request.as_deref()
     }
 
     /// Its output item ids, by `output_index`.
@@ -114,25 +121,103 @@ impl ResponseState {
 
     /// The usage `response.done` reported.
     pub fn usage(&self) -> Option<&Usage> {
-        self.response.usage.as_ref()?.as_ref()
+        self.response().usage.as_ref()?.as_ref()
     }
 
     /// Whether it writes outside the default conversation.
     pub fn out_of_band(&self) -> bool {
-        matches!(self.response.conversation_id, Some(None))
+        self.response.writes_nowhere()
             || self
                 .request
-                .as_ref()
+                .as_deref()
                 .is_some_and(ResponseRequest::out_of_band)
     }
 
     /// Its own output format: the server's echo, else its request's.
     pub fn own_output_format(&self) -> Option<&AudioFormat> {
         self.response
-            .audio
-            .as_ref()
-            .and_then(|a| a.output.as_ref())
-            .and_then(|o| o.format.as_ref())
+            .format()
             .or_else(|| self.request.as_ref()?.output_format())
     }
+}
+
+/// How a response object is kept: whole (boxed) while the response runs, compact once it
+/// is done. A finished response is history: a kilobyte of struct (mostly empty options)
+/// per turn for an hour is what made the model grow, where its JSON is a few hundred
+/// bytes. What the queries read on the audio and sequencing paths (its format, whether it
+/// writes to no conversation) is kept beside it.
+#[derive(Debug, Clone)]
+pub(super) enum Stored {
+    Live(Box<Response>),
+    Done(Box<Finished>),
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Finished {
+    json: Box<str>,
+    format: Option<AudioFormat>,
+    writes_nowhere: bool,
+    // The object rebuilt from `json`, on the first `response()`.
+    whole: OnceLock<Box<Response>>,
+}
+
+impl Stored {
+    pub(super) fn live(response: Response) -> Self {
+        Self::Live(Box::new(response))
+    }
+
+    // A finished response's object, compacted; kept whole if it cannot be (it always can:
+    // the crate's types round-trip).
+    pub(super) fn done(response: Response) -> Self {
+        let Ok(json) = serde_json::to_string(&response) else {
+            return Self::live(response);
+        };
+        Self::Done(Box::new(Finished {
+            json: json.into_boxed_str(),
+            format: audio_format(&response).cloned(),
+            writes_nowhere: matches!(response.conversation_id, Some(None)),
+            whole: OnceLock::new(),
+        }))
+    }
+
+    pub(super) fn get(&self) -> &Response {
+        match self {
+            Self::Live(response) => response,
+            Self::Done(finished) => finished
+                .whole
+                .get_or_init(|| Box::new(serde_json::from_str(&finished.json).unwrap_or_default())),
+        }
+    }
+
+    fn format(&self) -> Option<&AudioFormat> {
+        match self {
+            Self::Live(response) => audio_format(response),
+            Self::Done(finished) => finished.format.as_ref(),
+        }
+    }
+
+    fn writes_nowhere(&self) -> bool {
+        match self {
+            Self::Live(response) => matches!(response.conversation_id, Some(None)),
+            Self::Done(finished) => finished.writes_nowhere,
+        }
+    }
+}
+
+// Equal when they describe the same object (whether it was rebuilt does not matter).
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Done(a), Self::Done(b)) => a.json == b.json,
+            _ => self.get() == other.get(),
+        }
+    }
+}
+
+fn audio_format(response: &Response) -> Option<&AudioFormat> {
+    response
+        .audio
+        .as_ref()
+        .and_then(|a| a.output.as_ref())
+        .and_then(|o| o.format.as_ref())
 }

@@ -3,6 +3,7 @@
 //! rejected by `error`s.
 
 use super::audio::without_audio;
+use super::response_state::Stored;
 use super::util::push_bounded;
 use super::{
     Applied, Conversation, Finality, Ignored, MAX_RESPONSES, ResponseRequest, ResponseState,
@@ -49,15 +50,15 @@ impl Conversation {
         if let Some(state) = self.responses.get_mut(id) {
             // A repeated `response.created`: newer facts, same request.
             if !state.done {
-                state.response = stored;
+                state.response = Stored::live(stored);
             }
             return Applied::Unchanged;
         }
         let request = self.claim_response_request(response);
         self.insert_response(ResponseState {
             id: id.to_owned(),
-            response: stored,
-            request,
+            response: Stored::live(stored),
+            request: request.map(Box::new),
             output: Vec::new(),
             done: false,
             cancel_requested: false,
@@ -90,8 +91,8 @@ impl Conversation {
             let request = self.claim_response_request(response);
             self.insert_response(ResponseState {
                 id: id.to_owned(),
-                response: Response::default(),
-                request,
+                response: Stored::live(Response::default()),
+                request: request.map(Box::new),
                 output: Vec::new(),
                 done: true,
                 cancel_requested: false,
@@ -104,9 +105,9 @@ impl Conversation {
         // A `response.done` without the audio config keeps `response.created`'s: the
         // format a response's audio was in does not change when it ends.
         if done.audio.is_none() {
-            done.audio = state.response.audio.take();
+            done.audio.clone_from(&state.response.get().audio);
         }
-        state.response = done;
+        state.response = Stored::done(done);
         state.done = true;
         // The final output items are the server's full versions.
         if let Some(output) = &response.output {
