@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use reelthyme_transport::{AudioChunk, Media, MediaReceiver};
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::admission::{Target, admit};
@@ -21,7 +21,7 @@ use crate::frames::{
     Ending, EventIo, Inbound, Outbound, RecordTo, ToWriter, Writer, WriterEnd, sleep_until,
 };
 use crate::handshake::Handshake;
-use crate::state::{Shared, expires_at};
+use crate::state::{Shared, Sideband, expires_at};
 use crate::track::Track;
 
 /// The largest client message: the service's 15 MiB append (as base64) and room for its
@@ -39,6 +39,9 @@ const READ_PAUSE_EVENTS: usize = 4096;
 const READ_PAUSE_BYTES: usize = 16 << 20;
 /// How long a closing session waits for its last frames and the client's close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Server events a sideband may fall behind its call by before it is closed (1011): a slow
+/// sideband neither holds the call back nor grows the simulator's memory.
+const SIDEBAND_BACKLOG: usize = 1024;
 
 /// A server event, serialized, waiting for the writer.
 struct Pending {
@@ -108,6 +111,8 @@ pub(crate) struct Session {
     initial: Option<Value>,
     /// The call this session is (WebRTC): it ends with the session.
     call: Option<String>,
+    /// Sideband sessions attached to this call: each gets every server event.
+    sidebands: Vec<mpsc::Sender<String>>,
 }
 
 impl Session {
@@ -126,6 +131,7 @@ impl Session {
             media: None,
             initial: None,
             call: None,
+            sidebands: Vec::new(),
         }
     }
 
@@ -207,6 +213,9 @@ impl Session {
                     self.collect(&mut engine);
                     End::close_after_events(refusal.close, refusal.reason())
                 }
+                Ok(hangup) if let Some(to_call) = self.sideband_target(&target) => {
+                    self.relay(&mut io, &mut writer, hangup, to_call).await
+                }
                 Ok(hangup) => {
                     engine.session_created();
                     let media = media.map(Media::into_parts);
@@ -218,7 +227,8 @@ impl Session {
                         engine.defer_stops();
                     }
                     let mut audio = Audio { track, incoming };
-                    self.serve(&mut engine, &mut io, &mut writer, hangup, &mut audio)
+                    let inbox = self.call.as_deref().and_then(|c| self.shared.take_inbox(c));
+                    self.serve(&mut engine, &mut io, &mut writer, hangup, &mut audio, inbox)
                         .await
                 }
             }
@@ -255,6 +265,7 @@ impl Session {
         writer: &mut Writer<I::Tx>,
         mut hangup: Option<watch::Receiver<bool>>,
         audio: &mut Audio,
+        mut inbox: Option<mpsc::Receiver<Sideband>>,
     ) -> End {
         let config = self.shared.config.clone();
         // A duration too long for the clock means the session never expires.
@@ -336,6 +347,99 @@ impl Session {
                     // The client's track ended; the events go on.
                     None => audio.incoming = None,
                 },
+                message = next_sideband(&mut inbox), if reading => match message {
+                    Some(Sideband::Attach { events }) => {
+                        // Its own `session.created` (the session as it is now), then what
+                        // the call's client sees.
+                        let created = engine.session_created_event().to_string();
+                        if events.try_send(created).is_ok() {
+                            tracing::debug!("a sideband session attached");
+                            self.sidebands.push(events);
+                        }
+                    }
+                    // As if the call's client had sent it: the results go to both.
+                    Some(Sideband::Text(text)) => {
+                        self.on_text(engine, &text, Instant::now());
+                    }
+                    None => inbox = None,
+                },
+            }
+        }
+    }
+
+    /// Where a sideband session of `target` attaches: the session of a call this simulator
+    /// runs (a call without one — `Simulator::open_call` — gets a session of its own).
+    fn sideband_target(&self, target: &Target) -> Option<mpsc::Sender<Sideband>> {
+        // The call's own session names its call too.
+        if self.call.is_some() {
+            return None;
+        }
+        target
+            .call_id
+            .as_deref()
+            .and_then(|call| self.shared.sideband(call))
+    }
+
+    /// A sideband session attached to a running call: the call's server events (after a
+    /// `session.created` of its own) go out here, and the client events read here go to the
+    /// call's session, which answers both. The sideband ends when the call does (1000);
+    /// closing it leaves the call running.
+    async fn relay<I: EventIo>(
+        &mut self,
+        io: &mut I,
+        writer: &mut Writer<I::Tx>,
+        mut hangup: Option<watch::Receiver<bool>>,
+        to_call: mpsc::Sender<Sideband>,
+    ) -> End {
+        let hung_up = || End::close(1000, "the call was hung up");
+        let (events_tx, mut events) = mpsc::channel(SIDEBAND_BACKLOG);
+        if to_call
+            .send(Sideband::Attach { events: events_tx })
+            .await
+            .is_err()
+        {
+            return hung_up();
+        }
+        let mut shutdown = self.shared.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return End::close(1001, "server shutting down"),
+                end = writer.ended() => return match end {
+                    WriterEnd::Stalled => End::Stalled,
+                    WriterEnd::Killed => End::Kill,
+                    _ => End::Gone,
+                },
+                Some(()) = call_ended(&mut hangup) => return hung_up(),
+                event = events.recv() => {
+                    let Some(text) = event else {
+                        // Dropped by the call: it ended, or this sideband fell behind.
+                        return if hangup.as_ref().is_some_and(|h| *h.borrow()) {
+                            hung_up()
+                        } else {
+                            End::close(1011, "the sideband fell behind its call")
+                        };
+                    };
+                    let cost = text.len().clamp(1, WRITE_BUDGET) as u32;
+                    let Ok(budget) = writer.budget.clone().acquire_many_owned(cost).await else {
+                        return End::Gone;
+                    };
+                    writer.send(ToWriter::Event { text, json: None, _budget: budget });
+                    self.sent += 1;
+                }
+                frame = io.recv() => match frame {
+                    Inbound::Text(text) => {
+                        let text = text.as_ref().to_owned();
+                        if to_call.send(Sideband::Text(text)).await.is_err() {
+                            return hung_up();
+                        }
+                    }
+                    // The call's session answers text only; nothing to forward.
+                    Inbound::Binary => tracing::debug!("a binary frame on a sideband is ignored"),
+                    Inbound::Closed => return End::ClientClosed,
+                    Inbound::TooLarge => return End::close(1009, "message too large"),
+                    Inbound::Broken(code, reason) => return End::close(code, reason),
+                    Inbound::Gone => return End::Gone,
+                },
             }
         }
     }
@@ -360,6 +464,16 @@ impl Session {
                 event
             };
             let text = event.to_string();
+            // Every attached sideband sees the call's events; one that fell behind is let go.
+            self.sidebands
+                .retain(|sideband| match sideband.try_send(text.clone()) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::debug!("a sideband fell behind its call: closing it");
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                });
             self.pending_bytes += text.len();
             self.pending.push_back(Pending {
                 text,
@@ -546,6 +660,15 @@ async fn drained(track: &mut Option<Track>) {
 async fn next_chunk(incoming: &mut Option<MediaReceiver>) -> Option<AudioChunk> {
     match incoming {
         Some(incoming) => incoming.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next message from the call's sidebands (`None` when none can come); never without
+/// an inbox.
+async fn next_sideband(inbox: &mut Option<mpsc::Receiver<Sideband>>) -> Option<Sideband> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::SimConfig;
@@ -73,8 +73,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Ephemeral keys minted by `POST /v1/realtime/client_secrets`.
     pub(crate) secrets: Mutex<HashMap<String, Secret>>,
-    /// Open calls (`rtc_…`) and the signal that hangs them up.
-    pub(crate) calls: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Open calls (`rtc_…`): the signal that hangs them up, and where sidebands attach.
+    pub(crate) calls: Mutex<HashMap<String, Call>>,
     /// A recording to replay instead of simulating.
     pub(crate) replay: Option<Arc<Vec<crate::replay::Entry>>>,
     /// WebRTC calls answered and not yet over (capped at `max_connections`).
@@ -86,6 +86,30 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").finish_non_exhaustive()
     }
+}
+
+/// How many sideband messages (attachments, client events) may wait for a call's session.
+const SIDEBAND_INBOX: usize = 64;
+
+/// What a sideband session (`/v1/realtime?call_id=`) hands to the session of the call it
+/// attached to.
+#[derive(Debug)]
+pub(crate) enum Sideband {
+    /// A sideband attached: the call's server events go to `events` from now on, after a
+    /// `session.created` of its own. Dropping the receiver detaches it.
+    Attach { events: mpsc::Sender<String> },
+    /// A client event the sideband sent, as text (applied as if the call's client sent it).
+    Text(String),
+}
+
+/// An open call.
+#[derive(Debug)]
+pub(crate) struct Call {
+    hangup: watch::Sender<bool>,
+    /// Where sidebands attach, when this simulator runs the call's session (a WebRTC call).
+    sideband: Option<mpsc::Sender<Sideband>>,
+    /// The other end, until the call's session takes it.
+    inbox: Option<mpsc::Receiver<Sideband>>,
 }
 
 /// Locks `mutex`, also after a panic elsewhere held it: the maps stay usable (each update is
@@ -129,24 +153,62 @@ impl Shared {
             .cloned()
     }
 
-    /// Opens a call and returns its id.
+    /// Opens a call without a session of its own (a stand-in for SIP: each sideband
+    /// session to it is a session of its own) and returns its id.
     pub(crate) fn open_call(&self) -> String {
+        self.open(false)
+    }
+
+    /// Opens a call whose session this simulator runs (WebRTC): sidebands attach to that
+    /// session ([`Shared::sideband`]), which takes their messages ([`Shared::take_inbox`]).
+    #[cfg_attr(not(feature = "webrtc"), allow(dead_code))]
+    pub(crate) fn open_hosted_call(&self) -> String {
+        self.open(true)
+    }
+
+    fn open(&self, hosted: bool) -> String {
         let id = format!("rtc_{:032x}", self.ids.next(IdSpace::Call));
-        let (signal, _) = watch::channel(false);
-        lock(&self.calls).insert(id.clone(), signal);
+        let (hangup, _) = watch::channel(false);
+        let (sideband, inbox) = if hosted {
+            let (tx, rx) = mpsc::channel(SIDEBAND_INBOX);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        lock(&self.calls).insert(
+            id.clone(),
+            Call {
+                hangup,
+                sideband,
+                inbox,
+            },
+        );
         id
     }
 
     /// The hang-up signal of an open call.
     pub(crate) fn call(&self, id: &str) -> Option<watch::Receiver<bool>> {
-        lock(&self.calls).get(id).map(watch::Sender::subscribe)
+        lock(&self.calls)
+            .get(id)
+            .map(|call| call.hangup.subscribe())
+    }
+
+    /// Where a sideband session attaches to an open call's session; `None` for a call
+    /// without one (or no such call).
+    pub(crate) fn sideband(&self, id: &str) -> Option<mpsc::Sender<Sideband>> {
+        lock(&self.calls).get(id)?.sideband.clone()
+    }
+
+    /// The sideband messages of an open call, for its session (once).
+    pub(crate) fn take_inbox(&self, id: &str) -> Option<mpsc::Receiver<Sideband>> {
+        lock(&self.calls).get_mut(id)?.inbox.take()
     }
 
     /// Ends a call: its sessions close. Whether it was open.
     pub(crate) fn hang_up(&self, id: &str) -> bool {
         match lock(&self.calls).remove(id) {
-            Some(signal) => {
-                let _ = signal.send(true);
+            Some(call) => {
+                let _ = call.hangup.send(true);
                 true
             }
             None => false,

@@ -92,7 +92,7 @@ pub(crate) async fn call(
         );
     }
     let guard = CallSlot(shared.clone());
-    let call_id = shared.open_call();
+    let call_id = shared.open_hosted_call();
     // The handshake a sideband session to this call would make: the model and the call.
     let mut query = format!("/v1/realtime?call_id={call_id}");
     if let Some(model) = offer.model() {

@@ -18,6 +18,7 @@ use reelthyme_transport::{
 use reelthyme_webrtc::WebRtc;
 use serde_json::{Value, json};
 use support::{Client, Next, WAIT, assert_all_valid, simulator, speech};
+use tokio_tungstenite::tungstenite::Message;
 
 fn base(sim: &Simulator) -> String {
     format!("http://{}/v1", sim.addr())
@@ -239,6 +240,95 @@ async fn hangup_ends_the_call_and_its_sideband() {
         sideband.next().await,
         Next::Closed(Some((1000, _)))
     ));
+    assert_all_valid(&recorder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sideband_attaches_to_the_calls_own_session() {
+    let (sim, recorder) = simulator(SimConfig::default().speed(50.0).api_key("sk-test")).await;
+    let transport = WebRtc::new()
+        .audio(false)
+        .session(json!({"instructions": "From the client.", "output_modalities": ["text"]}));
+    let mut rtc = call(transport, &endpoint(&sim, "sk-test")).await;
+    let call_id = rtc.call_id.clone().unwrap();
+    let created = event(&mut rtc).await;
+    let url = format!("{}/v1/realtime?call_id={call_id}", sim.url());
+    let mut sideband = Client::connect(&url, &[("authorization", "Bearer sk-test")]).await;
+    // The same session: its id and its configuration as it is now.
+    let attached = sideband.event().await;
+    assert_eq!(attached["type"], "session.created");
+    assert_eq!(attached["session"]["id"], created["session"]["id"]);
+    assert_eq!(attached["session"]["instructions"], "From the client.");
+
+    // What the call's client does, the sideband sees.
+    rtc.sender
+        .send(
+            json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": "Hello there"}]}})
+            .to_string(),
+        )
+        .await
+        .unwrap();
+    rtc.sender
+        .send(json!({"type": "response.create"}).to_string())
+        .await
+        .unwrap();
+    let done = sideband.until("response.done").await;
+    assert_eq!(
+        done["response"]["output"][0]["content"][0]["text"],
+        "You said: Hello there"
+    );
+    until(&mut rtc, "response.done").await;
+
+    // What the sideband sends acts on the call: the client sees the results.
+    sideband
+        .send(
+            json!({"type": "session.update", "session": {"type": "realtime",
+            "instructions": "From the server."}}),
+        )
+        .await;
+    let updated = until(&mut rtc, "session.updated").await;
+    assert_eq!(
+        updated.last().unwrap()["session"]["instructions"],
+        "From the server."
+    );
+    assert_eq!(
+        sideband.until("session.updated").await["session"]["instructions"],
+        "From the server."
+    );
+    sideband.send(json!({"type": "response.create"})).await;
+    let events = until(&mut rtc, "response.done").await;
+    assert_eq!(
+        events.last().unwrap()["response"]["status"],
+        "completed",
+        "{:?}",
+        types(&events)
+    );
+    sideband.until("response.done").await;
+
+    // A second sideband attaches to the same session; the first closing ends neither.
+    let mut second = Client::connect(&url, &[("authorization", "Bearer sk-test")]).await;
+    assert_eq!(
+        second.event().await["session"]["instructions"],
+        "From the server."
+    );
+    sideband.send_raw(Message::Close(None)).await;
+    while let Next::Event(_) = sideband.next().await {}
+    rtc.sender
+        .send(json!({"type": "response.create"}).to_string())
+        .await
+        .unwrap();
+    until(&mut rtc, "response.done").await;
+    second.until("response.done").await;
+
+    // The call ending closes the sideband that is left.
+    rtc.sender.close().await.unwrap();
+    let closed = loop {
+        if let Next::Closed(frame) = second.next().await {
+            break frame;
+        }
+    };
+    assert!(matches!(closed, Some((1000, _))), "{closed:?}");
     assert_all_valid(&recorder);
 }
 

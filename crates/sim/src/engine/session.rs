@@ -86,6 +86,13 @@ impl Engine {
         self.emit("session.created", json!({ "session": session }));
     }
 
+    /// A `session.created` with the session as it is now, for one connection only (a
+    /// sideband attaching to a running call), not queued with the others.
+    pub(crate) fn session_created_event(&mut self) -> Value {
+        self.session_created();
+        self.out.pop().unwrap_or_default()
+    }
+
     pub(super) fn session_update(&mut self, update: SessionConfig, event_id: Option<&str>) {
         if update.kind.is_some() && update.kind != self.session.kind {
             let message = "Cannot change the session type of an existing session.";
