@@ -202,3 +202,102 @@ async fn a_spoken_turn_on_the_tracks_reaches_the_player() {
     drop(tx);
     assert_all_valid(&recorder);
 }
+
+/// The next event of `kind` on `events`, bounded.
+async fn next_of<S>(events: &mut S, kind: &str) -> ServerEvent
+where
+    S: futures_util::Stream<Item = reelthyme::Result<ServerEvent>> + Unpin,
+{
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = events.next().await.expect("the session ended").unwrap();
+            if event.type_name() == kind {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {kind}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sideband_session_sees_the_call_and_drives_it() {
+    let (_sim, recorder, endpoint) = simulator(SimConfig::default().speed(50.0)).await;
+    let transport = WebRtc::new()
+        .audio(false)
+        .session(json!({"output_modalities": ["text"], "instructions": "From the client."}));
+    let call = tokio::time::timeout(
+        WAIT,
+        reelthyme::connect(Config::new(endpoint.clone()).transport(transport)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let call_id = call.call_id().expect("the call has an id");
+    let (mut call_tx, mut call_events) = call.split();
+
+    // The server attaches a WebSocket session by the call's id: the same session.
+    let sideband = tokio::time::timeout(
+        WAIT,
+        reelthyme::connect(Config::new(endpoint.clone().call_id(&call_id))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (mut side_tx, mut side_events) = sideband.split();
+
+    // It sees what the call does.
+    call_tx
+        .send(ClientEvent::user_text("Hello from the call"))
+        .await
+        .unwrap();
+    call_tx.send(ClientEvent::response_create()).await.unwrap();
+    let ServerEvent::ResponseDone(done) = next_of(&mut side_events, "response.done").await else {
+        unreachable!()
+    };
+    let response = serde_json::to_value(&done.response).unwrap();
+    assert_eq!(
+        response["output"][0]["content"][0]["text"],
+        "You said: Hello from the call"
+    );
+    next_of(&mut call_events, "response.done").await;
+
+    // It updates the call's session: the WebRTC client sees the new instructions.
+    let mut update = reelthyme::events::SessionConfig::realtime();
+    update.instructions = Some("Supervised by the server.".into());
+    side_tx
+        .send(ClientEvent::session_update(update))
+        .await
+        .unwrap();
+    let ServerEvent::SessionUpdated(updated) = next_of(&mut call_events, "session.updated").await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        updated.session.instructions.as_deref(),
+        Some("Supervised by the server.")
+    );
+    // Its response.create runs on the call: the WebRTC client gets the response.
+    side_tx.send(ClientEvent::response_create()).await.unwrap();
+    next_of(&mut call_events, "response.done").await;
+    next_of(&mut side_events, "response.done").await;
+
+    // Closing the sideband leaves the call running; hanging up the call ends the sideband.
+    side_tx.close().await.unwrap();
+    call_tx.send(ClientEvent::response_create()).await.unwrap();
+    next_of(&mut call_events, "response.done").await;
+    let sideband = tokio::time::timeout(
+        WAIT,
+        reelthyme::connect(Config::new(endpoint.clone().call_id(&call_id))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let (_side_tx, side_events) = sideband.split();
+    call_tx.close().await.unwrap();
+    let rest = tokio::time::timeout(WAIT, side_events.collect::<Vec<_>>())
+        .await
+        .expect("the sideband outlived its call");
+    assert!(rest.iter().all(Result::is_ok), "{rest:?}");
+    assert_all_valid(&recorder);
+}
