@@ -11,6 +11,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `devices` | yes | microphone capture and speaker playback through cpal (ALSA on Linux) |
+//! | `aec` | yes | acoustic echo cancellation ([`echo::EchoCanceller`]: WebRTC's AEC3, pure Rust), fed with the player's output by the capture worker |
 //! | `opus` | no | `OpusEncoder`/`OpusDecoder`: Opus at 48 kHz in 20 ms frames for WebRTC tracks (builds libopus: needs cmake) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -20,6 +21,7 @@ pub mod codec;
 mod convert;
 #[cfg(feature = "devices")]
 mod devices;
+pub mod echo;
 mod error;
 #[cfg(feature = "devices")]
 pub mod headless;
@@ -34,8 +36,8 @@ pub use codec::{Codec, Decoder, Encoder};
 pub use convert::{downmix, f32_to_i16, i16_to_f32, upmix};
 #[cfg(feature = "devices")]
 pub use devices::{
-    Capture, Captured, Clock, Cut, DeviceFormat, Direction, Drained, Player, SampleFormat,
-    list_devices,
+    Capture, Captured, Clock, Cut, DeviceFormat, Direction, Drained, EchoReference, Player,
+    SampleFormat, list_devices,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use reelthyme_schema::g711;

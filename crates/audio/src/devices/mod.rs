@@ -17,7 +17,7 @@ mod render;
 use cpal::traits::{DeviceTrait, HostTrait};
 
 pub use capture::{Capture, Captured};
-pub use player::{Cut, Drained, Player};
+pub use player::{Cut, Drained, EchoReference, Player};
 pub use render::Clock;
 
 use crate::{Error, ErrorKind, Result};

@@ -276,6 +276,8 @@ fn report(shared: &PlayerShared, error: Error) {
 pub struct Player {
     shared: Arc<PlayerShared>,
     producer: Arc<Mutex<Producer>>,
+    /// What the callback hands the device, until [`Player::echo_reference`] takes it.
+    reference: Mutex<Option<rtrb::Consumer<f32>>>,
     format: DeviceFormat,
     stop: Option<mpsc::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
@@ -292,6 +294,62 @@ impl std::fmt::Debug for Player {
 /// Ring capacity: half a second at the device rate (the feeder tops it up every 2 ms).
 fn ring_frames(rate: u32) -> usize {
     (rate as usize / 2).max(1024)
+}
+
+/// The echo reference ring: a second at the device rate (the capture worker reads it every
+/// 2 ms).
+fn reference_frames(rate: u32) -> usize {
+    (rate as usize).max(1024)
+}
+
+/// What the speaker was given, frame by frame, for echo cancellation: every frame the
+/// player's callback hands the device from the moment this was taken (audio and idle
+/// silence alike, mono, at the device's rate), in order, through a lock-free ring the
+/// callback writes to. Read by the capture worker ([`Capture`](super::Capture) with an
+/// [`EchoPath`](super::EchoPath)); dropping it stops the callback's copying.
+pub struct EchoReference {
+    frames: rtrb::Consumer<f32>,
+    rate: u32,
+    shared: Arc<PlayerShared>,
+}
+
+impl std::fmt::Debug for EchoReference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoReference")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EchoReference {
+    /// The device's rate.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Appends every frame the device was given since the last call.
+    pub fn read(&mut self, out: &mut Vec<f32>) {
+        let available = self.frames.slots();
+        if available > 0
+            && let Ok(chunk) = self.frames.read_chunk(available)
+        {
+            let (a, b) = chunk.as_slices();
+            out.extend_from_slice(a);
+            out.extend_from_slice(b);
+            chunk.commit_all();
+        }
+    }
+
+    /// Frames the callback could not hand over because this fell a second behind.
+    pub fn dropped_frames(&self) -> u64 {
+        self.shared.reference_dropped.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for EchoReference {
+    fn drop(&mut self) {
+        self.shared.reference_on.store(false, Ordering::Release);
+    }
 }
 
 impl Player {
@@ -312,7 +370,7 @@ impl Player {
             .spawn(
                 move || match open_output(device.as_deref(), stream_shared) {
                     Ok(opened) => {
-                        let _ = ring_tx.send((opened.ring, opened.errors));
+                        let _ = ring_tx.send((opened.ring, opened.reference, opened.errors));
                         let _ = ready_tx.send(Ok(opened.format));
                         let _ = stop_rx.recv();
                         drop(opened.stream);
@@ -324,10 +382,11 @@ impl Player {
             )
             .map_err(|e| thread_error("starting the playback thread", e))?;
         let format = ready_rx.recv().map_err(|_| thread_died("playback"))??;
-        let (ring, errors) = ring_rx.recv().map_err(|_| thread_died("playback"))?;
+        let (ring, reference, errors) = ring_rx.recv().map_err(|_| thread_died("playback"))?;
         Self::assemble(
             shared,
             ring,
+            reference,
             format,
             Some(Stream {
                 stop: stop_tx,
@@ -344,19 +403,24 @@ impl Player {
     pub fn with_clock(rate: u32, channels: u16) -> Result<(Self, Clock)> {
         let shared = Arc::new(PlayerShared::default());
         let (ring, consumer) = rtrb::RingBuffer::new(ring_frames(rate));
+        let (reference_tx, reference) = rtrb::RingBuffer::new(reference_frames(rate));
         let format = DeviceFormat {
             name: "clock".into(),
             rate,
             channels,
             sample_format: SampleFormat::F32,
         };
-        let clock = Clock::new(consumer, shared.clone(), channels);
-        Ok((Self::assemble(shared, ring, format, None)?, clock))
+        let clock = Clock::new(consumer, reference_tx, shared.clone(), channels);
+        Ok((
+            Self::assemble(shared, ring, reference, format, None)?,
+            clock,
+        ))
     }
 
     fn assemble(
         shared: Arc<PlayerShared>,
         mut ring: rtrb::Producer<f32>,
+        reference: rtrb::Consumer<f32>,
         format: DeviceFormat,
         stream: Option<Stream>,
     ) -> Result<Self> {
@@ -437,9 +501,26 @@ impl Player {
         Ok(Self {
             shared,
             producer,
+            reference: Mutex::new(Some(reference)),
             format,
             stop,
             threads,
+        })
+    }
+
+    /// What the device is given from now on, for echo cancellation (see
+    /// [`EchoReference`]); `None` once taken (one reader per player).
+    pub fn echo_reference(&self) -> Option<EchoReference> {
+        let frames = self
+            .reference
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        self.shared.reference_on.store(true, Ordering::Release);
+        Some(EchoReference {
+            frames,
+            rate: self.format.rate,
+            shared: self.shared.clone(),
         })
     }
 
@@ -596,15 +677,18 @@ struct OpenedOutput {
     stream: cpal::Stream,
     format: DeviceFormat,
     ring: rtrb::Producer<f32>,
+    reference: rtrb::Consumer<f32>,
     errors: rtrb::Consumer<cpal::Error>,
 }
 
 fn open_output(name: Option<&str>, shared: Arc<PlayerShared>) -> Result<OpenedOutput> {
     let (device, config, format) = open_default(Direction::Output, name)?;
     let (ring, consumer) = rtrb::RingBuffer::new(ring_frames(format.rate));
+    let (reference_tx, reference) = rtrb::RingBuffer::new(reference_frames(format.rate));
     let (errors_tx, errors) = rtrb::RingBuffer::new(STREAM_ERRORS);
     let output = Output {
         ring: consumer,
+        reference: reference_tx,
         shared,
         errors: errors_tx,
     };
@@ -623,6 +707,7 @@ fn open_output(name: Option<&str>, shared: Arc<PlayerShared>) -> Result<OpenedOu
         stream,
         format,
         ring,
+        reference,
         errors,
     })
 }
@@ -630,6 +715,7 @@ fn open_output(name: Option<&str>, shared: Arc<PlayerShared>) -> Result<OpenedOu
 /// What the output callbacks own.
 struct Output {
     ring: rtrb::Consumer<f32>,
+    reference: rtrb::Producer<f32>,
     shared: Arc<PlayerShared>,
     errors: rtrb::Producer<cpal::Error>,
 }
@@ -645,13 +731,23 @@ where
     let channels = usize::from(config.channels).max(1);
     let Output {
         mut ring,
+        mut reference,
         shared,
         errors: mut errors_tx,
     } = output;
     device
         .build_output_stream::<T, _, _>(
             *config,
-            move |out: &mut [T], _| render(out, channels, &mut ring, &shared, T::from_sample),
+            move |out: &mut [T], _| {
+                render(
+                    out,
+                    channels,
+                    &mut ring,
+                    &mut reference,
+                    &shared,
+                    T::from_sample,
+                );
+            },
             // No lock and no allocation here either: the feeder logs and reports it.
             move |error| {
                 let _ = errors_tx.push(error);

@@ -28,6 +28,10 @@ pub(super) struct PlayerShared {
     pub(super) discarded: AtomicU64,
     /// Set when the `Player` is dropped: the feeder stops.
     pub(super) closed: AtomicBool,
+    /// Whether an [`EchoReference`](super::EchoReference) reads what the device is given.
+    pub(super) reference_on: AtomicBool,
+    /// Reference frames dropped because its reader fell a second behind.
+    pub(super) reference_dropped: AtomicU64,
     /// The first error, reported by non-realtime threads only (the feeder reports the
     /// stream errors the error callback queues).
     pub(super) error: Mutex<Option<Error>>,
@@ -35,11 +39,13 @@ pub(super) struct PlayerShared {
 
 /// The output callback's work, shared by the cpal stream and [`Clock`]: honour a pending
 /// flush, move ring samples (mono) onto every channel of `out`, silence when the ring is
-/// empty, and count what was played and consumed. No lock, no allocation.
+/// empty, and count what was played and consumed; with an echo reference on, hand every
+/// frame given to the device (silence included) to it, in order. No lock, no allocation.
 pub(super) fn render<T: Copy>(
     out: &mut [T],
     channels: usize,
     ring: &mut rtrb::Consumer<f32>,
+    reference: &mut rtrb::Producer<f32>,
     shared: &PlayerShared,
     convert: impl Fn(f32) -> T,
 ) {
@@ -56,7 +62,9 @@ pub(super) fn render<T: Copy>(
         shared.flushed.fetch_max(epoch, Ordering::AcqRel);
     }
     let frames = out.len() / channels.max(1);
+    let echo = shared.reference_on.load(Ordering::Acquire);
     let mut played = 0;
+    let mut dropped = 0;
     for frame in out.chunks_mut(channels.max(1)) {
         let sample = match ring.pop() {
             Ok(sample) => {
@@ -65,7 +73,15 @@ pub(super) fn render<T: Copy>(
             }
             Err(_) => 0.0,
         };
+        if echo && reference.push(sample).is_err() {
+            dropped += 1;
+        }
         frame.fill(convert(sample));
+    }
+    if dropped > 0 {
+        shared
+            .reference_dropped
+            .fetch_add(dropped, Ordering::AcqRel);
     }
     shared.played.fetch_add(played, Ordering::AcqRel);
     shared.consumed.fetch_add(frames as u64, Ordering::AcqRel);
@@ -77,6 +93,7 @@ pub(super) fn render<T: Copy>(
 /// peer that pulls audio at its own pace.
 pub struct Clock {
     ring: rtrb::Consumer<f32>,
+    reference: rtrb::Producer<f32>,
     shared: Arc<PlayerShared>,
     channels: usize,
 }
@@ -90,9 +107,15 @@ impl std::fmt::Debug for Clock {
 }
 
 impl Clock {
-    pub(super) fn new(ring: rtrb::Consumer<f32>, shared: Arc<PlayerShared>, channels: u16) -> Self {
+    pub(super) fn new(
+        ring: rtrb::Consumer<f32>,
+        reference: rtrb::Producer<f32>,
+        shared: Arc<PlayerShared>,
+        channels: u16,
+    ) -> Self {
         Self {
             ring,
+            reference,
             shared,
             channels: usize::from(channels.max(1)),
         }
@@ -103,7 +126,14 @@ impl Clock {
     pub fn pull(&mut self, frames: usize) -> (Vec<f32>, u64) {
         let mut out = vec![0.0; frames * self.channels];
         let before = self.shared.played.load(Ordering::Acquire);
-        render(&mut out, self.channels, &mut self.ring, &self.shared, |s| s);
+        render(
+            &mut out,
+            self.channels,
+            &mut self.ring,
+            &mut self.reference,
+            &self.shared,
+            |s| s,
+        );
         (out, self.shared.played.load(Ordering::Acquire) - before)
     }
 }
