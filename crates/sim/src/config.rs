@@ -111,6 +111,35 @@ pub struct Faults {
     pub on_client: Option<(String, usize, FaultAction)>,
     /// Close with this code and reason right after the 101, before `session.created`.
     pub close_before_session_created: Option<(u16, String)>,
+    /// Applies the faults above to the first this-many sessions only (numbered from 1 in
+    /// the order the simulator starts them; default: every session). `Some(1)` faults the
+    /// first connection and lets a client's reconnect through.
+    pub sessions: Option<usize>,
+    /// Refuses sessions `(first, count, code, reason)`: those numbered `first..first +
+    /// count` (from 1, in the order the simulator starts them) are closed with this code and
+    /// reason right after the 101, before `session.created`, whatever [`Faults::sessions`]
+    /// says. `(2, 3, 1013, "try again later".into())` refuses the three reconnects after the
+    /// first session; code 3000 refuses them as a revoked key would (the client's
+    /// [`ErrorKind::Auth`](reelthyme_transport::ErrorKind::Auth)).
+    pub refuse_sessions: Option<(usize, usize, u16, String)>,
+}
+
+impl Faults {
+    /// The faults session number `n` (from 1) gets.
+    pub(crate) fn for_session(&self, n: u64) -> Self {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let mut faults = match self.sessions {
+            Some(sessions) if n > sessions => Self::default(),
+            _ => self.clone(),
+        };
+        if let Some((first, count, code, reason)) = &self.refuse_sessions
+            && n >= *first
+            && n - *first < *count
+        {
+            faults.close_before_session_created = Some((*code, reason.clone()));
+        }
+        faults
+    }
 }
 
 /// What a [`Faults::on_client`] trigger does.
@@ -191,6 +220,7 @@ pub struct SimConfig {
     pub(crate) session_duration: Duration,
     pub(crate) recorder: Option<Recorder>,
     pub(crate) audio_chunk: Duration,
+    pub(crate) stamp_event_ids: bool,
     pub(crate) max_connections: usize,
     pub(crate) header_read_timeout: Duration,
     pub(crate) write_timeout: Duration,
@@ -210,6 +240,7 @@ impl Default for SimConfig {
             session_duration: Duration::from_secs(3600),
             recorder: None,
             audio_chunk: Duration::from_millis(100),
+            stamp_event_ids: false,
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
@@ -254,6 +285,24 @@ impl SimConfig {
     #[must_use]
     pub fn max_connections(mut self, max: usize) -> Self {
         self.max_connections = max.max(1);
+        self
+    }
+
+    /// How much audio each `response.output_audio.delta` carries (default 100 ms; the
+    /// service sends smaller ones). Clamped to 1 ms – 10 s.
+    #[must_use]
+    pub fn audio_chunk(mut self, chunk: Duration) -> Self {
+        self.audio_chunk = chunk.clamp(Duration::from_millis(1), Duration::from_secs(10));
+        self
+    }
+
+    /// Benchmarks only (default off): every `event_id` the simulator generates ends with
+    /// `.t` and the wall-clock time it was emitted, in microseconds since the Unix epoch,
+    /// so that a client in another process can measure send → receipt delays without a
+    /// side channel. Ids stay unique and valid; official clients just see longer ones.
+    #[must_use]
+    pub fn stamp_event_ids(mut self, stamp: bool) -> Self {
+        self.stamp_event_ids = stamp;
         self
     }
 
@@ -353,6 +402,33 @@ mod tests {
     use super::*;
 
     // #17b: a speed that would overflow a `Duration` is clamped where it is set.
+    #[test]
+    fn faults_apply_to_the_sessions_they_name() {
+        let faults = Faults {
+            kill_after: Some(3),
+            sessions: Some(1),
+            refuse_sessions: Some((2, 2, 1013, "later".into())),
+            ..Faults::default()
+        };
+        assert_eq!(faults.for_session(1).kill_after, Some(3));
+        assert_eq!(faults.for_session(1).close_before_session_created, None);
+        for n in [2, 3] {
+            let refused = faults.for_session(n);
+            assert_eq!(refused.kill_after, None);
+            assert_eq!(
+                refused.close_before_session_created,
+                Some((1013, "later".into()))
+            );
+        }
+        assert_eq!(faults.for_session(4), Faults::default());
+        // Without `sessions`, every session gets them.
+        let every = Faults {
+            kill_after: Some(3),
+            ..Faults::default()
+        };
+        assert_eq!(every.for_session(7), every);
+    }
+
     #[test]
     fn speeds_are_clamped_to_what_durations_can_hold() {
         assert_eq!(

@@ -102,6 +102,8 @@ pub(crate) struct Session {
     pending_bytes: usize,
     /// Client events of the `on_client` fault's type seen so far.
     triggers: usize,
+    /// The faults this session gets (its number among the simulator's sessions decides).
+    faults: crate::config::Faults,
     /// A delayed fault action and when it is due.
     delayed: Option<(Instant, FaultAction)>,
     /// Audio tracks beside the events (WebRTC): the engine's audio goes out on one, the
@@ -117,6 +119,8 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(handshake: Handshake, seed: u64, shared: Arc<Shared>) -> Self {
+        // The low 56 bits of a session seed are its number (`IdAllocator`).
+        let faults = shared.config.faults.for_session(seed & ((1 << 56) - 1));
         Self {
             handshake,
             seed,
@@ -127,6 +131,7 @@ impl Session {
             pending: VecDeque::new(),
             pending_bytes: 0,
             triggers: 0,
+            faults,
             delayed: None,
             media: None,
             initial: None,
@@ -201,9 +206,9 @@ impl Session {
         });
         let mut writer = Writer::spawn(tx, WRITE_BUDGET, config.write_timeout, record);
 
-        let end = if let Some((code, reason)) = &config.faults.close_before_session_created {
+        let end = if let Some((code, reason)) = &self.faults.close_before_session_created {
             End::close(*code, reason.clone())
-        } else if config.faults.kill_after == Some(0) {
+        } else if self.faults.kill_after == Some(0) {
             writer.send(ToWriter::Kill);
             End::KillAfterWrites
         } else {
@@ -488,7 +493,7 @@ impl Session {
         writer: &Writer<T>,
         budget: OwnedSemaphorePermit,
     ) -> Result<(), End> {
-        let faults = &self.shared.config.faults;
+        let faults = &self.faults;
         if faults.malformed_after == Some(self.sent) {
             writer.send(ToWriter::Raw(Outbound::Text(
                 "{\"type\": \"response.done\", oops".to_owned(),
@@ -534,7 +539,7 @@ impl Session {
         now: Instant,
         writer: &Writer<T>,
     ) -> Result<(), End> {
-        let Some((trigger, n, action)) = &self.shared.config.faults.on_client else {
+        let Some((trigger, n, action)) = &self.faults.on_client else {
             return Ok(());
         };
         if kind != Some(trigger.as_str()) {
