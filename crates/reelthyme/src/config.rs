@@ -10,6 +10,7 @@ use reelthyme_schema::{
 };
 use reelthyme_transport::{BoxError, Endpoint, Error, Options, Result, Transport, WebSocket};
 
+use crate::reconnect::Reconnect;
 use crate::sequencer::Sequencer;
 use crate::tools::Tool;
 
@@ -72,6 +73,8 @@ pub struct Config {
     pub(crate) session: Option<SessionConfig>,
     pub(crate) tools: Vec<Tool>,
     pub(crate) sequencer: Option<Sequencer>,
+    /// Reconnects by themselves (`None`: a lost connection ends the session).
+    pub(crate) reconnect: Option<Reconnect>,
 }
 
 impl fmt::Debug for Config {
@@ -87,6 +90,7 @@ impl fmt::Debug for Config {
             .field("session", &self.session)
             .field("tools", &self.tools)
             .field("sequencer", &self.sequencer.is_some())
+            .field("reconnect", &self.reconnect)
             .finish()
     }
 }
@@ -105,6 +109,7 @@ impl Config {
             session: None,
             tools: Vec::new(),
             sequencer: None,
+            reconnect: None,
         }
     }
 
@@ -133,6 +138,18 @@ impl Config {
     /// [`WhenDisconnected::Fail`]).
     pub fn when_disconnected(mut self, policy: WhenDisconnected) -> Self {
         self.when_disconnected = policy;
+        self
+    }
+
+    /// Reconnects by itself when the connection is lost to a retryable failure, and
+    /// rotates to a new connection before the session cap, replaying the conversation
+    /// (default: off — a lost connection ends the session). See [`Reconnect`] for the
+    /// policy and what the model remembers; the reports are on
+    /// [`SessionSender::reconnect_events`](crate::SessionSender::reconnect_events).
+    /// While a reconnect is under way sends are held (this replaces
+    /// [`Config::when_disconnected`]).
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
         self
     }
 

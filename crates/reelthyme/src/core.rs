@@ -8,7 +8,7 @@
 //!
 //! [`SessionSender`]: crate::SessionSender
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use reelthyme_transport::{
 use tokio::sync::{Notify, broadcast};
 
 use crate::config::Config;
+use crate::reconnect::{Held, Hold, ReconnectEvent};
 
 /// Sent events a lagging events half may fall behind by before it is told it missed some.
 const SENT_FEED: usize = 512;
@@ -45,6 +46,24 @@ struct Live {
     reconnecting: bool,
     /// The user closed the session: no more connections.
     closed: bool,
+    /// Sends held while a reconnect or a rotation is under way (`Some` while holding).
+    hold: Option<Hold>,
+    /// The reconnect gave up: why (every later send fails with it).
+    gave_up: Option<Error>,
+}
+
+/// A connection made live: the one it replaced, and the appends the hold dropped (count,
+/// bytes).
+pub(crate) type Installed = (Option<FrameSender>, (usize, u64));
+
+/// What [`Core::hold`] did with a send.
+pub(crate) enum Holding {
+    /// Held for the next connection.
+    Held,
+    /// Not holding: send it as usual (boxed: an event is large, and this is rare).
+    Open(Box<(String, Option<ClientEvent>)>),
+    /// Not held (the queue is full, or the reconnect gave up): the error says why.
+    Refused(Error),
 }
 
 pub(crate) struct Core {
@@ -58,6 +77,10 @@ pub(crate) struct Core {
     events: AtomicWaker,
     conversation: RwLock<Conversation>,
     sent: broadcast::Sender<Arc<ClientEvent>>,
+    /// Whether sends are held (mirrors `Live::hold`, for the senders' fast path).
+    holding: AtomicBool,
+    /// Reconnect reports.
+    reports: broadcast::Sender<ReconnectEvent>,
     /// The live connection's audio tracks, when its transport carries them (WebRTC).
     media: Mutex<Tracks>,
 }
@@ -111,6 +134,8 @@ impl Core {
             events: AtomicWaker::new(),
             conversation: RwLock::new(Conversation::default()),
             sent: broadcast::channel(SENT_FEED).0,
+            holding: AtomicBool::new(false),
+            reports: broadcast::channel(64).0,
             media: Mutex::new(media),
         })
     }
@@ -171,6 +196,9 @@ impl Core {
     /// Why there is no live connection.
     pub(crate) fn ended_error(&self) -> Error {
         let live = self.live();
+        if let Some(error) = &live.gave_up {
+            return error.details();
+        }
         match &live.ended {
             Some(error) => error.details(),
             None if live.closed => Error::new(ErrorKind::Closed, "the session is closed"),
@@ -262,6 +290,159 @@ impl Core {
         old
     }
 
+    /// Makes a new connection live once nothing is held: `Err` gives it back when sends
+    /// are still held (deliver them first). Ends the hold.
+    /// Also returns the appends the hold dropped, and their bytes.
+    pub(crate) fn install_when_drained(
+        &self,
+        connection: Connection,
+        first: ServerEvent,
+    ) -> std::result::Result<Installed, Box<(Connection, ServerEvent)>> {
+        let dropped = {
+            let mut live = self.live();
+            if live.hold.as_ref().is_some_and(|hold| hold.len() > 0) {
+                return Err(Box::new((connection, first)));
+            }
+            let hold = live.hold.take();
+            self.holding.store(false, Ordering::Release);
+            hold.map_or((0, 0), |hold| (hold.dropped_appends, hold.dropped_bytes))
+        };
+        Ok((self.install(connection, first), dropped))
+    }
+
+    /// Starts holding sends, unless the session is closed, gave up, or has moved past
+    /// connection `generation` already. Returns whether sends are held.
+    pub(crate) fn begin_hold(&self, generation: u64) -> bool {
+        let mut live = self.live();
+        if live.closed || live.gave_up.is_some() || live.generation != generation {
+            return live.hold.is_some();
+        }
+        if live.hold.is_none() {
+            live.hold = Some(Hold::default());
+            self.holding.store(true, Ordering::Release);
+        }
+        true
+    }
+
+    /// Whether sends are held.
+    pub(crate) fn holding(&self) -> bool {
+        self.holding.load(Ordering::Acquire)
+    }
+
+    /// Holds a send while a reconnect is under way.
+    pub(crate) fn hold(&self, text: String, event: Option<ClientEvent>) -> Holding {
+        let Some(policy) = &self.config.reconnect else {
+            return Holding::Open(Box::new((text, event)));
+        };
+        let mut live = self.live();
+        if let Some(error) = &live.gave_up {
+            return Holding::Refused(error.details());
+        }
+        let Some(hold) = live.hold.as_mut() else {
+            return Holding::Open(Box::new((text, event)));
+        };
+        let now = std::time::Instant::now();
+        let held = match event {
+            Some(event) => Held::event(text, event, now),
+            None => Held::frame(text, now),
+        };
+        if hold.push(held, policy) {
+            Holding::Held
+        } else {
+            Holding::Refused(Error::new(
+                ErrorKind::Rejected,
+                format!(
+                    "the session is reconnecting and {} events are held already (the most \
+                     it holds): this one was not sent",
+                    hold.len()
+                ),
+            ))
+        }
+    }
+
+    /// The next held send, if any.
+    pub(crate) fn take_held(&self) -> Option<Held> {
+        let policy = self.config.reconnect.as_ref()?;
+        self.live().hold.as_mut()?.pop(policy)
+    }
+
+    /// Puts frames back in front of the held sends (in order).
+    pub(crate) fn hold_front(&self, frames: Vec<Held>) {
+        if let Some(hold) = self.live().hold.as_mut() {
+            hold.push_front(frames.into_iter());
+        }
+    }
+
+    /// Ends holding without a new connection (a rotation that failed while the old one
+    /// is still live): the held sends, to deliver on it.
+    pub(crate) fn end_hold(&self) -> Vec<Held> {
+        let mut live = self.live();
+        let mut held = Vec::new();
+        if let (Some(hold), Some(policy)) = (live.hold.as_mut(), self.config.reconnect.as_ref()) {
+            while let Some(next) = hold.pop(policy) {
+                held.push(next);
+            }
+        }
+        live.hold = None;
+        self.holding.store(false, Ordering::Release);
+        drop(live);
+        self.changed.notify_waiters();
+        held
+    }
+
+    /// The reconnect gave up with `error`: whatever is held is not delivered (its count is
+    /// returned), and every later send fails with `error`.
+    pub(crate) fn give_up(&self, error: &Error) -> usize {
+        let mut live = self.live();
+        let undelivered = live.hold.take().map_or(0, |hold| hold.len());
+        self.holding.store(false, Ordering::Release);
+        live.gave_up = Some(error.details());
+        live.reconnecting = false;
+        drop(live);
+        self.changed.notify_waiters();
+        undelivered
+    }
+
+    /// Why the reconnect gave up, if it did.
+    pub(crate) fn gave_up(&self) -> Option<Error> {
+        self.live().gave_up.as_ref().map(Error::details)
+    }
+
+    /// Marks a supervised reconnect as under way (a manual one is refused meanwhile).
+    pub(crate) fn supervising(&self) {
+        self.live().reconnecting = true;
+    }
+
+    /// Whether the session was closed by the user.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.live().closed
+    }
+
+    /// Publishes a reconnect report.
+    pub(crate) fn report(&self, event: ReconnectEvent) {
+        tracing::info!(parent: &self.span, "{event}");
+        // Nobody listening is fine.
+        let _ = self.reports.send(event);
+    }
+
+    pub(crate) fn subscribe_reports(&self) -> broadcast::Receiver<ReconnectEvent> {
+        self.reports.subscribe()
+    }
+
+    /// Waits until nothing is held (delivered, or given up), or `timeout` passed.
+    pub(crate) async fn wait_unheld(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            if !self.holding() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Every user sender is gone: let the connection go (its transport closes it once the
     /// last handle drops), and open no new one.
     pub(crate) fn release(&self) {
@@ -269,6 +450,8 @@ impl Core {
         live.closed = true;
         live.frames = None;
         live.next = None;
+        live.hold = None;
+        self.holding.store(false, Ordering::Release);
         drop(live);
         self.changed.notify_waiters();
     }

@@ -99,9 +99,11 @@ mod layer;
 mod metrics;
 mod mirror;
 mod receiver;
+mod reconnect;
 mod sender;
 mod sequencer;
 mod session;
+mod supervisor;
 mod tools;
 
 #[cfg(feature = "audio")]
@@ -114,6 +116,7 @@ pub use layer::{Layer, LayerContext};
 pub use metrics::{Metrics, MetricsLayer, TurnMetrics, TurnStart};
 pub use mirror::{Entry, EntryKind, History, Mirror, MirrorLayer};
 pub use receiver::SessionEvents;
+pub use reconnect::{LostResponse, Reconnect, ReconnectEvent, ReconnectEvents, Reconnected};
 #[cfg(feature = "audio")]
 pub use reelthyme_audio as audio_io;
 pub use reelthyme_schema as events;

@@ -67,7 +67,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn from_state(state: &ItemState) -> Self {
+    pub(crate) fn from_state(state: &ItemState) -> Self {
         let kind = match state.item() {
             Item::Message(m) => EntryKind::Message(m.role.clone()),
             Item::FunctionCall(call) => EntryKind::FunctionCall {

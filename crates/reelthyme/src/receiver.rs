@@ -23,7 +23,9 @@ use tokio::sync::broadcast;
 
 use crate::core::Core;
 use crate::layer::{Layer, LayerContext};
+use crate::reconnect::{ReconnectEvent, may_retry, rotation_cause, uncommitted_ms};
 use crate::sender::SessionSender;
+use crate::supervisor::{Outcome, Supervisor};
 
 /// The receiving half: server events, parsed (and translated from beta), through the
 /// incoming transforms and the layers.
@@ -43,6 +45,16 @@ pub struct SessionEvents {
     sent: broadcast::Receiver<Arc<ClientEvent>>,
     /// The old connection's verdict, kept while a reconnect is under way.
     stashed: Option<Error>,
+    /// A supervised reconnect or rotation under way ([`Config::reconnect`](crate::Config::reconnect)).
+    supervisor: Option<Supervisor>,
+    /// `Reconnected`, published when the stream moves to the new connection.
+    report: Option<ReconnectEvent>,
+    /// When the live connection is due for rotation.
+    rotation: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Rotation is due: it starts at the next quiet moment.
+    rotation_due: bool,
+    /// The reconnect gave up: the stream has ended.
+    finished: bool,
 }
 
 impl fmt::Debug for SessionEvents {
@@ -53,6 +65,15 @@ impl fmt::Debug for SessionEvents {
             .field("outbox", &self.outbox.len())
             .finish_non_exhaustive()
     }
+}
+
+/// How long a failed rotation waits before it is tried again.
+const ROTATION_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The rotation timer of a new connection, when the policy rotates.
+fn rotation_timer(core: &Core) -> Option<Pin<Box<tokio::time::Sleep>>> {
+    let after = core.config.reconnect.as_ref()?.rotate_after?;
+    Some(Box::pin(tokio::time::sleep(after)))
 }
 
 pub(crate) fn parse(dialect: Dialect, text: &str) -> Result<ServerEvent> {
@@ -74,7 +95,6 @@ impl SessionEvents {
         let sent = core.subscribe_sent();
         Self {
             sender: SessionSender::internal(core.clone()),
-            core,
             receiver,
             generation: 0,
             buffered: Some((first, true)),
@@ -84,6 +104,12 @@ impl SessionEvents {
             reports: VecDeque::new(),
             sent,
             stashed: None,
+            supervisor: None,
+            report: None,
+            rotation: rotation_timer(&core),
+            rotation_due: false,
+            finished: false,
+            core,
         }
     }
 
@@ -239,8 +265,110 @@ impl SessionEvents {
         self.receiver = next.receiver;
         self.generation = next.generation;
         self.buffered = Some((next.first, true));
+        self.rotation = rotation_timer(&self.core);
+        self.rotation_due = false;
+        if let Some(report) = self.report.take() {
+            self.core.report(report);
+        }
         self.each_layer(|layer, cx| layer.on_connected(cx));
         true
+    }
+
+    /// Polls the supervised reconnect; `Ready(Some)` is the stream's last item (it gave
+    /// up), `Ready(None)` means go on reading.
+    fn poll_supervisor(&mut self, cx: &mut Context<'_>) -> Poll<Option<Error>> {
+        let Some(supervisor) = self.supervisor.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let outcome = std::task::ready!(supervisor.poll(cx));
+        let attempts = supervisor.attempts();
+        self.supervisor = None;
+        match outcome {
+            Outcome::Reconnected(report, sent) => {
+                // The new conversation (reset by its `session.created`) and the layers see
+                // what went out on it.
+                for event in sent {
+                    self.core.sent(event);
+                }
+                let rotated = matches!(&report, ReconnectEvent::Reconnected(r) if r.rotated);
+                self.stashed = None;
+                self.report = Some(report);
+                // After a loss the stream moves on at once; a rotation's old connection
+                // still delivers its last events (its close is under way) first.
+                if !rotated {
+                    self.switch();
+                }
+                Poll::Ready(None)
+            }
+            Outcome::RotationFailed(error) => {
+                tracing::warn!(parent: &self.core.span, %error, "rotation failed; the session stays on its connection");
+                // What was held goes out on the old connection, in order, before anything
+                // the layers send next.
+                let held = self.core.end_hold();
+                for held in held.into_iter().rev() {
+                    let event = held
+                        .event
+                        .or_else(|| ClientEvent::from_json(&held.text).ok());
+                    match event {
+                        Some(event) => self.outbox.push_front(event),
+                        None => self.reports.push_back(Error::new(
+                            ErrorKind::Rejected,
+                            "an event held during a failed rotation could not be sent again",
+                        )),
+                    }
+                }
+                self.core.reconnect_failed();
+                self.rotation = Some(Box::pin(tokio::time::sleep(ROTATION_RETRY)));
+                self.rotation_due = false;
+                Poll::Ready(None)
+            }
+            Outcome::GaveUp(error) => {
+                let undelivered = self.core.give_up(&error);
+                if undelivered > 0 {
+                    tracing::warn!(parent: &self.core.span, undelivered, "events held during the outage were not delivered");
+                }
+                self.core.report(ReconnectEvent::GaveUp {
+                    attempts,
+                    error: error.details(),
+                    undelivered,
+                });
+                self.finished = true;
+                Poll::Ready(Some(error))
+            }
+        }
+    }
+
+    /// Starts a rotation if one is due and the moment is quiet.
+    fn maybe_rotate(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(timer) = self.rotation.as_mut()
+            && timer.as_mut().poll(cx).is_ready()
+        {
+            self.rotation = None;
+            self.rotation_due = true;
+        }
+        if !self.rotation_due || !self.outbox.is_empty() || self.core.is_reconnecting() {
+            return false;
+        }
+        let quiet = self.core.read(|c| {
+            c.active_response().is_none()
+                && c.pending_responses().len() == 0
+                && c.pending_items().len() == 0
+                && !c.input_buffer().is_speaking()
+                && uncommitted_ms(c) == 0
+        });
+        if !quiet || !self.core.begin_hold(self.generation) {
+            return false;
+        }
+        self.rotation_due = false;
+        let after = self
+            .core
+            .config
+            .reconnect
+            .as_ref()
+            .and_then(|r| r.rotate_after)
+            .unwrap_or_default();
+        self.supervisor = Supervisor::start(self.core.clone(), rotation_cause(after), true);
+        self.supervisor.is_some()
     }
 
     /// The next parsed event, across connection swaps.
@@ -249,6 +377,19 @@ impl SessionEvents {
             if let Some(buffered) = self.buffered.take() {
                 self.received_at = None;
                 return Poll::Ready(Some(Ok(buffered)));
+            }
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            if self.supervisor.is_some() {
+                match self.poll_supervisor(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(error)) => return Poll::Ready(Some(Err(error))),
+                    Poll::Ready(None) => continue,
+                }
+            }
+            if self.maybe_rotate(cx) {
+                continue;
             }
             let end = match Pin::new(&mut self.receiver).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -279,6 +420,16 @@ impl SessionEvents {
             }
             if let Some(error) = end {
                 self.stashed = Some(error);
+            }
+            // A supervised reconnect, when the policy is on and the end is retryable.
+            if self.core.config.reconnect.is_some()
+                && !self.core.is_reconnecting()
+                && self.stashed.as_ref().is_some_and(may_retry)
+                && self.core.begin_hold(self.generation)
+                && let Some(cause) = self.stashed.take()
+            {
+                self.supervisor = Supervisor::start(self.core.clone(), cause, false);
+                continue;
             }
             if self.core.is_reconnecting() {
                 self.core.register_events(cx.waker());

@@ -13,7 +13,8 @@ use reelthyme_transport::{Dialect, Error, ErrorKind, FrameSender, Result};
 use serde_json::Value;
 
 use crate::config::WhenDisconnected;
-use crate::core::Core;
+use crate::core::{Core, Holding};
+use crate::reconnect::{ReconnectEvents, may_retry};
 
 type Pending = Pin<Box<dyn Future<Output = Result<()>> + Send + Sync>>;
 
@@ -185,6 +186,14 @@ impl SessionSender {
     async fn queue(&mut self, mut text: String, event: Option<ClientEvent>) -> Result<()> {
         let mut event = event;
         loop {
+            // A reconnect is under way: held for the next connection (or refused).
+            if self.core.holding() {
+                match self.core.hold(text, event) {
+                    Holding::Held => return Ok(()),
+                    Holding::Refused(error) => return Err(error),
+                    Holding::Open(back) => (text, event) = *back,
+                }
+            }
             let Some((generation, frames)) = self.live() else {
                 let generation = self.core.generation();
                 self.outage(generation).await?;
@@ -212,8 +221,23 @@ impl SessionSender {
         }
     }
 
-    /// No live connection: wait for a new one if the policy says so, else fail.
+    /// No live connection: hold sends for the reconnect, or wait for a new connection if
+    /// the policy says so, else fail.
     async fn outage(&mut self, generation: u64) -> Result<()> {
+        if let Some(error) = self.core.gave_up() {
+            return Err(error);
+        }
+        if self.core.config.reconnect.is_some() {
+            // The connection's own verdict says whether a reconnect follows.
+            let verdict = self.verdict().await;
+            if may_retry(&verdict) && self.core.begin_hold(generation) {
+                return Ok(());
+            }
+            if self.core.generation() != generation {
+                return Ok(());
+            }
+            return Err(verdict);
+        }
         let error = self.core.ended_error();
         match self.core.config.when_disconnected {
             WhenDisconnected::Wait(timeout)
@@ -232,11 +256,42 @@ impl SessionSender {
         }
     }
 
-    /// Waits until everything sent so far on the live connection is written to it.
+    /// Why the live connection (as this sender knew it) ended.
+    async fn verdict(&mut self) -> Error {
+        match self.cached.as_ref() {
+            Some((_, frames)) if frames.is_closed() => {
+                let mut frames = frames.clone();
+                frames
+                    .flush()
+                    .await
+                    .err()
+                    .unwrap_or_else(|| self.core.ended_error())
+            }
+            _ => self.core.ended_error(),
+        }
+    }
+
+    /// Waits until everything sent so far on the live connection is written to it; while
+    /// a reconnect holds sends, first until they are delivered (bounded by the reconnect's
+    /// total time and the connect timeout).
     ///
     /// # Errors
-    /// When the connection closed first.
+    /// When the connection closed first, or the reconnect gave up (its error).
     pub async fn flush(&mut self) -> Result<()> {
+        if let Some(policy) = &self.core.config.reconnect
+            && self.core.holding()
+        {
+            let bound = policy.max_elapsed + self.core.config.options.connect_timeout;
+            if !self.core.wait_unheld(bound).await {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "the held events were not delivered: the session is still reconnecting",
+                ));
+            }
+        }
+        if let Some(error) = self.core.gave_up() {
+            return Err(error);
+        }
         match self.live() {
             Some((_, frames)) => frames.flush().await,
             None => Err(self.core.ended_error()),
@@ -269,12 +324,7 @@ impl SessionSender {
         match crate::session::open(&self.core.config, &self.core.span).await {
             Ok((connection, first)) => {
                 let old = self.core.install(connection, first);
-                if let Some(mut old) = old {
-                    // Its remaining events still reach the stream; the close is bounded.
-                    tokio::spawn(async move {
-                        let _ = old.close().await;
-                    });
-                }
+                close_replaced(old);
                 tracing::info!(parent: &self.core.span, "moved to a new connection");
                 Ok(())
             }
@@ -285,10 +335,22 @@ impl SessionSender {
         }
     }
 
+    /// The session's reconnect reports ([`Config::reconnect`](crate::Config::reconnect)):
+    /// attempts, what each reconnect restored, a final failure.
+    pub fn reconnect_events(&self) -> ReconnectEvents {
+        ReconnectEvents {
+            receiver: self.core.subscribe_reports(),
+        }
+    }
+
     /// Polls for room to send one event, through the `Sink` interface's rules: on the live
     /// connection as it is now (no waiting out an outage).
     fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let core = self.core.clone();
+        if core.holding() {
+            // Held for the next connection (or refused in `start`).
+            return Poll::Ready(Ok(()));
+        }
         match self.live() {
             Some((_, frames)) => Sink::<String>::poll_ready(Pin::new(frames), cx),
             None => Poll::Ready(Err(core.ended_error())),
@@ -300,6 +362,15 @@ impl SessionSender {
         trace_out(&event);
         let (event, text) = self.prepare(event)?;
         let core = self.core.clone();
+        let event = if core.holding() {
+            match core.hold(text.clone(), Some(event)) {
+                Holding::Held => return Ok(()),
+                Holding::Refused(error) => return Err(error),
+                Holding::Open(back) => back.1.expect("given"),
+            }
+        } else {
+            event
+        };
         let Some((_, frames)) = self.live() else {
             return Err(core.ended_error());
         };
@@ -348,6 +419,16 @@ impl Sink<ClientEvent> for SessionSender {
             self.pending = Some(Box::pin(async move { sender.close().await }));
         }
         self.poll_pending(cx)
+    }
+}
+
+/// Closes a connection a reconnect replaced, in the background: its remaining events still
+/// reach the stream; the close is bounded (the transport's close timeout).
+pub(crate) fn close_replaced(old: Option<FrameSender>) {
+    if let Some(mut old) = old {
+        tokio::spawn(async move {
+            let _ = old.close().await;
+        });
     }
 }
 

@@ -54,8 +54,17 @@ pub(crate) async fn open(
     config: &Config,
     span: &tracing::Span,
 ) -> Result<(Connection, ServerEvent)> {
+    open_with(config, span, config.initial_session()).await
+}
+
+/// [`open`], sending `session` first (a reconnect's: the session the server confirmed).
+pub(crate) async fn open_with(
+    config: &Config,
+    span: &tracing::Span,
+    session: Option<SessionConfig>,
+) -> Result<(Connection, ServerEvent)> {
     let timeout = config.options.connect_timeout;
-    tokio::time::timeout(timeout, handshake(config, span))
+    tokio::time::timeout(timeout, handshake(config, span, session))
         .instrument(span.clone())
         .await
         .map_err(|_| {
@@ -69,7 +78,11 @@ pub(crate) async fn open(
         })?
 }
 
-async fn handshake(config: &Config, span: &tracing::Span) -> Result<(Connection, ServerEvent)> {
+async fn handshake(
+    config: &Config,
+    span: &tracing::Span,
+    session: Option<SessionConfig>,
+) -> Result<(Connection, ServerEvent)> {
     // The transport's task inherits the current span: its logs belong to this session.
     let mut connection = config
         .transport
@@ -95,7 +108,7 @@ async fn handshake(config: &Config, span: &tracing::Span) -> Result<(Connection,
             tracing::info!(parent: span, "session created");
             // The configured session goes first, before any sender can queue anything:
             // on a reconnect too, so that the new server session is set up the same way.
-            if let Some(session) = config.initial_session() {
+            if let Some(session) = session {
                 let text = prepare(config, ClientEvent::session_update(session))?;
                 connection.sender.send(text).await?;
             }
@@ -118,7 +131,7 @@ async fn handshake(config: &Config, span: &tracing::Span) -> Result<(Connection,
 
 /// The configured `session.update` as the wire gets it: through the outgoing transforms,
 /// in the endpoint's dialect (what [`SessionSender::send`] does).
-fn prepare(config: &Config, mut event: ClientEvent) -> Result<String> {
+pub(crate) fn prepare(config: &Config, mut event: ClientEvent) -> Result<String> {
     for transform in &config.outgoing {
         event = transform(event).map_err(|e| {
             Error::other(

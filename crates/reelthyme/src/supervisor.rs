@@ -1,0 +1,290 @@
+//! The reconnect supervisor: a state machine the event stream polls (nothing spawns) —
+//! backoff, then an attempt (open, replay, deliver what was held, make it live), until one
+//! succeeds, a failure is not retryable, or the bounds are reached.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use reelthyme_schema::{AudioFormat, ClientEvent, ServerEvent};
+use reelthyme_transport::{Dialect, Error, ErrorKind, FrameSender, Result};
+
+use crate::core::Core;
+use crate::reconnect::{Held, Reconnect, ReconnectEvent, Reconnected, Replay, may_retry};
+
+type Attempting = Pin<Box<dyn Future<Output = Result<Attempted>> + Send>>;
+
+/// What a successful attempt did.
+struct Attempted {
+    /// The connection it replaced, to close (a rotation's; `None` after a loss).
+    old: Option<FrameSender>,
+    /// What it sent, for the conversation and the layers.
+    sent: Vec<ClientEvent>,
+    items_replayed: usize,
+    /// Replay items the outgoing transforms refused.
+    refused: Vec<String>,
+    delivered: usize,
+    dropped: (usize, u64),
+    session_id: Option<String>,
+}
+
+enum Step {
+    Backoff(Pin<Box<tokio::time::Sleep>>),
+    Attempt(Attempting),
+}
+
+/// How a supervised reconnect ended.
+pub(crate) enum Outcome {
+    /// Live on a new connection: the report, and what was sent (for the sent feed).
+    Reconnected(ReconnectEvent, Vec<ClientEvent>),
+    /// Stopped: the error ends the stream.
+    GaveUp(Error),
+    /// A rotation could not open a new connection; the old one is still live.
+    RotationFailed(Error),
+}
+
+pub(crate) struct Supervisor {
+    core: Arc<Core>,
+    policy: Reconnect,
+    attempt: u32,
+    started: Instant,
+    replay: Arc<Replay>,
+    /// Bytes per second of the old session's input audio (for the dropped audio's length).
+    input_bps: u64,
+    rotation: bool,
+    step: Step,
+}
+
+impl Supervisor {
+    /// Starts reconnecting after `cause` (or rotating, with `rotation`): the replay is the
+    /// conversation as it is now; the old connection's unsent frames go first.
+    pub(crate) fn start(core: Arc<Core>, cause: Error, rotation: bool) -> Option<Self> {
+        let policy = core.config.reconnect.clone()?;
+        core.supervising();
+        let (replay, input_bps) = core.read(|conversation| {
+            let bps = conversation
+                .session()
+                .and_then(|s| s.input_format())
+                .map_or(48_000, bytes_per_second);
+            (Replay::of(conversation), bps)
+        });
+        let now = Instant::now();
+        let unsent: Vec<Held> = cause
+            .unsent()
+            .iter()
+            .map(|text| Held::frame(text.clone(), now))
+            .collect();
+        if !unsent.is_empty() {
+            tracing::debug!(parent: &core.span, frames = unsent.len(), "resending what the old connection never wrote");
+            core.hold_front(unsent);
+        }
+        let delay = if rotation {
+            Duration::ZERO
+        } else {
+            policy.delay(1)
+        };
+        core.report(ReconnectEvent::Reconnecting {
+            attempt: 1,
+            cause,
+            delay,
+        });
+        Some(Self {
+            core,
+            policy,
+            attempt: 1,
+            started: now,
+            replay: Arc::new(replay),
+            input_bps,
+            rotation,
+            step: Step::Backoff(Box::pin(tokio::time::sleep(delay))),
+        })
+    }
+
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        loop {
+            if self.core.is_closed() {
+                return Poll::Ready(Outcome::GaveUp(Error::new(
+                    ErrorKind::Closed,
+                    "the session was closed while reconnecting",
+                )));
+            }
+            match &mut self.step {
+                Step::Backoff(sleep) => {
+                    std::task::ready!(sleep.as_mut().poll(cx));
+                    let core = self.core.clone();
+                    let replay = self.replay.clone();
+                    self.step = Step::Attempt(Box::pin(attempt(core, replay)));
+                }
+                Step::Attempt(attempting) => {
+                    match std::task::ready!(attempting.as_mut().poll(cx)) {
+                        Ok(done) => return Poll::Ready(self.reconnected(done)),
+                        Err(error) => {
+                            let delay = self.policy.delay(self.attempt + 1);
+                            let out_of_time =
+                                self.started.elapsed() + delay > self.policy.max_elapsed;
+                            if !may_retry(&error)
+                                || self.attempt >= self.policy.attempts
+                                || out_of_time
+                            {
+                                tracing::warn!(parent: &self.core.span, attempts = self.attempt, %error, "reconnect stopped");
+                                return Poll::Ready(if self.rotation {
+                                    Outcome::RotationFailed(error)
+                                } else {
+                                    Outcome::GaveUp(error)
+                                });
+                            }
+                            self.attempt += 1;
+                            self.core.report(ReconnectEvent::Reconnecting {
+                                attempt: self.attempt,
+                                cause: error,
+                                delay,
+                            });
+                            self.step = Step::Backoff(Box::pin(tokio::time::sleep(delay)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    fn reconnected(&self, done: Attempted) -> Outcome {
+        crate::sender::close_replaced(done.old);
+        let replay = &self.replay;
+        let mut not_replayed = replay.not_replayed.clone();
+        not_replayed.extend(done.refused.iter().cloned());
+        let report = Reconnected {
+            state_restored: replay.restores_all(done.dropped.0) && done.refused.is_empty(),
+            items_replayed: done.items_replayed,
+            lost_response: replay.lost_response.clone(),
+            not_replayed,
+            unconfirmed: replay.unconfirmed,
+            delivered: done.delivered,
+            dropped_appends: done.dropped.0,
+            dropped_audio_ms: done.dropped.1 * 1000 / self.input_bps.max(1),
+            rotated: self.rotation,
+            attempts: self.attempt,
+            session_id: done.session_id,
+        };
+        Outcome::Reconnected(ReconnectEvent::Reconnected(report), done.sent)
+    }
+}
+
+/// Bytes per second of a format: PCM16 at its rate, G.711 one byte per sample.
+fn bytes_per_second(format: &AudioFormat) -> u64 {
+    match format {
+        AudioFormat::Pcm(_) => 2 * u64::from(format.sample_rate().unwrap_or(24_000)),
+        _ => u64::from(format.sample_rate().unwrap_or(8_000)),
+    }
+}
+
+/// One attempt: open (the confirmed session sent first), replay the items, deliver what is
+/// held, and make the connection live once nothing is held any more.
+async fn attempt(core: Arc<Core>, replay: Arc<Replay>) -> Result<Attempted> {
+    let session = replay
+        .session
+        .clone()
+        .or_else(|| core.config.initial_session());
+    let (connection, first) =
+        crate::session::open_with(&core.config, &core.span, session.clone()).await?;
+    let session_id = match &first {
+        ServerEvent::SessionCreated(created) => created.session.id.clone(),
+        _ => None,
+    };
+    let sent: Vec<ClientEvent> = session
+        .into_iter()
+        .map(ClientEvent::session_update)
+        .collect();
+    let bound = core.config.options.connect_timeout;
+    let work = deliver(core.clone(), replay, connection, first, sent);
+    let mut done = tokio::time::timeout(bound, work).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Timeout,
+            "the new connection did not take the replay in time",
+        )
+    })??;
+    done.session_id = session_id;
+    Ok(done)
+}
+
+/// Replays the items on the new connection, delivers what is held, and installs it.
+async fn deliver(
+    core: Arc<Core>,
+    replay: Arc<Replay>,
+    mut connection: reelthyme_transport::Connection,
+    mut first: ServerEvent,
+    mut sent: Vec<ClientEvent>,
+) -> Result<Attempted> {
+    let mut items_replayed = 0;
+    let mut refused = Vec::new();
+    let mut delivered = 0;
+    for event in replay.events() {
+        let text = match crate::session::prepare(&core.config, event.clone()) {
+            Ok(text) => text,
+            Err(error) => {
+                if let ClientEvent::ConversationItemCreate(create) = &event {
+                    refused.extend(create.item.id().map(str::to_owned));
+                }
+                tracing::warn!(parent: &core.span, %error, "a replayed item was refused");
+                continue;
+            }
+        };
+        connection.sender.send(text).await?;
+        items_replayed += 1;
+        sent.push(event);
+    }
+    loop {
+        while let Some(held) = core.take_held() {
+            let Held {
+                text,
+                event,
+                at,
+                append,
+            } = held;
+            let event = event.or_else(|| parse_sent(&core, &text));
+            match connection.sender.send_or_return(text).await {
+                Ok(()) => {
+                    delivered += 1;
+                    sent.extend(event);
+                }
+                Err((error, text)) => {
+                    core.hold_front(vec![Held {
+                        text,
+                        event,
+                        at,
+                        append,
+                    }]);
+                    return Err(error);
+                }
+            }
+        }
+        match core.install_when_drained(connection, first) {
+            Ok((old, dropped)) => {
+                return Ok(Attempted {
+                    old,
+                    sent,
+                    items_replayed,
+                    refused,
+                    delivered,
+                    dropped,
+                    session_id: None,
+                });
+            }
+            Err(back) => (connection, first) = *back,
+        }
+    }
+}
+
+/// A frame sent without its event (raw, or given back by the old connection), as the
+/// event the layers are shown.
+fn parse_sent(core: &Core, text: &str) -> Option<ClientEvent> {
+    match core.config.endpoint.dialect() {
+        Dialect::Ga => ClientEvent::from_json(text).ok(),
+        Dialect::Beta => None,
+    }
+}

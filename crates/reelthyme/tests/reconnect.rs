@@ -1,0 +1,758 @@
+//! Sessions that survive (`Config::reconnect`): a lost connection is replaced and the
+//! conversation replayed on the new server session (checked in the simulator's recording
+//! of it), an honest `Reconnected` report, sends held during the outage, rotation before
+//! the session cap, refusals that stop at once, and kills at random points (property test:
+//! `PROPTEST_CASES=100 cargo test -p reelthyme --test reconnect` runs 100 of them).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reelthyme::events::{ClientEvent, Item, ResponseParams, Role, ServerEvent};
+use reelthyme::{
+    Config, EntryKind, ErrorKind, History, Layer, LayerContext, Mirror, Reconnect, ReconnectEvent,
+    ReconnectEvents, Reconnected, SessionEvents, SessionSender,
+};
+use reelthyme_sim::{FaultAction, Faults, Match, Recorded, Recorder, Reply, Rule, SimConfig};
+use serde_json::Value;
+
+mod support;
+
+use support::{WAIT, endpoint, start, until};
+
+const TOOL: &str = "get_weather";
+
+/// The scripted conversation: a tool call and its answer, a slow joke, a goodbye.
+fn script() -> SimConfig {
+    SimConfig::default()
+        .speed(50.0)
+        .rule(
+            Match::Contains("weather".into()),
+            Reply::FunctionCall {
+                name: TOOL.into(),
+                arguments: r#"{"city":"Paris"}"#.into(),
+            },
+        )
+        .rule(
+            Match::AfterTool(TOOL.into()),
+            Reply::Text("It is sunny in Paris.".into()),
+        )
+        .add_rule(
+            Rule::new(
+                Match::Contains("joke".into()),
+                Reply::Text("Why did the socket close? It needed some space.".into()),
+            )
+            .delay(Duration::from_millis(150)),
+        )
+        .rule(Match::Any, Reply::Text("Goodbye!".into()))
+}
+
+/// A fast policy: short backoff, everything else default.
+fn policy() -> Reconnect {
+    Reconnect::default()
+        .backoff(Duration::from_millis(10), Duration::from_millis(80))
+        .max_elapsed(Duration::from_secs(10))
+        .rotate_after(None)
+}
+
+/// Snapshots the mirror's history when the session moves to a new connection (before the
+/// new `session.created` reaches the mirror): what the replay should contain.
+struct Snapshot {
+    mirror: Mirror,
+    at_switch: Arc<Mutex<Vec<History>>>,
+}
+
+impl Layer for Snapshot {
+    fn on_connected(&mut self, _cx: &mut LayerContext<'_>) {
+        self.at_switch.lock().unwrap().push(self.mirror.history());
+    }
+}
+
+/// A session with a mirror and the snapshot layer; the test drives it.
+struct Chat {
+    tx: SessionSender,
+    events: SessionEvents,
+    reports: ReconnectEvents,
+    reconnects: Vec<Reconnected>,
+    gave_up: Option<reelthyme::Error>,
+    at_switch: Arc<Mutex<Vec<History>>>,
+    /// The event ids the test sent, in order.
+    sent: Vec<String>,
+}
+
+/// How a wait for an answer ended.
+#[derive(Debug)]
+enum Answer {
+    /// `response.done`: its function call (name, call_id) if it made one.
+    Done(Option<(String, String)>),
+    /// The connection was lost with the answer in flight (the report says so).
+    Lost(Reconnected),
+}
+
+impl Chat {
+    async fn open(config: Config) -> Self {
+        let session = reelthyme::connect(config).await.unwrap();
+        let (mirror, layer) = Mirror::new();
+        let at_switch = Arc::new(Mutex::new(Vec::new()));
+        let session = session.with_layer(layer).with_layer(Snapshot {
+            mirror,
+            at_switch: at_switch.clone(),
+        });
+        let reports = session.sender().reconnect_events();
+        let (tx, events) = session.split();
+        Self {
+            tx,
+            events,
+            reports,
+            reconnects: Vec::new(),
+            gave_up: None,
+            at_switch,
+            sent: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, event: ClientEvent) -> reelthyme::Result<()> {
+        let id = format!("evt_test_{}", self.sent.len());
+        self.sent.push(id.clone());
+        self.tx.send(event.with_event_id(id)).await
+    }
+
+    async fn ask(&mut self, text: &str) {
+        self.send(ClientEvent::user_text(text)).await.unwrap();
+        self.request().await;
+    }
+
+    async fn request(&mut self) {
+        self.send(ClientEvent::response_create_with(ResponseParams::text()))
+            .await
+            .unwrap();
+    }
+
+    /// Reads reports published so far; returns a reconnect that lost the answer.
+    fn drain_reports(&mut self) -> Option<Reconnected> {
+        let mut lost = None;
+        while let Some(report) = self.reports.try_recv() {
+            match report {
+                ReconnectEvent::Reconnected(done) => {
+                    if done.lost_response.is_some() {
+                        lost = Some(done.clone());
+                    }
+                    self.reconnects.push(done);
+                }
+                ReconnectEvent::GaveUp { error, .. } => self.gave_up = Some(error),
+                _ => {}
+            }
+        }
+        lost
+    }
+
+    /// Reads the stream until the next `Reconnected`, bounded.
+    async fn reconnected(&mut self) {
+        let before = self.reconnects.len();
+        tokio::time::timeout(WAIT, async {
+            while self.reconnects.len() == before {
+                let event = self.events.next().await;
+                self.drain_reports();
+                assert!(self.gave_up.is_none(), "{:?}", self.gave_up);
+                match event {
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => panic!("the stream failed: {error}"),
+                    None => panic!("the stream ended"),
+                }
+            }
+        })
+        .await
+        .expect("no reconnect");
+    }
+
+    /// The next answer (or its loss), bounded.
+    async fn answer(&mut self) -> Answer {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let event = self.events.next().await;
+                if let Some(lost) = self.drain_reports() {
+                    return Answer::Lost(lost);
+                }
+                match event {
+                    Some(Ok(ServerEvent::ResponseDone(done))) => {
+                        let call =
+                            done.response
+                                .output
+                                .iter()
+                                .flatten()
+                                .find_map(|item| match item {
+                                    Item::FunctionCall(call) => Some((
+                                        call.name.clone(),
+                                        call.call_id.clone().unwrap_or_default(),
+                                    )),
+                                    _ => None,
+                                });
+                        return Answer::Done(call);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => panic!("the stream failed: {error}"),
+                    None => panic!("the stream ended"),
+                }
+            }
+        })
+        .await
+        .expect("no answer in time: a hang")
+    }
+
+    /// One user turn to its final answer: tool calls answered, a lost answer asked again
+    /// (with the user's item when the report says it was unconfirmed).
+    async fn turn(&mut self, text: &str) {
+        self.ask(text).await;
+        let mut resend: Option<ClientEvent> = Some(ClientEvent::user_text(text));
+        for _ in 0..6 {
+            match self.answer().await {
+                Answer::Done(Some((name, call_id))) => {
+                    assert_eq!(name, TOOL);
+                    let output = ClientEvent::function_call_output(call_id, r#"{"sky":"clear"}"#);
+                    resend = Some(output.clone());
+                    self.send(output).await.unwrap();
+                    self.request().await;
+                }
+                Answer::Done(None) => return,
+                Answer::Lost(report) => {
+                    if report.unconfirmed > 0
+                        && let Some(item) = resend.clone()
+                    {
+                        self.send(item).await.unwrap();
+                    }
+                    self.request().await;
+                }
+            }
+        }
+        panic!("the turn never finished");
+    }
+}
+
+fn created_items(frames: &[Recorded], session_id: &str) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| f.session_id == session_id && !f.from_server)
+        .filter(|f| f.json["type"] == "conversation.item.create")
+        .map(|f| f.json.clone())
+        .collect()
+}
+
+fn session_ids(recorder: &Recorder) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for frame in recorder.frames() {
+        if !ids.contains(&frame.session_id) {
+            ids.push(frame.session_id.clone());
+        }
+    }
+    ids
+}
+
+/// The (type, role, text) a replayed `conversation.item.create` carries.
+fn shape(create: &Value) -> (String, String, String) {
+    let item = &create["item"];
+    let kind = item["type"].as_str().unwrap_or_default().to_owned();
+    let role = item["role"].as_str().unwrap_or_default().to_owned();
+    let text = match kind.as_str() {
+        "function_call" => item["arguments"].as_str().unwrap_or_default().to_owned(),
+        "function_call_output" => item["output"].as_str().unwrap_or_default().to_owned(),
+        _ => item["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    (kind, role, text)
+}
+
+/// The replayed items (the first `n` item creates of the new session) are the mirror's
+/// finished entries at the switch, in order, ids kept, each after the one before it.
+fn assert_replay_is_the_history(replayed: &[Value], history: &History) {
+    let finished: Vec<_> = history.entries.iter().filter(|e| e.complete).collect();
+    let expected: Vec<(String, String, String, String)> = finished
+        .iter()
+        .map(|e| {
+            let (kind, role) = match &e.kind {
+                EntryKind::Message(role) => ("message", role_name(role)),
+                EntryKind::FunctionCall { .. } => ("function_call", ""),
+                EntryKind::FunctionCallOutput { .. } => ("function_call_output", ""),
+                EntryKind::Other(other) => panic!("unexpected {other}"),
+                _ => panic!("unexpected entry"),
+            };
+            (
+                e.id.clone(),
+                kind.to_owned(),
+                role.to_owned(),
+                e.text.clone(),
+            )
+        })
+        .collect();
+    let got: Vec<(String, String, String, String)> = replayed
+        .iter()
+        .map(|c| {
+            let (kind, role, text) = shape(c);
+            let id = c["item"]["id"].as_str().unwrap_or_default().to_owned();
+            (id, kind, role, text)
+        })
+        .collect();
+    assert_eq!(got, expected);
+    let mut previous = "root".to_owned();
+    for create in replayed {
+        assert_eq!(create["previous_item_id"], previous.as_str(), "{create}");
+        previous = create["item"]["id"].as_str().unwrap().to_owned();
+    }
+}
+
+fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::System => "system",
+        _ => "other",
+    }
+}
+
+#[tokio::test]
+async fn a_kill_mid_turn_replays_the_conversation_and_reports_the_lost_answer() {
+    // The third `response.create` (the joke) is killed 60 ms in: after `response.created`,
+    // before its first output (its rule waits 150 ms). Only the first session is faulted.
+    let faults = Faults {
+        on_client: Some((
+            "response.create".into(),
+            3,
+            FaultAction::Delayed(Duration::from_millis(60), Box::new(FaultAction::Kill)),
+        )),
+        sessions: Some(1),
+        ..Faults::default()
+    };
+    let (sim, recorder) = start(script().faults(faults)).await;
+    let config = Config::new(endpoint(&sim))
+        .outgoing(reelthyme::validate)
+        .reconnect(policy());
+    let mut chat = Chat::open(config).await;
+    until(&mut chat.events, "session.created").await;
+
+    chat.turn("What is the weather in Paris?").await;
+    chat.ask("Tell me a joke.").await;
+    let Answer::Lost(report) = chat.answer().await else {
+        panic!("the joke was answered: the kill did not happen");
+    };
+    // Honest: an answer was in flight, so the state is not restored.
+    assert!(!report.state_restored, "{report:?}");
+    let lost = report.lost_response.clone().unwrap();
+    assert!(lost.response_id.is_some(), "{lost:?}");
+    assert!(!report.rotated);
+    assert_eq!(report.items_replayed, 5, "{report:?}");
+    assert!(report.not_replayed.is_empty(), "{report:?}");
+    // The conversation goes on, on the new session: the joke is asked for again.
+    chat.request().await;
+    assert!(matches!(chat.answer().await, Answer::Done(None)));
+    chat.turn("Thanks, bye.").await;
+
+    let sessions = session_ids(&recorder);
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert_eq!(report.session_id.as_deref(), Some(sessions[1].as_str()));
+    let frames = recorder.frames();
+    let replayed = created_items(&frames, &sessions[1]);
+    let shapes: Vec<_> = replayed[..5].iter().map(shape).collect();
+    let (user, assistant) = ("user".to_owned(), "assistant".to_owned());
+    assert_eq!(
+        shapes,
+        [
+            (
+                "message".into(),
+                user.clone(),
+                "What is the weather in Paris?".into()
+            ),
+            (
+                "function_call".into(),
+                String::new(),
+                r#"{"city":"Paris"}"#.into()
+            ),
+            (
+                "function_call_output".into(),
+                String::new(),
+                r#"{"sky":"clear"}"#.into()
+            ),
+            ("message".into(), assistant, "It is sunny in Paris.".into()),
+            ("message".into(), user, "Tell me a joke.".into()),
+        ]
+    );
+    // The call and its output are paired by call_id, as on the first session.
+    assert_eq!(
+        replayed[1]["item"]["call_id"],
+        replayed[2]["item"]["call_id"]
+    );
+    // Ids and order are the first session's, as the mirror showed them.
+    let history = chat.at_switch.lock().unwrap()[0].clone();
+    assert_replay_is_the_history(&replayed[..5], &history);
+    // The new session was given the confirmed session first (it validated: the session
+    // was answered, not refused).
+    let second: Vec<_> = frames
+        .iter()
+        .filter(|f| f.session_id == sessions[1])
+        .collect();
+    let first_sent = second.iter().find(|f| !f.from_server).unwrap();
+    assert_eq!(first_sent.json["type"], "session.update");
+    assert!(
+        !second
+            .iter()
+            .any(|f| f.from_server && f.json["type"] == "error"),
+        "the new session refused something"
+    );
+    // The model on the new session answered after the replay: the last answer is there.
+    let answered = second.iter().any(|f| {
+        f.from_server
+            && f.json["type"] == "response.output_text.done"
+            && f.json["text"] == "Goodbye!"
+    });
+    assert!(answered);
+}
+
+#[tokio::test]
+async fn a_kill_between_turns_restores_everything() {
+    // A `clear` between turns is the trigger: the simulator processes it, then drops the
+    // connection.
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
+        ..Faults::default()
+    };
+    let (sim, recorder) = start(script().faults(faults)).await;
+    let config = Config::new(endpoint(&sim))
+        .outgoing(reelthyme::validate)
+        .reconnect(policy());
+    let mut chat = Chat::open(config).await;
+    chat.turn("What is the weather in Paris?").await;
+    chat.send(ClientEvent::audio_clear()).await.unwrap();
+    chat.reconnected().await;
+    chat.turn("Thanks, bye.").await;
+
+    assert_eq!(chat.reconnects.len(), 1, "{:?}", chat.reconnects);
+    let report = &chat.reconnects[0];
+    assert!(report.state_restored, "{report:?}");
+    assert_eq!(report.lost_response, None);
+    assert_eq!(report.items_replayed, 4);
+    let sessions = session_ids(&recorder);
+    let frames = recorder.frames();
+    let replayed = created_items(&frames, &sessions[1]);
+    let history = chat.at_switch.lock().unwrap()[0].clone();
+    assert_replay_is_the_history(&replayed[..4], &history);
+    // Every event the test sent reached a server session.
+    for id in &chat.sent {
+        assert!(
+            frames
+                .iter()
+                .any(|f| !f.from_server && f.json["event_id"] == id.as_str()),
+            "{id} never reached a server"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sends_during_an_outage_are_held_then_delivered_and_stale_audio_is_dropped_with_a_report() {
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
+        // The first reconnect is refused: the outage lasts a backoff or two.
+        refuse_sessions: Some((2, 1, 1013, "try again later".into())),
+        ..Faults::default()
+    };
+    let (sim, recorder) = start(script().faults(faults)).await;
+    let config = Config::new(endpoint(&sim)).reconnect(
+        Reconnect::default()
+            .backoff(Duration::from_millis(150), Duration::from_millis(300))
+            .max_audio_age(Duration::from_millis(100))
+            .queue(64, 1 << 20)
+            .rotate_after(None),
+    );
+    let mut chat = Chat::open(config).await;
+    chat.send(ClientEvent::audio_clear()).await.unwrap();
+    // Read until the end is seen and the reconnect is under way.
+    let mut reports = chat.tx.reconnect_events();
+    let events = &mut chat.events;
+    let reading = async {
+        loop {
+            if events.next().await.is_none() {
+                return;
+            }
+        }
+    };
+    tokio::pin!(reading);
+    let first = tokio::select! {
+        report = reports.recv() => report.unwrap(),
+        () = &mut reading => panic!("the stream ended"),
+    };
+    assert!(
+        matches!(first, ReconnectEvent::Reconnecting { attempt: 1, .. }),
+        "{first:?}"
+    );
+    // Audio and a turn, sent while there is no connection: held, `Ok`. The audio before
+    // the second attempt's report, so at least that attempt's backoff (150 ms or more)
+    // older than 100 ms when the hold is delivered; the turn during that backoff.
+    let mut tx = chat.tx.clone();
+    for _ in 0..5 {
+        tx.send(ClientEvent::audio_append(&[0_i16; 960]))
+            .await
+            .unwrap();
+    }
+    let second = tokio::select! {
+        report = reports.recv() => report.unwrap(),
+        () = &mut reading => panic!("the stream ended"),
+    };
+    assert!(
+        matches!(second, ReconnectEvent::Reconnecting { attempt: 2, .. }),
+        "{second:?}"
+    );
+    tx.send(ClientEvent::user_text("Held during the outage").with_event_id("evt_held"))
+        .await
+        .unwrap();
+    let done = tokio::time::timeout(WAIT, async {
+        loop {
+            tokio::select! {
+                report = reports.recv() => match report.unwrap() {
+                    ReconnectEvent::Reconnected(done) => return done,
+                    ReconnectEvent::GaveUp { error, .. } => panic!("gave up: {error}"),
+                    ReconnectEvent::Reconnecting { .. } => {}
+                    _ => {}
+                },
+                () = &mut reading => panic!("the stream ended"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // The refused attempt, then the one that worked.
+    assert_eq!(done.attempts, 2, "{done:?}");
+    // The five appends waited longer than 100 ms: dropped, and said so.
+    assert_eq!(done.dropped_appends, 5, "{done:?}");
+    assert_eq!(done.dropped_audio_ms, 200);
+    assert!(!done.state_restored);
+    assert_eq!(done.delivered, 1);
+    // A flush waits for the delivery; the held item reached the new session.
+    tx.flush().await.unwrap();
+    let recorded = |recorder: &Recorder| {
+        recorder
+            .frames()
+            .iter()
+            .any(|f| !f.from_server && f.json["event_id"] == "evt_held")
+    };
+    tokio::time::timeout(WAIT, async {
+        while !recorded(&recorder) {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                () = &mut reading => panic!("the stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("the held item never reached the server");
+    let sessions = session_ids(&recorder);
+    let frames = recorder.frames();
+    let held: Vec<_> = frames
+        .iter()
+        .filter(|f| !f.from_server && f.json["event_id"] == "evt_held")
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].session_id, *sessions.last().unwrap());
+    assert!(
+        !frames
+            .iter()
+            .any(|f| !f.from_server && f.json["type"] == "input_audio_buffer.append"),
+        "stale audio was delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_full_outage_queue_refuses_a_send_with_an_error() {
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
+        refuse_sessions: Some((2, 1, 1013, "try again later".into())),
+        ..Faults::default()
+    };
+    let (sim, _recorder) = start(script().faults(faults)).await;
+    let config = Config::new(endpoint(&sim)).reconnect(
+        Reconnect::default()
+            .backoff(Duration::from_millis(300), Duration::from_millis(300))
+            .queue(2, 1 << 20)
+            .rotate_after(None),
+    );
+    let mut chat = Chat::open(config).await;
+    let mut reports = chat.tx.reconnect_events();
+    chat.send(ClientEvent::audio_clear()).await.unwrap();
+    let events = &mut chat.events;
+    let reading = async { while events.next().await.is_some() {} };
+    tokio::pin!(reading);
+    tokio::select! {
+        report = reports.recv() => assert!(matches!(report, Some(ReconnectEvent::Reconnecting { .. }))),
+        () = &mut reading => panic!("the stream ended"),
+    }
+    let mut tx = chat.tx.clone();
+    tx.send(ClientEvent::user_text("one")).await.unwrap();
+    tx.send(ClientEvent::user_text("two")).await.unwrap();
+    let refused = tx.send(ClientEvent::user_text("three")).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Rejected);
+    assert!(!refused.is_fatal());
+}
+
+#[tokio::test]
+async fn an_auth_failure_during_reconnect_stops_at_once_with_the_typed_error() {
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
+        // Every reconnect is refused as a revoked key is.
+        refuse_sessions: Some((
+            2,
+            usize::MAX,
+            3000,
+            "invalid_request_error.invalid_api_key".into(),
+        )),
+        ..Faults::default()
+    };
+    let (sim, _recorder) = start(script().faults(faults)).await;
+    let config = Config::new(endpoint(&sim)).reconnect(policy().attempts(10));
+    let mut chat = Chat::open(config).await;
+    chat.send(ClientEvent::audio_clear()).await.unwrap();
+    let started = Instant::now();
+    let error = tokio::time::timeout(WAIT, async {
+        loop {
+            match chat.events.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return error,
+                None => panic!("the stream ended without the error"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(error.kind(), ErrorKind::Auth, "{error}");
+    // The stream ends after it.
+    assert!(chat.events.next().await.is_none());
+    chat.drain_reports();
+    let gave_up = chat.gave_up.take().expect("no GaveUp report");
+    assert_eq!(gave_up.kind(), ErrorKind::Auth);
+    // One attempt: `Reconnecting` once.
+    assert_eq!(sim.connections().len(), 2, "{:?}", sim.connections());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Every later send gets the typed error.
+    let refused = chat
+        .tx
+        .send(ClientEvent::response_create())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Auth);
+}
+
+#[tokio::test]
+async fn refused_reconnects_are_retried_with_backoff_until_one_is_let_in() {
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
+        refuse_sessions: Some((2, 3, 1013, "try again later".into())),
+        ..Faults::default()
+    };
+    let (sim, _recorder) = start(script().faults(faults)).await;
+    let config = Config::new(endpoint(&sim)).reconnect(policy());
+    let mut chat = Chat::open(config).await;
+    chat.send(ClientEvent::audio_clear()).await.unwrap();
+    chat.reconnected().await;
+    chat.turn("Thanks, bye.").await;
+    assert_eq!(chat.reconnects.len(), 1);
+    assert_eq!(chat.reconnects[0].attempts, 4);
+    assert!(chat.reconnects[0].state_restored);
+    assert_eq!(sim.connections().len(), 5);
+}
+
+#[tokio::test]
+async fn too_few_attempts_give_up_with_the_last_failure() {
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
+        refuse_sessions: Some((2, usize::MAX, 1013, "try again later".into())),
+        ..Faults::default()
+    };
+    let (sim, _recorder) = start(script().faults(faults)).await;
+    let config = Config::new(endpoint(&sim)).reconnect(policy().attempts(3));
+    let mut chat = Chat::open(config).await;
+    chat.send(ClientEvent::audio_clear()).await.unwrap();
+    let error = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Err(error) = chat.events.next().await.expect("ended without an error") {
+                return error;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(error.close_code(), Some(1013), "{error}");
+    assert_eq!(sim.connections().len(), 4);
+    chat.drain_reports();
+    assert!(chat.gave_up.is_some());
+}
+
+#[tokio::test]
+async fn a_session_about_to_expire_rotates_between_turns_without_losing_an_event() {
+    // Sessions last 2 s; the client rotates after 1 s, at a quiet moment.
+    let (sim, recorder) = start(script().session_duration(Duration::from_secs(2))).await;
+    let config = Config::new(endpoint(&sim))
+        .outgoing(reelthyme::validate)
+        .instructions("Be brief.")
+        .reconnect(policy().rotate_after(Some(Duration::from_secs(1))));
+    let mut chat = Chat::open(config).await;
+    chat.turn("What is the weather in Paris?").await;
+    // Idle until the rotation (the stream drives it), bounded.
+    let mut reports = chat.tx.reconnect_events();
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    let (began, done) = tokio::time::timeout(WAIT, async {
+        let mut began = None;
+        loop {
+            tokio::select! {
+                report = reports.recv() => match report.unwrap() {
+                    ReconnectEvent::Reconnecting { .. } => began = Some(Instant::now()),
+                    ReconnectEvent::Reconnected(done) => return (began.unwrap(), done),
+                    other => panic!("{other:?}"),
+                },
+                event = chat.events.next() => seen.push(event.unwrap().unwrap().type_name().to_owned()),
+            }
+        }
+    })
+    .await
+    .expect("no rotation");
+    let gap = began.elapsed();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "rotated too late"
+    );
+    assert!(done.rotated && done.state_restored, "{done:?}");
+    assert_eq!(done.items_replayed, 4);
+    // The conversation goes on on the new session.
+    chat.turn("Thanks, bye.").await;
+    chat.drain_reports();
+    let sessions = session_ids(&recorder);
+    let frames = recorder.frames();
+    // The old session never hit its cap: no `session_expired` anywhere.
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.json["error"]["code"] == "session_expired"),
+        "a session expired"
+    );
+    // No event lost: everything the old session sent was read before the switch (the
+    // stream yielded its last events, then the new `session.created`).
+    let old_sent = frames
+        .iter()
+        .filter(|f| f.session_id == sessions[0] && f.from_server)
+        .count();
+    assert!(old_sent > 0);
+    let replayed = created_items(&frames, &sessions[1]);
+    let history = chat.at_switch.lock().unwrap()[0].clone();
+    assert_replay_is_the_history(&replayed[..4], &history);
+    // The configured instructions came through the confirmed session.
+    let update = frames
+        .iter()
+        .find(|f| f.session_id == sessions[1] && !f.from_server)
+        .unwrap();
+    assert_eq!(update.json["session"]["instructions"], "Be brief.");
+    // The rotation's time with sends held, for the record (`--nocapture`).
+    println!("rotation held sends for {gap:?}");
+}
