@@ -12,7 +12,7 @@
 //! No audio is kept unless asked ([`MirrorLayer::retain_audio`], bounded), so memory stays
 //! flat over an hour-long voice session: the model counts audio, it does not store it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use reelthyme_schema::ServerEvent;
@@ -68,6 +68,11 @@ pub struct Entry {
 
 impl Entry {
     pub(crate) fn from_state(state: &ItemState) -> Self {
+        // Messages are read from the model's parts: a finished item is kept compactly,
+        // and rebuilding it for the history would keep a second copy of each.
+        if let Some(role) = state.role() {
+            return Self::message(state, EntryKind::Message(role.clone()));
+        }
         let kind = match state.item() {
             Item::Message(m) => EntryKind::Message(m.role.clone()),
             Item::FunctionCall(call) => EntryKind::FunctionCall {
@@ -79,39 +84,46 @@ impl Entry {
             },
             other => EntryKind::Other(other.type_name().to_owned()),
         };
+        let generated = match state.item() {
+            Item::FunctionCall(_) => state
+                .function_call()
+                .map(|f| f.arguments().to_owned())
+                .unwrap_or_default(),
+            Item::FunctionCallOutput(output) => output.output.clone(),
+            _ => return Self::message(state, kind),
+        };
+        Self {
+            id: state.id().to_owned(),
+            kind,
+            text: generated.clone(),
+            generated,
+            truncated_at_ms: None,
+            complete: state.is_done(),
+            transcribing: false,
+            response_id: state.response_id().map(str::to_owned),
+        }
+    }
+
+    // A message (or any item with content parts): its text from the model's parts.
+    fn message(state: &ItemState, kind: EntryKind) -> Self {
         let mut text = String::new();
         let mut generated = String::new();
         let mut truncated_at_ms = None;
         let mut transcribing = false;
-        match state.item() {
-            Item::FunctionCall(_) => {
-                generated = state
-                    .function_call()
-                    .map(|f| f.arguments().to_owned())
-                    .unwrap_or_default();
-                text.clone_from(&generated);
-            }
-            Item::FunctionCallOutput(output) => {
-                generated.clone_from(&output.output);
-                text.clone_from(&generated);
-            }
-            _ => {
-                for content in state.contents() {
-                    let part = content.text().unwrap_or_default();
-                    generated.push_str(part);
-                    // A user audio part waits for its transcript until one arrives.
-                    transcribing |= state.role() == Some(&Role::User)
-                        && (matches!(content.transcription(), InputTranscription::InProgress)
-                            || (content.text().is_none()
-                                && matches!(content.transcription(), InputTranscription::None)));
-                    match content.truncated_at_ms() {
-                        Some(end) => {
-                            truncated_at_ms = Some(end);
-                            text.push_str(heard(part, end, content.audio_ms()));
-                        }
-                        None => text.push_str(part),
-                    }
+        for content in state.contents() {
+            let part = content.text().unwrap_or_default();
+            generated.push_str(part);
+            // A user audio part waits for its transcript until one arrives.
+            transcribing |= state.role() == Some(&Role::User)
+                && (matches!(content.transcription(), InputTranscription::InProgress)
+                    || (content.text().is_none()
+                        && matches!(content.transcription(), InputTranscription::None)));
+            match content.truncated_at_ms() {
+                Some(end) => {
+                    truncated_at_ms = Some(end);
+                    text.push_str(heard(part, end, content.audio_ms()));
                 }
+                None => text.push_str(part),
             }
         }
         Self {
@@ -124,6 +136,31 @@ impl Entry {
             transcribing,
             response_id: state.response_id().map(str::to_owned),
         }
+    }
+}
+
+/// A history entry in a set, found by its id.
+#[derive(Debug)]
+struct ById(Arc<Entry>);
+
+impl std::borrow::Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes, so that lookups by `&str` find it.
+        self.0.id.as_str().hash(state);
     }
 }
 
@@ -212,7 +249,8 @@ impl Mirror {
 /// when it should keep audio: the audio layer consumes the deltas.
 pub struct MirrorLayer {
     publish: watch::Sender<History>,
-    cache: HashMap<String, Arc<Entry>>,
+    // Keyed by the entry's own id (no second copy of it).
+    cache: HashSet<ById>,
     version: u64,
     audio: Arc<Mutex<Retained>>,
     retain_bytes: usize,
@@ -237,7 +275,7 @@ impl MirrorLayer {
         };
         let layer = Self {
             publish,
-            cache: HashMap::new(),
+            cache: HashSet::new(),
             version: 0,
             audio,
             retain_bytes: 0,
@@ -287,8 +325,7 @@ impl MirrorLayer {
                 for id in ids {
                     match conversation.item(id) {
                         Some(state) => {
-                            self.cache
-                                .insert((*id).to_owned(), Arc::new(Entry::from_state(state)));
+                            self.cache.replace(ById(Arc::new(Entry::from_state(state))));
                         }
                         None => {
                             self.cache.remove(*id);
@@ -298,20 +335,26 @@ impl MirrorLayer {
             }
             None => self.cache.clear(),
         }
-        let entries: Arc<[Arc<Entry>]> = conversation
-            .items()
-            .map(|state| {
-                self.cache
-                    .entry(state.id().to_owned())
-                    .or_insert_with(|| Arc::new(Entry::from_state(state)))
-                    .clone()
-            })
-            .collect();
+        // Built at its exact size, then shared: a history is published on every change,
+        // and growing a list to a new size each time fragments the heap over an hour.
+        let mut entries = Vec::with_capacity(conversation.item_ids().len());
+        for state in conversation.items() {
+            let entry = match self.cache.get(state.id()) {
+                Some(ById(entry)) => entry.clone(),
+                None => {
+                    let entry = Arc::new(Entry::from_state(state));
+                    self.cache.insert(ById(entry.clone()));
+                    entry
+                }
+            };
+            entries.push(entry);
+        }
+        let entries: Arc<[Arc<Entry>]> = entries.into();
         if self.cache.len() > entries.len() {
             // Deleted or evicted items leave the cache too.
-            self.cache.retain(|id, _| {
+            self.cache.retain(|ById(entry)| {
                 conversation
-                    .item(id)
+                    .item(&entry.id)
                     .is_some_and(ItemState::in_conversation)
             });
         }

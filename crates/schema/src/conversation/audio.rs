@@ -84,7 +84,7 @@ pub(super) fn is_audio(part: &ContentPart) -> bool {
 // A response's output format, else the session's (free of `self`, so that the audio path
 // can read it while it holds an item mutably).
 pub(super) fn format_of<'a>(
-    responses: &'a HashMap<String, ResponseState>,
+    responses: &'a HashMap<super::Id, ResponseState>,
     session: Option<&'a SessionConfig>,
     response_id: &str,
 ) -> Option<&'a AudioFormat> {

@@ -104,7 +104,7 @@ impl Conversation {
         let Some(item) = self.items.get_mut(delta.item_id.as_str()) else {
             return Applied::Ignored(Ignored::UnknownItem);
         };
-        let call = item.function_call.get_or_insert_with(Box::default);
+        let call = item.function_call_mut();
         if call.call_id.is_none() {
             call.call_id = Some(delta.call_id.clone());
         }
@@ -128,7 +128,7 @@ impl Conversation {
         let Some(item) = self.items.get_mut(done.item_id.as_str()) else {
             return Applied::Ignored(Ignored::UnknownItem);
         };
-        let call = item.function_call.get_or_insert_with(Box::default);
+        let call = item.function_call_mut();
         *budget = budget.saturating_add(call.arguments.len());
         call.arguments.clone_from(&done.arguments);
         *budget = budget.saturating_sub(call.arguments.len());

@@ -86,7 +86,7 @@ impl Conversation {
         let Some(content) = item.content_mut(delta.content_index.unwrap_or(0)) else {
             return Applied::Ignored(Ignored::Limit);
         };
-        if content.transcription.is_none() {
+        if content.transcription == super::item_state::Transcription::None {
             content.set_transcription(InputTranscription::InProgress);
         }
         content.push_text(delta.delta.as_deref().unwrap_or_default(), budget);

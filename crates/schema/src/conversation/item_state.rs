@@ -1,9 +1,12 @@
 //! What the model knows about an item: [`ItemState`], its content parts ([`ContentState`],
 //! [`InputTranscription`]) and its function call ([`FunctionCall`]).
 
+use std::sync::OnceLock;
+
 use super::util::floor_char_boundary;
 use super::{MAX_CONTENT_PARTS, MAX_TEXT_BYTES};
-use crate::item::{Item, Role};
+use crate::extra::Unknown;
+use crate::item::{ContentPart, Item, Role};
 use crate::server::TranscriptionError;
 
 /// The state of an input audio transcription.
@@ -32,13 +35,23 @@ pub struct ContentState {
     pub(super) bytes_per_second: u32,
     pub(super) audio_done: bool,
     pub(super) truncated_ms: Option<u64>,
-    // Boxed, and absent while `None`: a failure's reason is large and rare, and most parts
-    // are never transcribed.
-    pub(super) transcription: Option<Box<InputTranscription>>,
+    // A failure's reason is large and rare: only it is boxed.
+    pub(super) transcription: Transcription,
 }
 
-// What a part without a transcription event answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) enum Transcription {
+    #[default]
+    None,
+    InProgress,
+    Completed,
+    Failed(Box<InputTranscription>),
+}
+
+// What the states without a payload answer.
 static NO_TRANSCRIPTION: InputTranscription = InputTranscription::None;
+static TRANSCRIBING: InputTranscription = InputTranscription::InProgress;
+static TRANSCRIBED: InputTranscription = InputTranscription::Completed;
 
 impl ContentState {
     /// The text (text parts) or transcript (audio parts): the latest full version the
@@ -83,13 +96,20 @@ impl ContentState {
 
     /// The input transcription's state (user audio parts).
     pub fn transcription(&self) -> &InputTranscription {
-        self.transcription.as_deref().unwrap_or(&NO_TRANSCRIPTION)
+        match &self.transcription {
+            Transcription::None => &NO_TRANSCRIPTION,
+            Transcription::InProgress => &TRANSCRIBING,
+            Transcription::Completed => &TRANSCRIBED,
+            Transcription::Failed(failed) => failed,
+        }
     }
 
     pub(super) fn set_transcription(&mut self, state: InputTranscription) {
         self.transcription = match state {
-            InputTranscription::None => None,
-            state => Some(Box::new(state)),
+            InputTranscription::None => Transcription::None,
+            InputTranscription::InProgress => Transcription::InProgress,
+            InputTranscription::Completed => Transcription::Completed,
+            state => Transcription::Failed(Box::new(state)),
         };
     }
 
@@ -157,12 +177,13 @@ impl FunctionCall {
 /// An item and what the model knows about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemState {
-    pub(super) id: String,
-    // Boxed (as is the function call): an item is large inline and the map of items
-    // holds every one of them, with room to grow.
-    pub(super) item: Box<Item>,
-    pub(super) previous_item_id: Option<String>,
-    pub(super) response_id: Option<String>,
+    pub(super) id: super::Id,
+    // What kind of item it is, read without rebuilding a finished item.
+    pub(super) kind: Kind,
+    // The server's item: whole while it can still change, compact once done.
+    pub(super) item: StoredItem,
+    pub(super) previous_item_id: Option<super::Id>,
+    pub(super) response_id: Option<super::Id>,
     pub(super) output_index: Option<u32>,
     pub(super) in_conversation: bool,
     pub(super) done: bool,
@@ -179,14 +200,34 @@ impl ItemState {
 
     /// The latest full item the server sent (or the client's, before the server's echo),
     /// with audio removed. Text in it may be older than [`Self::content`]'s.
+    ///
+    /// A finished item is kept compactly — without its id, and without the texts (and a
+    /// call's arguments) the model holds anyway, which [`Self::content`] and
+    /// [`Self::function_call`] answer — and rebuilt on the first call, once. Where the
+    /// model's text changed after the item was done (a later `.done` event), the rebuilt
+    /// item carries the model's text. [`Self::role`], [`Self::function_call`] and the
+    /// other queries never need it.
     pub fn item(&self) -> &Item {
-        &self.item
+        match &self.item {
+            StoredItem::Live(item) => item,
+            StoredItem::Done(done) => done.whole.get_or_init(|| {
+                Box::new(done.rebuild(&self.id, &self.contents, self.function_call.as_deref()))
+            }),
+        }
     }
 
     /// The message's role, for messages.
     pub fn role(&self) -> Option<&Role> {
-        match &*self.item {
-            Item::Message(m) => Some(&m.role),
+        match &self.kind {
+            Kind::Message(role) => Some(role),
+            _ => None,
+        }
+    }
+
+    /// The `call_id` a `function_call_output` item answers.
+    pub fn output_call_id(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Output(call_id) => Some(call_id),
             _ => None,
         }
     }
@@ -245,7 +286,236 @@ impl ItemState {
     }
 
     pub(super) fn content_mut(&mut self, index: u32) -> Option<&mut ContentState> {
+        self.item.forget_rebuilt();
         content_at(&mut self.contents, index)
+    }
+
+    pub(super) fn function_call_mut(&mut self) -> &mut FunctionCall {
+        self.item.forget_rebuilt();
+        self.function_call.get_or_insert_with(Box::default)
+    }
+
+    // Keeps the server's item (audio already removed): compactly when the item is done.
+    pub(super) fn store(&mut self, item: Item) {
+        self.kind = Kind::of(&item);
+        self.item = if self.done {
+            StoredItem::done(
+                item,
+                &self.id,
+                &self.contents,
+                self.function_call.as_deref(),
+            )
+        } else {
+            StoredItem::Live(Box::new(item))
+        };
+    }
+
+    // Whether `item` (audio removed) differs from the stored one, without rebuilding it.
+    pub(super) fn differs(&self, item: &Item) -> bool {
+        match &self.item {
+            StoredItem::Live(stored) => **stored != *item,
+            StoredItem::Done(_) => {
+                StoredItem::done(
+                    item.clone(),
+                    &self.id,
+                    &self.contents,
+                    self.function_call.as_deref(),
+                ) != self.item
+            }
+        }
+    }
+}
+
+/// What kind an item is, kept beside a compact one so that queries on the audio, mirror
+/// and tool paths never rebuild it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Kind {
+    Message(Role),
+    FunctionCall,
+    Output(Box<str>),
+    Other,
+}
+
+impl Kind {
+    pub(super) fn of(item: &Item) -> Self {
+        match item {
+            Item::Message(m) => Self::Message(m.role.clone()),
+            Item::FunctionCall(_) => Self::FunctionCall,
+            Item::FunctionCallOutput(o) => Self::Output(o.call_id.as_str().into()),
+            _ => Self::Other,
+        }
+    }
+}
+
+/// How the server's item is kept: whole (boxed) while it can change, compact once done. A
+/// finished item is history, kept for the session: its struct is a few hundred bytes of
+/// mostly empty options, and its transcript, arguments and id are already held beside it
+/// (by the content states, the function call and the map), so it is kept as JSON without
+/// them.
+#[derive(Debug, Clone)]
+pub(super) enum StoredItem {
+    Live(Box<Item>),
+    Done(Box<FinishedItem>),
+}
+
+#[derive(Debug)]
+pub(super) struct FinishedItem {
+    // The item as JSON, without what the flags below say was taken out.
+    json: Box<str>,
+    // Bit `i`: content part `i`'s text was the model's (`ContentState::text`), taken out.
+    texts_taken: u64,
+    // Whether the id (the key it is held under) was taken out.
+    id_taken: bool,
+    // Whether a function call's arguments were the model's (`FunctionCall::arguments`).
+    arguments_taken: bool,
+    // The item rebuilt, on the first `ItemState::item`.
+    whole: OnceLock<Box<Item>>,
+}
+
+impl Clone for FinishedItem {
+    fn clone(&self) -> Self {
+        Self {
+            whole: self.whole.clone(),
+            ..self.clone_compact()
+        }
+    }
+}
+
+impl FinishedItem {
+    fn clone_compact(&self) -> Self {
+        Self {
+            json: self.json.clone(),
+            texts_taken: self.texts_taken,
+            id_taken: self.id_taken,
+            arguments_taken: self.arguments_taken,
+            whole: OnceLock::new(),
+        }
+    }
+
+    fn rebuild(&self, id: &str, contents: &[ContentState], call: Option<&FunctionCall>) -> Item {
+        let mut item: Item = serde_json::from_str(&self.json)
+            .unwrap_or_else(|_| Item::Unknown(Unknown(serde_json::Map::new())));
+        if self.id_taken
+            && let Some(slot) = id_slot(&mut item)
+        {
+            *slot = Some(id.to_owned());
+        }
+        match &mut item {
+            Item::Message(message) => {
+                for (index, part) in message.content.iter_mut().enumerate().take(64) {
+                    if self.texts_taken & (1 << index) != 0
+                        && let Some(text) = text_slot(part)
+                    {
+                        let model = contents.get(index).and_then(ContentState::text);
+                        model.unwrap_or_default().clone_into(text);
+                    }
+                }
+            }
+            Item::FunctionCall(function) if self.arguments_taken => {
+                call.map(FunctionCall::arguments)
+                    .unwrap_or_default()
+                    .clone_into(&mut function.arguments);
+            }
+            _ => {}
+        }
+        item
+    }
+}
+
+impl StoredItem {
+    fn done(
+        mut item: Item,
+        id: &str,
+        contents: &[ContentState],
+        call: Option<&FunctionCall>,
+    ) -> Self {
+        let id_taken = id_slot(&mut item).is_some_and(|slot| {
+            let same = slot.as_deref() == Some(id);
+            if same {
+                *slot = None;
+            }
+            same
+        });
+        let mut texts_taken = 0;
+        let mut arguments_taken = false;
+        match &mut item {
+            Item::Message(message) => {
+                for (index, part) in message.content.iter_mut().enumerate().take(64) {
+                    let model = contents.get(index).and_then(ContentState::text);
+                    if let Some(text) = text_slot(part)
+                        && model == Some(text.as_str())
+                    {
+                        text.clear();
+                        texts_taken |= 1 << index;
+                    }
+                }
+            }
+            Item::FunctionCall(function)
+                if call.is_some_and(|c| c.arguments == function.arguments) =>
+            {
+                function.arguments.clear();
+                arguments_taken = true;
+            }
+            _ => {}
+        }
+        let Ok(json) = serde_json::to_string(&item) else {
+            return Self::Live(Box::new(item));
+        };
+        Self::Done(Box::new(FinishedItem {
+            json: json.into_boxed_str(),
+            texts_taken,
+            id_taken,
+            arguments_taken,
+            whole: OnceLock::new(),
+        }))
+    }
+
+    // A rebuilt item may carry text the model has since changed: it is rebuilt again.
+    pub(super) fn forget_rebuilt(&mut self) {
+        if let Self::Done(done) = self
+            && done.whole.get().is_some()
+        {
+            done.whole = OnceLock::new();
+        }
+    }
+}
+
+// Equal when they keep the same item (whether it was rebuilt does not matter).
+impl PartialEq for StoredItem {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Live(a), Self::Live(b)) => a == b,
+            (Self::Done(a), Self::Done(b)) => {
+                a.json == b.json
+                    && a.texts_taken == b.texts_taken
+                    && a.id_taken == b.id_taken
+                    && a.arguments_taken == b.arguments_taken
+            }
+            _ => false,
+        }
+    }
+}
+
+// Where an item keeps its id, for the kinds that keep it in a field.
+fn id_slot(item: &mut Item) -> Option<&mut Option<String>> {
+    match item {
+        Item::Message(m) => Some(&mut m.id),
+        Item::FunctionCall(f) => Some(&mut f.id),
+        Item::FunctionCallOutput(f) => Some(&mut f.id),
+        _ => None,
+    }
+}
+
+// Where a content part keeps its text or transcript, when it has one.
+fn text_slot(part: &mut ContentPart) -> Option<&mut String> {
+    match part {
+        ContentPart::InputText(t) | ContentPart::OutputText(t) | ContentPart::Text(t) => {
+            t.text.as_mut()
+        }
+        ContentPart::InputAudio(a) | ContentPart::OutputAudio(a) | ContentPart::Audio(a) => {
+            a.transcript.as_mut()?.as_mut()
+        }
+        _ => None,
     }
 }
 
@@ -259,6 +529,8 @@ pub(super) fn content_at(
         return None;
     }
     if index >= contents.len() {
+        // Exactly: most items have one part, and a Vec's first allocation holds four.
+        contents.reserve_exact(index + 1 - contents.len());
         contents.resize_with(index + 1, ContentState::default);
     }
     contents.get_mut(index)

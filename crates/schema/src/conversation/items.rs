@@ -2,13 +2,16 @@
 //! done, retrieved, output by a response, truncated and deleted; their order and eviction.
 
 use super::audio::without_audio;
-use super::item_state::content_at;
+use super::item_state::{Kind, StoredItem, content_at};
 use super::util::push_bounded;
+use std::sync::Arc;
+
 use super::{
-    Applied, Conversation, Finality, Ignored, ItemRequest, ItemState, MAX_CONTENT_PARTS, MAX_ITEMS,
-    MAX_TOTAL_TEXT_BYTES,
+    Applied, Conversation, Finality, Id, Ignored, ItemRequest, ItemState, MAX_CONTENT_PARTS,
+    MAX_ITEMS, MAX_TOTAL_TEXT_BYTES,
 };
 use crate::client::ConversationItemCreate;
+use crate::extra::Unknown;
 use crate::item::{Item, Role};
 use crate::server::{ItemDeleted, ItemEvent, ItemTruncated};
 
@@ -47,8 +50,10 @@ impl Conversation {
             return applied;
         }
         if let Some(previous) = previous {
+            // The id the previous item is held under, when it is.
+            let shared = previous.as_deref().map(|p| self.shared_item_id(p));
             if let Some(state) = self.items.get_mut(id) {
-                state.previous_item_id.clone_from(&previous);
+                state.previous_item_id = shared;
             }
             self.place(id, previous.as_deref());
         }
@@ -147,27 +152,30 @@ impl Conversation {
             // An `added` that arrives after the item is done is older news: the done
             // item stays.
             let stale = finality == Finality::Start && state.done;
-            let changed = !stale && *state.item != stripped;
-            if changed {
-                *state.item = stripped;
-            }
             if in_conversation && !state.in_conversation {
                 state.in_conversation = true;
                 self.order.push(id.to_owned());
             }
             if !stale {
-                absorb(state, &audio, finality, budget);
+                absorb(state, &stripped, &audio, finality, budget);
+                sync_function_call(state, &stripped, finality, budget);
+            }
+            let was_done = state.done;
+            if finality != Finality::Start {
+                state.done = true;
+            }
+            if finality == Finality::Retrieved {
+                state.retrieved = true;
+            }
+            // Compared (and kept) after its text went into the parts: a finished item is
+            // kept without the text they hold.
+            let changed = !stale && (state.differs(&stripped) || state.done != was_done);
+            if changed {
+                state.store(stripped);
             }
             match finality {
-                Finality::Done if !state.done => {
-                    state.done = true;
-                    Applied::ItemDone
-                }
-                Finality::Retrieved => {
-                    state.retrieved = true;
-                    state.done = true;
-                    Applied::ItemRetrieved
-                }
+                Finality::Done if !was_done => Applied::ItemDone,
+                Finality::Retrieved => Applied::ItemRetrieved,
                 _ if changed => Applied::ItemUpdated,
                 _ => Applied::Unchanged,
             }
@@ -175,9 +183,11 @@ impl Conversation {
             if self.items.len() >= MAX_ITEMS {
                 self.evict_item();
             }
+            let key: Id = Arc::from(id);
             let mut state = ItemState {
-                id: id.to_owned(),
-                item: Box::new(stripped),
+                id: key.clone(),
+                kind: Kind::of(&stripped),
+                item: StoredItem::Live(Box::new(Item::Unknown(Unknown(serde_json::Map::new())))),
                 previous_item_id: None,
                 response_id: None,
                 output_index: None,
@@ -187,9 +197,12 @@ impl Conversation {
                 contents: Vec::new(),
                 function_call: None,
             };
-            absorb(&mut state, &audio, finality, &mut self.text_budget.0);
-            self.items.insert(id.to_owned(), Box::new(state));
-            self.arrival.push_back(id.to_owned());
+            let budget = &mut self.text_budget.0;
+            absorb(&mut state, &stripped, &audio, finality, budget);
+            sync_function_call(&mut state, &stripped, finality, budget);
+            state.store(stripped);
+            self.items.insert(key.clone(), Box::new(state));
+            self.arrival.push_back(key);
             if in_conversation {
                 self.order.push(id.to_owned());
             }
@@ -197,27 +210,14 @@ impl Conversation {
         };
         // A function call item's `.done` completes the call if its arguments' `.done`
         // did not.
-        if let Some(state) = self.items.get_mut(id)
-            && let Item::FunctionCall(call) = &*state.item
+        if from_response
+            && let Some(state) = self.items.get_mut(id)
+            && let Some(fc) = state.function_call.as_deref_mut()
+            && fc.done
+            && !fc.reported
         {
-            let complete = finality != Finality::Start
-                || call.status == Some(crate::item::ItemStatus::Completed);
-            let fc = state.function_call.get_or_insert_with(Box::default);
-            if fc.call_id.is_none() {
-                fc.call_id.clone_from(&call.call_id);
-            }
-            fc.name = Some(call.name.clone());
-            if complete || (fc.arguments.is_empty() && !call.arguments.is_empty()) {
-                let budget = &mut self.text_budget.0;
-                *budget = budget.saturating_add(fc.arguments.len());
-                fc.arguments.clone_from(&call.arguments);
-                *budget = budget.saturating_sub(fc.arguments.len());
-            }
-            fc.done |= complete;
-            if complete && from_response && !fc.reported {
-                fc.reported = true;
-                return Applied::FunctionCallReady;
-            }
+            fc.reported = true;
+            return Applied::FunctionCallReady;
         }
         applied
     }
@@ -238,14 +238,20 @@ impl Conversation {
         if matches!(applied, Applied::Ignored(_)) {
             return applied;
         }
+        let response_key = self
+            .responses
+            .get_key_value(response_id)
+            .map_or_else(|| Arc::from(response_id), |(key, _)| key.clone());
         if let Some(state) = self.items.get_mut(id) {
-            state.response_id = Some(response_id.to_owned());
+            state.response_id = Some(response_key);
             state.output_index = Some(output_index);
         }
         if let Some(response) = self.responses.get_mut(response_id)
             && !response.output.iter().any(|o| o == id)
         {
             let at = response.output.len().min(output_index as usize);
+            // Exactly: most responses have one output item.
+            response.output.reserve_exact(1);
             response.output.insert(at, id.to_owned());
         }
         applied
@@ -270,6 +276,13 @@ impl Conversation {
         } else {
             Applied::Ignored(Ignored::UnknownItem)
         }
+    }
+
+    // `id` as held (one allocation shared), or a new one for an id not held.
+    fn shared_item_id(&self, id: &str) -> Id {
+        self.items
+            .get_key_value(id)
+            .map_or_else(|| Arc::from(id), |(key, _)| key.clone())
     }
 
     fn evict_item(&mut self) {
@@ -299,20 +312,43 @@ impl Conversation {
         if state.in_conversation {
             self.order.retain(|o| o != id);
         }
-        if let Some(at) = self.arrival.iter().position(|a| a == id) {
+        if let Some(at) = self.arrival.iter().position(|a| &**a == id) {
             self.arrival.remove(at);
         }
         true
     }
 }
 
+// A function call item's call id, name and arguments into the call's state (a `.done`
+// item, or a completed one, completes it).
+fn sync_function_call(state: &mut ItemState, item: &Item, finality: Finality, budget: &mut usize) {
+    let Item::FunctionCall(call) = item else {
+        return;
+    };
+    let complete =
+        finality != Finality::Start || call.status == Some(crate::item::ItemStatus::Completed);
+    let fc = state.function_call_mut();
+    if fc.call_id.is_none() {
+        fc.call_id.clone_from(&call.call_id);
+    }
+    fc.name = Some(call.name.clone());
+    if complete || (fc.arguments.is_empty() && !call.arguments.is_empty()) {
+        *budget = budget.saturating_add(fc.arguments.len());
+        fc.arguments.clone_from(&call.arguments);
+        *budget = budget.saturating_sub(fc.arguments.len());
+    }
+    fc.done |= complete;
+}
+
 // Takes a full item's content into the state: text where the rules say, audio counted.
 fn absorb(
     state: &mut ItemState,
+    item: &Item,
     audio: &[(u32, u64, Option<u32>)],
     finality: Finality,
     budget: &mut usize,
 ) {
+    state.item.forget_rebuilt();
     for &(index, bytes, bps) in audio {
         if let Some(content) = content_at(&mut state.contents, index) {
             // A full item's audio is the whole of it: it replaces the count.
@@ -322,7 +358,7 @@ fn absorb(
             }
         }
     }
-    let Item::Message(message) = &*state.item else {
+    let Item::Message(message) = item else {
         return;
     };
     for (index, part) in message.content.iter().enumerate().take(MAX_CONTENT_PARTS) {

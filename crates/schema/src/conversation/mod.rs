@@ -22,6 +22,7 @@ mod responses;
 mod util;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use self::audio::format_of;
 pub use self::input::InputBuffer;
@@ -29,7 +30,6 @@ pub use self::item_state::{ContentState, FunctionCall, InputTranscription, ItemS
 pub use self::outcome::{Applied, Ignored};
 pub use self::response_state::{ItemRequest, ResponseRequest, ResponseState};
 use crate::client::ClientEvent;
-use crate::item::Item;
 use crate::server::ServerEvent;
 use crate::session::{AudioFormat, SessionConfig};
 
@@ -50,6 +50,11 @@ pub const MAX_TOTAL_TEXT_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_PENDING: usize = 64;
 /// Committed input item ids remembered.
 pub const MAX_COMMITTED: usize = 64;
+
+// An item or response id as the model keeps it: one allocation, shared by the map's key,
+// the state, the eviction queue and the items that name it (`previous_item_id`,
+// `response_id`).
+type Id = Arc<str>;
 
 /// The conversation of one session, as the server last described it: fed with
 /// [`Self::apply_server`] for every server event and [`Self::apply_client`] for every client
@@ -130,14 +135,14 @@ pub struct Conversation {
     pending_session: Option<SessionConfig>,
     // Boxed: the map keeps room to grow (up to twice its items), and an item is ~130
     // bytes inline, so boxes cost less than the empty slots would.
-    items: HashMap<String, Box<ItemState>>,
+    items: HashMap<Id, Box<ItemState>>,
     // The default conversation's item ids, in the server's order.
     order: Vec<String>,
     // Every held item id, oldest first: what eviction removes first.
-    arrival: VecDeque<String>,
-    responses: HashMap<String, ResponseState>,
-    response_order: VecDeque<String>,
-    active: Option<String>,
+    arrival: VecDeque<Id>,
+    responses: HashMap<Id, ResponseState>,
+    response_order: VecDeque<Id>,
+    active: Option<Id>,
     pending_items: VecDeque<ItemRequest>,
     pending_responses: VecDeque<ResponseRequest>,
     input: InputBuffer,
@@ -228,7 +233,7 @@ impl Conversation {
             .iter()
             .rev()
             .filter_map(|id| self.item(id))
-            .find(|i| matches!(&*i.item, Item::FunctionCallOutput(o) if o.call_id == call_id))
+            .find(|i| i.output_call_id() == Some(call_id))
     }
 
     /// The responses, oldest first.
@@ -403,10 +408,10 @@ impl Conversation {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut seen = std::collections::HashSet::new();
         for id in &self.order {
-            if !seen.insert(id) {
+            if !seen.insert(id.as_str()) {
                 return Err(format!("item {id} twice in the order"));
             }
-            match self.items.get(id) {
+            match self.items.get(id.as_str()) {
                 Some(item) if item.in_conversation => {}
                 Some(_) => return Err(format!("out-of-band item {id} in the order")),
                 None => return Err(format!("ordered item {id} not held")),
@@ -416,7 +421,7 @@ impl Conversation {
             if item.id != *id {
                 return Err(format!("item filed under {id} is {}", item.id));
             }
-            if item.in_conversation && !seen.contains(id) {
+            if item.in_conversation && !seen.contains(&**id) {
                 return Err(format!("item {id} in the conversation but not ordered"));
             }
             if item.contents.len() > MAX_CONTENT_PARTS {
@@ -503,6 +508,58 @@ mod tests {
         // Rebuilt or not, two copies are equal.
         assert_eq!(copy.response("resp_1"), c.response("resp_1"));
         assert_eq!(copy.response("resp_1").unwrap().response(), &expected);
+    }
+
+    // A finished item is kept without its id and the texts its parts hold; what it
+    // answers is the server's item, whole, rebuilt or cloned.
+    #[test]
+    fn a_finished_item_answers_as_the_server_sent_it() {
+        let mut c = Conversation::new();
+        let message = json!({"id":"a1","object":"realtime.item","type":"message",
+            "status":"completed","role":"assistant","content":[
+                {"type":"output_audio","transcript":"Hello there."},
+                {"type":"output_text","text":"Second part"}]});
+        let call = json!({"id":"f1","object":"realtime.item","type":"function_call",
+            "status":"completed","call_id":"call_1","name":"get_weather",
+            "arguments":"{\"city\":\"Paris\"}"});
+        for item in [&message, &call] {
+            apply(
+                &mut c,
+                json!({"type":"conversation.item.done","event_id":"e","item":item}),
+            );
+        }
+        let copy = c.clone();
+        for (id, item) in [("a1", &message), ("f1", &call)] {
+            let state = c.item(id).unwrap();
+            assert!(matches!(state.item, super::item_state::StoredItem::Done(_)));
+            let expected: crate::item::Item = serde_json::from_value(item.clone()).unwrap();
+            assert_eq!(state.item(), &expected);
+            assert_eq!(copy.item(id).unwrap().item(), &expected);
+            assert_eq!(copy.item(id), c.item(id));
+        }
+        assert_eq!(
+            c.item("a1").unwrap().role(),
+            Some(&crate::item::Role::Assistant)
+        );
+        assert_eq!(
+            c.item("f1").unwrap().function_call().unwrap().arguments(),
+            "{\"city\":\"Paris\"}"
+        );
+        // The same item again changes nothing; a different one replaces it.
+        let again = json!({"type":"conversation.item.done","event_id":"e","item":message});
+        assert_eq!(
+            c.apply_server(&ServerEvent::from_value(again).unwrap()),
+            super::Applied::Unchanged
+        );
+        let mut changed = message.clone();
+        changed["content"][1]["text"] = json!("Changed");
+        apply(
+            &mut c,
+            json!({"type":"conversation.item.done","event_id":"e","item":changed}),
+        );
+        let expected: crate::item::Item = serde_json::from_value(changed).unwrap();
+        assert_eq!(c.item("a1").unwrap().item(), &expected);
+        assert_eq!(c.transcript("a1", 1), Some("Changed"));
     }
 
     // What one turn costs inline: every item and response stays in a map for the session,

@@ -74,7 +74,7 @@ impl ItemRequest {
 /// A response and what the model knows about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponseState {
-    pub(super) id: String,
+    pub(super) id: super::Id,
     pub(super) response: Stored,
     // Boxed: a request is most of a kilobyte inline, and most responses (VAD's) have none.
     pub(super) request: Option<Box<ResponseRequest>>,

@@ -6,11 +6,12 @@ use super::audio::without_audio;
 use super::response_state::Stored;
 use super::util::push_bounded;
 use super::{
-    Applied, Conversation, Finality, Ignored, MAX_RESPONSES, ResponseRequest, ResponseState,
+    Applied, Conversation, Finality, Id, Ignored, MAX_RESPONSES, ResponseRequest, ResponseState,
 };
 use crate::client::{ResponseCancel, ResponseCreate};
 use crate::response::Response;
 use crate::server::ErrorEvent;
+use std::sync::Arc;
 
 impl Conversation {
     // `response.create`: waits for a `response.created` to claim it.
@@ -55,15 +56,16 @@ impl Conversation {
             return Applied::Unchanged;
         }
         let request = self.claim_response_request(response);
+        let id: Id = Arc::from(id);
+        self.active = Some(id.clone());
         self.insert_response(ResponseState {
-            id: id.to_owned(),
+            id,
             response: Stored::live(stored),
             request: request.map(Box::new),
             output: Vec::new(),
             done: false,
             cancel_requested: false,
         });
-        self.active = Some(id.to_owned());
         Applied::ResponseStarted
     }
 
@@ -90,7 +92,7 @@ impl Conversation {
         if !self.responses.contains_key(id) {
             let request = self.claim_response_request(response);
             self.insert_response(ResponseState {
-                id: id.to_owned(),
+                id: Arc::from(id),
                 response: Stored::live(Response::default()),
                 request: request.map(Box::new),
                 output: Vec::new(),
@@ -133,7 +135,7 @@ impl Conversation {
         {
             self.responses.remove(&old);
             self.evicted += 1;
-            if self.active.as_deref() == Some(old.as_str()) {
+            if self.active.as_ref() == Some(&old) {
                 self.active = None;
             }
         }
