@@ -36,8 +36,8 @@ pub use codec::{Codec, Decoder, Encoder};
 pub use convert::{downmix, f32_to_i16, i16_to_f32, upmix};
 #[cfg(feature = "devices")]
 pub use devices::{
-    Capture, Captured, Clock, Cut, DeviceFormat, Direction, Drained, EchoReference, Player,
-    SampleFormat, list_devices,
+    Capture, CaptureClock, Captured, Clock, Cut, DeviceFormat, Direction, Drained, EchoPath,
+    EchoReference, Player, SampleFormat, list_devices,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use reelthyme_schema::g711;

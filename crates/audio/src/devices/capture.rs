@@ -10,10 +10,12 @@ use std::time::Duration;
 use cpal::traits::{DeviceTrait, StreamTrait};
 use cpal::{FromSample, SizedSample};
 
+use super::echo::{EchoPath, EchoStage, EchoStats};
 use super::{
     API_RATE, DeviceFormat, Direction, SampleFormat, device_error, open_default, stream_error,
     thread_died, thread_error,
 };
+use crate::echo::Echo;
 use crate::{Error, Resampler, Result, downmix, f32_to_i16};
 
 /// How often the worker empties the ring.
@@ -45,6 +47,8 @@ struct CaptureShared {
 pub struct Capture {
     format: DeviceFormat,
     shared: Arc<CaptureShared>,
+    echo: Echo,
+    echo_stats: Arc<EchoStats>,
     stop: Option<mpsc::Sender<()>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -97,6 +101,20 @@ impl Capture {
         chunk_ms: u32,
         on_audio: impl FnMut(Captured) + Send + 'static,
     ) -> Result<Self> {
+        Self::start_with_echo(device, chunk_ms, None, on_audio)
+    }
+
+    /// [`Capture::start`] with echo control: the microphone against what the player gave
+    /// its device ([`EchoPath`]), at the device rate, before resampling to 24 kHz.
+    ///
+    /// # Errors
+    /// As [`Capture::start`].
+    pub fn start_with_echo(
+        device: Option<&str>,
+        chunk_ms: u32,
+        echo: Option<EchoPath>,
+        on_audio: impl FnMut(Captured) + Send + 'static,
+    ) -> Result<Self> {
         let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         // Dropped by the stream thread once no callback can run any more: the worker then
@@ -122,27 +140,137 @@ impl Capture {
             })
             .map_err(|e| thread_error("starting the capture thread", e))?;
         let (format, ring, errors) = ready_rx.recv().map_err(|_| thread_died("capture"))??;
-        let worker = Worker {
+        // If the worker cannot start, dropping `stop_tx` on the way out stops the stream.
+        let (echo, echo_stats, worker) = Self::worker(
+            &format,
             ring,
             errors,
-            shared: shared.clone(),
-            channels: usize::from(format.channels.max(1)),
-            rate: format.rate,
-            interleaved: Vec::new(),
-            chunker: Chunker::new(chunk_ms, Box::new(on_audio)),
-            overruns_seen: 0,
-        };
-        // If the worker cannot start, dropping `stop_tx` on the way out stops the stream.
-        let worker = std::thread::Builder::new()
-            .name("reelthyme-capture-worker".into())
-            .spawn(move || worker.run(&stopped_rx))
-            .map_err(|e| thread_error("starting the capture worker", e))?;
+            &shared,
+            chunk_ms,
+            echo,
+            Box::new(on_audio),
+            stopped_rx,
+        )?;
         Ok(Self {
             format,
             shared,
+            echo,
+            echo_stats,
             stop: Some(stop_tx),
             threads: vec![stream_thread, worker],
         })
+    }
+
+    /// A capture from a "microphone" you drive with the returned [`CaptureClock`]: each
+    /// [`CaptureClock::push`] is one input callback (interleaved frames at `rate`), running
+    /// the same code as a cpal stream's, and the same worker after it. Beside
+    /// [`Player::with_clock`](super::Player::with_clock), for timing and echo tests.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Rate`](crate::ErrorKind) for an unusable rate.
+    pub fn with_clock(
+        rate: u32,
+        channels: u16,
+        chunk_ms: u32,
+        echo: Option<EchoPath>,
+        on_audio: impl FnMut(Captured) + Send + 'static,
+    ) -> Result<(Self, CaptureClock)> {
+        let format = DeviceFormat {
+            name: "clock".into(),
+            rate,
+            channels,
+            sample_format: SampleFormat::F32,
+        };
+        let channels = usize::from(channels.max(1));
+        let frames = ((rate as usize).max(1) * RING_SECONDS).min(RING_MAX_SAMPLES / channels);
+        let (ring_tx, ring) = rtrb::RingBuffer::new(frames.max(1) * channels);
+        let (_errors_tx, errors) = rtrb::RingBuffer::new(STREAM_ERRORS);
+        let shared = Arc::new(CaptureShared::default());
+        // No stream thread: dropping the sender (on stop) tells the worker the last
+        // callback has run.
+        let (stopped_tx, stopped_rx) = mpsc::channel::<()>();
+        let (echo, echo_stats, worker) = Self::worker(
+            &format,
+            ring,
+            errors,
+            &shared,
+            chunk_ms,
+            echo,
+            Box::new(on_audio),
+            stopped_rx,
+        )?;
+        let clock = CaptureClock {
+            ring: ring_tx,
+            shared: shared.clone(),
+            channels,
+        };
+        Ok((
+            Self {
+                format,
+                shared,
+                echo,
+                echo_stats,
+                stop: Some(stopped_tx),
+                threads: vec![worker],
+            },
+            clock,
+        ))
+    }
+
+    /// Starts the worker thread (and its echo stage) for a stream of `format`.
+    #[allow(clippy::too_many_arguments)]
+    fn worker(
+        format: &DeviceFormat,
+        ring: rtrb::Consumer<f32>,
+        errors: rtrb::Consumer<cpal::Error>,
+        shared: &Arc<CaptureShared>,
+        chunk_ms: u32,
+        echo: Option<EchoPath>,
+        on_audio: Box<dyn FnMut(Captured) + Send>,
+        stopped: mpsc::Receiver<()>,
+    ) -> Result<(Echo, Arc<EchoStats>, JoinHandle<()>)> {
+        let stats = EchoStats::new();
+        let mode = echo.as_ref().map_or(Echo::Off, EchoPath::mode);
+        let echo = echo.filter(|path| path.mode() != Echo::Off);
+        let (rate, stage_stats) = (format.rate, stats.clone());
+        let channels = usize::from(format.channels.max(1));
+        let shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("reelthyme-capture-worker".into())
+            .spawn(move || {
+                // The echo canceller is not `Send`: it is made where it runs.
+                let stage = echo.and_then(|path| {
+                    EchoStage::new(path, rate, stage_stats)
+                        .map_err(|error| {
+                            tracing::warn!(%error, "echo control could not start: capturing without it");
+                        })
+                        .ok()
+                });
+                Worker {
+                    ring,
+                    errors,
+                    shared,
+                    channels,
+                    rate,
+                    interleaved: Vec::new(),
+                    chunker: Chunker::new(chunk_ms, on_audio, stage),
+                    overruns_seen: 0,
+                }
+                .run(&stopped);
+            })
+            .map_err(|e| thread_error("starting the capture worker", e))?;
+        Ok((mode, stats, thread))
+    }
+
+    /// The echo control that runs ([`Echo::Off`] without an [`EchoPath`]).
+    pub fn echo(&self) -> Echo {
+        self.echo
+    }
+
+    /// The echo suppression measured so far (dB, microphone over output power while the
+    /// speaker plays), with [`Echo::Aec`]; `None` before the speaker played.
+    pub fn echo_suppression_db(&self) -> Option<f32> {
+        self.echo_stats.suppression_db()
     }
 
     /// The device's format.
@@ -189,6 +317,29 @@ impl Capture {
 impl Drop for Capture {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The "microphone" of [`Capture::with_clock`]: each push is one input callback.
+pub struct CaptureClock {
+    ring: rtrb::Producer<f32>,
+    shared: Arc<CaptureShared>,
+    channels: usize,
+}
+
+impl std::fmt::Debug for CaptureClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureClock")
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CaptureClock {
+    /// Delivers interleaved frames, as a device's input callback would (what does not fit
+    /// in the ring is counted as an overrun).
+    pub fn push(&mut self, interleaved: &[f32]) {
+        store(interleaved, self.channels, &mut self.ring, &self.shared);
     }
 }
 
@@ -255,23 +406,31 @@ impl Worker {
     }
 }
 
-/// Turns device buffers into 24 kHz mono chunks.
+/// Turns device buffers into 24 kHz mono chunks (echo-controlled first, with a stage).
 struct Chunker {
     resampler: Option<Resampler>,
+    echo: Option<EchoStage>,
     chunk: usize,
     mono: Vec<f32>,
+    echoed: Vec<f32>,
     resampled: Vec<f32>,
     on_audio: Box<dyn FnMut(Captured) + Send>,
     failed: bool,
 }
 
 impl Chunker {
-    fn new(chunk_ms: u32, on_audio: Box<dyn FnMut(Captured) + Send>) -> Self {
+    fn new(
+        chunk_ms: u32,
+        on_audio: Box<dyn FnMut(Captured) + Send>,
+        echo: Option<EchoStage>,
+    ) -> Self {
         let chunk = (API_RATE as usize * chunk_ms.max(1) as usize / 1000).max(1);
         Self {
             resampler: None,
+            echo,
             chunk,
             mono: Vec::new(),
+            echoed: Vec::new(),
             resampled: Vec::new(),
             on_audio,
             failed: false,
@@ -282,6 +441,7 @@ impl Chunker {
         if self.failed {
             return;
         }
+        let rate = self.echo.as_ref().map_or(rate, EchoStage::rate);
         let resampler = match &mut self.resampler {
             Some(resampler) => resampler,
             slot @ None => match Resampler::new(rate, API_RATE) {
@@ -295,7 +455,14 @@ impl Chunker {
         };
         self.mono.clear();
         downmix(interleaved, channels, &mut self.mono);
-        resampler.process(&self.mono, &mut self.resampled);
+        match &mut self.echo {
+            Some(echo) => {
+                self.echoed.clear();
+                echo.process(&self.mono, &mut self.echoed);
+                resampler.process(&self.echoed, &mut self.resampled);
+            }
+            None => resampler.process(&self.mono, &mut self.resampled),
+        }
         self.emit(false);
     }
 
@@ -313,6 +480,11 @@ impl Chunker {
 
     fn finish(&mut self) {
         if let Some(resampler) = &mut self.resampler {
+            if let Some(echo) = &mut self.echo {
+                self.echoed.clear();
+                echo.flush(&mut self.echoed);
+                resampler.process(&self.echoed, &mut self.resampled);
+            }
             resampler.flush(&mut self.resampled);
         }
         self.emit(true);
@@ -479,7 +651,11 @@ mod tests {
             channels: 2,
             rate: 48_000,
             interleaved: Vec::new(),
-            chunker: Chunker::new(chunk_ms, Box::new(move |c| sink.lock().unwrap().push(c))),
+            chunker: Chunker::new(
+                chunk_ms,
+                Box::new(move |c| sink.lock().unwrap().push(c)),
+                None,
+            ),
             overruns_seen: 0,
         };
         (worker, ring_tx, errors_tx, seen)

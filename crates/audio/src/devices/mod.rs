@@ -11,12 +11,14 @@
 //!   24 kHz PCM16 out, in chunks of a chosen duration, to a callback.
 
 mod capture;
+mod echo;
 mod player;
 mod render;
 
 use cpal::traits::{DeviceTrait, HostTrait};
 
-pub use capture::{Capture, Captured};
+pub use capture::{Capture, CaptureClock, Captured};
+pub use echo::EchoPath;
 pub use player::{Cut, Drained, EchoReference, Player};
 pub use render::Clock;
 

@@ -160,11 +160,13 @@ fn config() -> aec3::api::EchoCanceller3Config {
 }
 
 /// A running estimate of how much quieter the output is than the microphone while the far
-/// end plays (1 s time constant, frames by frames).
+/// end plays: the mean, in dB, over the last second or so of 10 ms frames, of frames where
+/// the far end plays and the output is at least 3 dB under the microphone (a frame that is
+/// not is the user talking, or a canceller not converged yet: neither says how much echo is
+/// removed).
 #[derive(Debug, Default)]
 struct Suppression {
-    mic: f64,
-    out: f64,
+    db: f64,
     frames: u64,
 }
 
@@ -174,20 +176,20 @@ impl Suppression {
             x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len().max(1) as f64
         };
         // The far end plays (above −50 dBFS) and the microphone hears something.
-        if power(reference) < 1e-5 {
-            return;
-        }
         let (m, o) = (power(mic), power(out));
-        if m < 1e-9 {
+        if power(reference) < 1e-5 || m < 1e-9 {
             return;
         }
-        let k = 0.01;
-        self.mic += k * (m - self.mic);
-        self.out += k * (o - self.out);
+        let db = (10.0 * (m / o.max(1e-12)).log10()).min(80.0);
+        if db < 3.0 {
+            return;
+        }
         self.frames += 1;
+        let k = (1.0 / self.frames as f64).max(0.01);
+        self.db += k * (db - self.db);
     }
 
     fn db(&self) -> Option<f32> {
-        (self.frames > 0).then(|| (10.0 * (self.mic / self.out.max(1e-12)).log10()) as f32)
+        (self.frames > 0).then_some(self.db as f32)
     }
 }

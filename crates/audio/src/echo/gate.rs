@@ -2,7 +2,8 @@
 //! echo-relative level.
 
 /// Gates the microphone against the far end, in 10 ms blocks: while the far end played in
-/// the last ~300 ms (its level decays 2 dB per block, covering the echo's delay and tail),
+/// the last 300 ms (its level is the loudest block of those, covering the echo's delay and
+/// tail),
 /// a block goes through only when the microphone is louder than the far end's level times
 /// the sensitivity ratio — a user talking over the assistant — and then for 100 ms more (so
 /// words are not chopped); otherwise it becomes silence (the server's audio clock keeps
@@ -11,28 +12,38 @@
 pub struct HalfDuplex {
     block: usize,
     ratio: f32,
-    far_level: f32,
+    /// The far end's level in each of the last [`FAR_BLOCKS`] blocks (a ring).
+    far_levels: [f32; FAR_BLOCKS],
+    far_at: usize,
     open_blocks: u32,
     reference: Vec<f32>,
     capture: Vec<f32>,
     gated_blocks: u64,
 }
 
+/// Blocks of far-end level the gate remembers (300 ms).
+const FAR_BLOCKS: usize = 30;
 /// Blocks kept open after the microphone was loud enough.
 const HOLD_BLOCKS: u32 = 10;
 /// A far end quieter than this (−60 dBFS RMS) is not heard.
 const FAR_FLOOR: f32 = 1e-3;
 
 impl HalfDuplex {
+    /// The default threshold: the microphone must be 6 dB (twice) louder than what the
+    /// speaker plays — a laptop's echo reaches the microphone at about the speaker's level.
+    pub const DEFAULT_THRESHOLD_DB: f32 = 6.0;
+
     /// A gate at `rate` that lets the microphone through while the far end plays only when
     /// it is `threshold_db` above the far end's level (0 dB: louder than what the speaker
-    /// plays; raise it for speakers loud at the microphone, lower it for a quiet user).
+    /// plays; [`HalfDuplex::DEFAULT_THRESHOLD_DB`] by default — raise it for speakers loud at
+    /// the microphone, lower it for a quiet user).
     pub fn new(rate: u32, threshold_db: f32) -> Self {
         let block = (rate as usize / 100).max(1);
         Self {
             block,
             ratio: 10f32.powf(threshold_db / 20.0),
-            far_level: 0.0,
+            far_levels: [0.0; FAR_BLOCKS],
+            far_at: 0,
             open_blocks: 0,
             reference: Vec::with_capacity(block),
             capture: Vec::with_capacity(block),
@@ -67,10 +78,12 @@ impl HalfDuplex {
 
     fn run_block(&mut self, out: &mut Vec<f32>) {
         let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt();
-        self.far_level = rms(&self.reference).max(self.far_level * 0.794);
-        let pass = if self.far_level < FAR_FLOOR {
+        self.far_at = (self.far_at + 1) % FAR_BLOCKS;
+        self.far_levels[self.far_at] = rms(&self.reference);
+        let far_level = self.far_levels.iter().copied().fold(0.0, f32::max);
+        let pass = if far_level < FAR_FLOOR {
             true
-        } else if rms(&self.capture) > self.far_level * self.ratio {
+        } else if rms(&self.capture) > far_level * self.ratio {
             self.open_blocks = HOLD_BLOCKS;
             true
         } else if self.open_blocks > 0 {
@@ -116,7 +129,7 @@ mod tests {
         let mut out = Vec::new();
         gate.process(&far[..1_600], &voice, &mut out);
         assert_eq!(out, voice);
-        // Nothing plays: everything goes through, once the far end's level has decayed.
+        // Nothing plays: everything goes through, once the far end is 300 ms past.
         let mut out = Vec::new();
         let quiet = tone(16_000, 0.01);
         gate.process(&[], &quiet, &mut out);
