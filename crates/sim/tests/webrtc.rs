@@ -235,7 +235,13 @@ async fn hangup_ends_the_call_and_its_sideband() {
     let rest = tokio::time::timeout(WAIT, rtc.receiver.collect::<Vec<_>>())
         .await
         .expect("the call outlived its hangup");
-    assert!(rest.iter().all(|r| r.is_ok()), "{rest:?}");
+    // The server ended the call: the client's verdict says so (a data channel has no
+    // close code to say "normal").
+    let (last, before) = rest.split_last().expect("a verdict");
+    assert!(before.iter().all(|r| r.is_ok()), "{rest:?}");
+    let error = last.as_ref().unwrap_err();
+    assert_eq!(error.kind(), reelthyme_transport::ErrorKind::Closed, "{error}");
+    assert_eq!(error.close_code(), Some(1000), "{error}");
     assert!(matches!(
         sideband.next().await,
         Next::Closed(Some((1000, _)))
@@ -357,7 +363,15 @@ async fn faults_and_expiry_apply_on_the_data_channel() {
     let rest = tokio::time::timeout(WAIT, rtc.receiver.collect::<Vec<_>>())
         .await
         .expect("an expired call stayed open");
-    assert!(rest.iter().all(|r| r.is_ok()), "{rest:?}");
+    // The close after the `session_expired` error is that error, typed.
+    let (last, before) = rest.split_last().expect("a verdict");
+    assert!(before.iter().all(|r| r.is_ok()), "{rest:?}");
+    let error = last.as_ref().unwrap_err();
+    assert_eq!(
+        error.kind(),
+        reelthyme_transport::ErrorKind::SessionExpired,
+        "{error}"
+    );
     assert_all_valid(&recorder);
 }
 

@@ -11,7 +11,7 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::call::{CHANNEL, close_peer};
+use crate::call::{CHANNEL, Role, close_peer};
 use crate::media::LocalTrack;
 use crate::peer::{self, Events, Side, rtc_error};
 use crate::settings::WebRtc;
@@ -162,7 +162,7 @@ impl Answered {
             }
             None => None,
         };
-        Ok(settings.launch(pc, channel, events, local, None, options))
+        Ok(settings.launch(pc, channel, events, local, None, Role::Server, options))
     }
 }
 

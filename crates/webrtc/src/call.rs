@@ -14,6 +14,7 @@
 //!   both audio tasks end.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use reelthyme_transport::{
@@ -69,6 +70,10 @@ struct Timing {
 impl WebRtc {
     /// Runs an open call: the pipe over the data channel, the audio tasks, the task that
     /// drives them; the user's ends as a [`Connection`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one call, made on either side"
+    )]
     pub(crate) fn launch(
         &self,
         pc: Arc<dyn PeerConnection>,
@@ -76,6 +81,7 @@ impl WebRtc {
         events: Events,
         local: Option<LocalTrack>,
         hangup: Option<Hangup>,
+        side: Role,
         options: &Options,
     ) -> Connection {
         let (sender, receiver, link) = pipe(options.queues(self.max_message_size));
@@ -111,6 +117,8 @@ impl WebRtc {
             state: events.state,
             hangup,
             timing,
+            closing: AtomicBool::new(false),
+            side,
         };
         tokio::spawn(run(live, link, cancel).instrument(tracing::Span::current()));
         let connection = Connection::new(sender, receiver);
@@ -146,6 +154,18 @@ struct Live {
     /// The client's side hangs up on close; the server's has nobody to tell.
     hangup: Option<Hangup>,
     timing: Timing,
+    /// Set before this side closes the channel: the close that follows is its own.
+    closing: AtomicBool,
+    side: Role,
+}
+
+/// Which end of the call a running connection is: for the client, the server closing the
+/// channel is the call ended by the server (an error); for the server, the client closing
+/// it is the client's goodbye (clean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Server,
 }
 
 async fn run(live: Live, mut link: Link, cancel: Cancel) {
@@ -290,6 +310,7 @@ async fn write(
     if !drained(&live.channel, timing.close_timeout).await {
         tracing::debug!("closing with frames the server had not acknowledged");
     }
+    live.closing.store(true, Ordering::SeqCst);
     let _ = live.channel.close().await;
     if let Some(Hangup {
         endpoint,
@@ -326,6 +347,8 @@ async fn read(
     let mut held = Vec::new();
     let mut closed_by_peer = false;
     let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    // The last event, when it was an `error`: it says why a close that follows came.
+    let mut last_error: Option<String> = None;
     let error = loop {
         let item = tokio::select! {
             biased;
@@ -386,7 +409,10 @@ async fn read(
                         ))
                     } else {
                         match String::from_utf8(message.data.to_vec()) {
-                            Ok(text) => Ok(Frame::at(text, received_at)),
+                            Ok(text) => {
+                                last_error = text.contains("\"error\"").then(|| text.clone());
+                                Ok(Frame::at(text, received_at))
+                            }
                             Err(_) => Err(Error::new(
                                 ErrorKind::Protocol,
                                 "the server sent a text message that is not UTF-8",
@@ -394,10 +420,14 @@ async fn read(
                         }
                     }
                 }
-                // The server closed the channel: the call is over, cleanly.
+                // The channel closed: this side's own close is clean; the server's is the
+                // call ended by the server (see the crate docs).
                 Some(DataChannelEvent::OnClose) | None => {
                     closed_by_peer = true;
-                    break None;
+                    if live.side == Role::Server || live.closing.load(Ordering::SeqCst) {
+                        break None;
+                    }
+                    break Some(ended_by_server(last_error.as_deref()));
                 }
                 Some(_) => continue,
             },
@@ -426,6 +456,27 @@ async fn read(
         error,
         held,
         closed_by_peer,
+    }
+}
+
+/// The server closed the channel without this side asking: the call ended by the server.
+/// A data channel has no close code, so it maps as a WebSocket closing with 1000 does after
+/// the `error` event that preceded it (`session_expired` → `SessionExpired`, quota codes →
+/// `Quota`, others `Closed`), and without one as `Closed` with code 1000 — an error all the
+/// same: the client never hears "normal", and the session must not look as if it were still
+/// open.
+fn ended_by_server(last_error: Option<&str>) -> Error {
+    let detail = last_error
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+        .filter(|event| event.get("type").is_some_and(|t| t == "error"))
+        .and_then(|event| serde_json::from_value(event.get("error")?.clone()).ok());
+    match detail {
+        Some(detail) => Error::from_close(1000, "", Some(detail)),
+        None => Error::new(
+            ErrorKind::Closed,
+            "the server ended the call (it closed the data channel)",
+        )
+        .with_close_code(1000),
     }
 }
 

@@ -21,6 +21,28 @@
 //! Every wait is bounded: the setup by [`WebRtc::setup_timeout`], a transient
 //! `disconnected` by [`WebRtc::disconnected_grace`], a send by [`WebRtc::dead_after`].
 //!
+//! # How a call ends
+//!
+//! A data channel has no close codes, so the ends map onto the WebSocket's:
+//!
+//! - this side closes ([`FrameSender::close`](reelthyme_transport::FrameSender), or every
+//!   sender dropped): the queued frames are sent and acknowledged, the channel closed, the
+//!   call hung up — a clean end, as a WebSocket close answered by the server;
+//! - the server closes the channel (a hangup, an expired session, a server that ends the
+//!   call): always an error, never a silent end — the client cannot tell "normal" from a
+//!   failure. After an `error` event it is classified by that event as a WebSocket close
+//!   after it would be ([`ErrorKind::SessionExpired`](reelthyme_transport::ErrorKind),
+//!   `Quota`, …), otherwise [`ErrorKind::Closed`](reelthyme_transport::ErrorKind) with
+//!   `close_code() == Some(1000)`: retryable (a new call may well succeed; a policy that
+//!   must not redial after a server-side hangup looks at the code);
+//! - the peer connection is lost (ICE or DTLS failed, `disconnected` past the grace, the
+//!   peer connection closed under the channel): `Closed` with code 1006, retryable.
+//!
+//! Whatever ends it, the frames queued and never sent are listed in the error
+//! (`Error::unsent`), and every later send, flush and close returns that error.
+//! On the server's end ([`WebRtc::answer`]) the client closing the channel is its
+//! goodbye: a clean end.
+//!
 //! # Example
 //! ```no_run
 //! # async fn demo() -> reelthyme_transport::Result<()> {

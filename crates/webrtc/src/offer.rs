@@ -14,7 +14,7 @@ use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
-use crate::call::{CHANNEL, GATHER_WAIT, Hangup, close_peer};
+use crate::call::{CHANNEL, GATHER_WAIT, Hangup, Role, close_peer};
 use crate::media::LocalTrack;
 use crate::peer::{self, Events, Side, nudge, rtc_error};
 use crate::settings::WebRtc;
@@ -127,7 +127,15 @@ impl WebRtc {
             options: options.clone(),
             call_id,
         });
-        let connection = self.launch(pc, ready.channel, events, ready.local, hangup, options);
+        let connection = self.launch(
+            pc,
+            ready.channel,
+            events,
+            ready.local,
+            hangup,
+            Role::Client,
+            options,
+        );
         Ok(match ready.call_id {
             Some(call_id) => connection.with_call_id(call_id),
             None => connection,

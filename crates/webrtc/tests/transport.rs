@@ -299,12 +299,16 @@ async fn the_server_ending_the_call_ends_the_stream() {
     let end = tokio::time::timeout(WAIT, connection.receiver.collect::<Vec<_>>())
         .await
         .expect("the stream outlived the server's peer connection");
-    // Either the channel closed cleanly or the connection was declared lost; never a hang.
-    if let Some(Err(error)) = end.last() {
-        assert!(error.is_retryable(), "{error}");
-    }
-    let refused = connection.sender.send("x".to_owned()).await;
-    assert!(refused.is_err());
+    // The server ended the call: a typed, retryable error ends the stream (a data
+    // channel has no close code to say "normal"), never a silent end or a hang.
+    let Some(Err(error)) = end.last() else {
+        panic!("the stream ended without a verdict: {end:?}");
+    };
+    assert_eq!(error.kind(), ErrorKind::Closed, "{error}");
+    assert!(error.is_retryable() && error.is_fatal(), "{error}");
+    // A send after it is refused with the same verdict.
+    let refused = connection.sender.send("x".to_owned()).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Closed, "{refused}");
 }
 
 /// Prints the transport's setup time on loopback — signalling over HTTP, ICE, DTLS, SCTP,
