@@ -37,8 +37,10 @@ pub(crate) struct SimArgs {
     /// transcript, ignoring case), on `after_tool = "NAME"` (the turn after that function
     /// tool's output; `true`: any tool's), or, with neither, every input. It answers with
     /// exactly one of `text = "..."`, `function_call = { name = "NAME", arguments = { ... } }`
-    /// (a table sent as JSON, or a string sent as it is), `fail = { code = "...", message =
-    /// "..." }` (response.done with status "failed"; both optional) or `echo = "TRANSCRIPT"`
+    /// (a table sent as JSON, or a string sent as it is), `function_calls = [{ name = "A" },
+    /// { name = "B", arguments = { ... } }]` (parallel calls: several in one response),
+    /// `fail = { code = "...", message = "..." }` (response.done with status "failed"; both
+    /// optional) or `echo = "TRANSCRIPT"`
     /// (the user's own audio, spoken back). `delay_ms = N` waits N ms after response.created
     /// before the first output. At the top: `transcripts = ["...", ...]` for the user's audio
     /// turns, and `transcript_delay_ms = N` to deliver each transcription N ms after its

@@ -245,6 +245,116 @@ async fn a_tool_round_trip_sends_one_output_and_one_follow_up() {
     );
 }
 
+/// Waits for the other calls of its response.
+#[derive(Deserialize, JsonSchema)]
+struct Meet {}
+
+/// Several calls in one response (the service's parallel tool calls, scripted in the
+/// simulator's documented format) run concurrently — each handler waits for the others at a
+/// barrier, so run one after the other they would never finish — and are answered with
+/// exactly one output each and exactly one follow-up, after the last output.
+#[tokio::test]
+async fn parallel_calls_run_together_and_get_one_follow_up() {
+    let script = SimConfig::from_script(
+        r#"
+[[rule]]
+contains = "compare"
+function_calls = [
+  { name = "get_weather", arguments = { city = "Paris" } },
+  { name = "get_weather", arguments = { city = "Rome" } },
+  { name = "meet" },
+]
+
+[[rule]]
+after_tool = true
+text = "All three answered."
+"#,
+    )
+    .unwrap()
+    .speed(50.0);
+    let (sim, recorder) = start(script).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(3));
+    let at_barrier = barrier.clone();
+    let weather = Tool::new(move |GetWeather { city }| {
+        let barrier = at_barrier.clone();
+        async move {
+            barrier.wait().await;
+            Ok(format!("{city}: 18 °C, clear"))
+        }
+    });
+    let meet = Tool::new(move |Meet {}| {
+        let barrier = barrier.clone();
+        async move {
+            barrier.wait().await;
+            Ok("met")
+        }
+    });
+    let config = Config::new(endpoint(&sim))
+        .session(text_session())
+        .tool(weather)
+        .tool(meet);
+    let (mut tx, mut events) = connect(&sim, config).await.split();
+    ask(&mut tx, "Compare Paris and Rome").await;
+    assert_eq!(
+        answer(&mut events).await,
+        "call get_weathercall get_weathercall meet"
+    );
+    assert_eq!(answer(&mut events).await, "All three answered.");
+    drain_for(&mut events, Duration::from_millis(300)).await;
+    // The server's side: one response made the three calls, each with its own call_id.
+    let calls: Vec<Value> = recorder
+        .frames()
+        .into_iter()
+        .filter(|f| f.from_server && f.json["type"] == "response.done")
+        .map(|f| f.json["response"]["output"].clone())
+        .next()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut call_ids: Vec<&str> = calls
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    call_ids.sort_unstable();
+    call_ids.dedup();
+    assert_eq!(call_ids.len(), 3, "{calls:#?}");
+    // The client's: exactly one output per call, then exactly one follow-up.
+    let frames = client_frames(&recorder);
+    let outputs = outputs(&frames);
+    let mut answered: Vec<&str> = outputs
+        .iter()
+        .map(|o| o["call_id"].as_str().unwrap())
+        .collect();
+    answered.sort_unstable();
+    assert_eq!(answered, call_ids, "{frames:#?}");
+    let mut results: Vec<&str> = outputs
+        .iter()
+        .map(|o| o["output"].as_str().unwrap())
+        .collect();
+    results.sort_unstable();
+    assert_eq!(
+        results,
+        ["Paris: 18 °C, clear", "Rome: 18 °C, clear", "met"]
+    );
+    assert_eq!(response_creates(&frames), 2, "{frames:#?}");
+    let follow_up = frames
+        .iter()
+        .rposition(|f| f["type"] == "response.create")
+        .unwrap();
+    let last_output = frames
+        .iter()
+        .rposition(|f| f["item"]["type"] == "function_call_output")
+        .unwrap();
+    assert!(last_output < follow_up, "{frames:#?}");
+    assert!(
+        frames[follow_up]["event_id"]
+            .as_str()
+            .unwrap()
+            .starts_with(reelthyme::FOLLOW_UP_EVENT_ID_PREFIX)
+    );
+}
+
 #[tokio::test]
 async fn handler_errors_panics_and_bad_arguments_go_back_as_output_text() {
     let sim_config = SimConfig::default()

@@ -18,6 +18,10 @@ pub enum Reply {
         /// The arguments, as JSON text.
         arguments: String,
     },
+    /// Call several function tools in one response, as the service does when the model
+    /// makes parallel tool calls: one `function_call` item each, in this order, each with
+    /// its own `call_id` — `(name, arguments as JSON text)` — then `response.done`.
+    FunctionCalls(Vec<(String, String)>),
     /// Fail the response with this error (`response.done` with `status: "failed"`).
     Fail {
         /// The error code.

@@ -154,6 +154,7 @@ struct RawRule {
     after_tool: Option<AfterTool>,
     text: Option<String>,
     function_call: Option<FunctionCall>,
+    function_calls: Option<Vec<FunctionCall>>,
     fail: Option<Fail>,
     echo: Option<String>,
     #[serde(default)]
@@ -184,6 +185,20 @@ impl RawRule {
                 arguments: call.arguments.unwrap_or_else(|| "{}".to_owned()),
             });
         }
+        if let Some(calls) = self.function_calls {
+            if calls.is_empty() {
+                return Err("`function_calls` lists at least one call".into());
+            }
+            if calls.iter().any(|c| c.name.is_empty()) {
+                return Err("every call of `function_calls` names its function".into());
+            }
+            replies.push(Reply::FunctionCalls(
+                calls
+                    .into_iter()
+                    .map(|c| (c.name, c.arguments.unwrap_or_else(|| "{}".to_owned())))
+                    .collect(),
+            ));
+        }
         if let Some(fail) = self.fail {
             replies.push(Reply::Fail {
                 code: fail.code.unwrap_or_else(|| DEFAULT_FAIL_CODE.to_owned()),
@@ -197,7 +212,7 @@ impl RawRule {
         }
         if replies.len() != 1 {
             return Err(format!(
-                "a rule answers with exactly one of `text`, `function_call`, `fail` or `echo` (this one has {})",
+                "a rule answers with exactly one of `text`, `function_call`, `function_calls`, `fail` or `echo` (this one has {})",
                 replies.len()
             ));
         }
@@ -206,7 +221,7 @@ impl RawRule {
     }
 }
 
-/// `function_call = { name, arguments }`.
+/// `function_call = { name, arguments }`, and each call of `function_calls = [...]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FunctionCall {
@@ -410,7 +425,8 @@ echo = "I heard you."
         let start = readme.find("```toml\n").unwrap() + "```toml\n".len();
         let end = start + readme[start..].find("```").unwrap();
         let config = SimConfig::from_script(&readme[start..end]).unwrap();
-        assert_eq!(config.script.len(), 5);
+        assert_eq!(config.script.len(), 6);
+        assert!(matches!(&config.script[2].reply, Reply::FunctionCalls(calls) if calls.len() == 2));
         assert_eq!(config.transcripts.len(), 2);
         assert_eq!(config.transcript_delay, Duration::from_millis(200));
         assert_eq!(config.script[1].delay, Duration::from_millis(300));
@@ -435,6 +451,30 @@ echo = "I heard you."
                 arguments: "{}".into()
             }
         );
+    }
+
+    #[test]
+    fn parallel_calls_are_one_reply_in_order_and_must_name_their_functions() {
+        let config = SimConfig::from_script(
+            "[[rule]]\nfunction_calls = [{ name = \"a\", arguments = { x = 1 } }, { name = \"b\" }]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.script[0].reply,
+            Reply::FunctionCalls(vec![
+                ("a".into(), r#"{"x":1}"#.into()),
+                ("b".into(), "{}".into())
+            ])
+        );
+        let (line, message) = invalid("[[rule]]\nfunction_calls = []\n");
+        assert_eq!(line, Some(1), "{message}");
+        assert!(message.contains("at least one"), "{message}");
+        let (_, message) = invalid("[[rule]]\nfunction_calls = [{ name = \"\" }]\n");
+        assert!(message.contains("names its function"), "{message}");
+        let (_, message) = invalid(
+            "[[rule]]\nfunction_call = { name = \"a\" }\nfunction_calls = [{ name = \"b\" }]\n",
+        );
+        assert!(message.contains("has 2"), "{message}");
     }
 
     #[test]

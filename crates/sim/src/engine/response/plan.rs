@@ -104,15 +104,23 @@ impl Engine {
         };
         match reply {
             Reply::Fail { code, message } => failure = Some((code, message)),
-            Reply::FunctionCall { name, arguments } => {
-                let call_id = self.ids.next("call");
-                let arguments = limit(arguments, max_chars);
-                steps.push_back((at, Step::FunctionAdded { call_id, name }));
-                for piece in chunk_text(&arguments, 12) {
-                    at = advance(at, Duration::from_millis(10));
-                    steps.push_back((at, Step::ArgsDelta(piece)));
+            reply @ (Reply::FunctionCall { .. } | Reply::FunctionCalls(_)) => {
+                let calls = match reply {
+                    Reply::FunctionCall { name, arguments } => vec![(name, arguments)],
+                    Reply::FunctionCalls(calls) => calls,
+                    _ => Vec::new(),
+                };
+                // Parallel calls: one item after the other in the same response.
+                for (name, arguments) in calls {
+                    let call_id = self.ids.next("call");
+                    let arguments = limit(arguments, max_chars);
+                    steps.push_back((at, Step::FunctionAdded { call_id, name }));
+                    for piece in chunk_text(&arguments, 12) {
+                        at = advance(at, Duration::from_millis(10));
+                        steps.push_back((at, Step::ArgsDelta(piece)));
+                    }
+                    steps.push_back((at, Step::ItemDone));
                 }
-                steps.push_back((at, Step::ItemDone));
             }
             Reply::Text(text) | Reply::Echo(text) if !audio_out => {
                 let text = limit(text, max_chars);
