@@ -121,6 +121,10 @@ pub use reconnect::{LostResponse, Reconnect, ReconnectEvent, ReconnectEvents, Re
 pub use reelthyme_audio as audio_io;
 pub use reelthyme_schema as events;
 pub use reelthyme_transport as transport;
+/// The WebRTC transport (feature `webrtc`): a session over WebRTC is
+/// `Config::new(endpoint).transport(reelthyme::webrtc::WebRtc::new())`, used like any other.
+#[cfg(feature = "webrtc")]
+pub use reelthyme_webrtc as webrtc;
 pub use reelthyme_transport::{
     ClientSecret, ClientSecretRequest, Endpoint, Error, ErrorKind, Options, Result, Transport,
     WebSocket, create_client_secret, hangup,

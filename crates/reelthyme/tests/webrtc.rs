@@ -301,3 +301,26 @@ async fn a_sideband_session_sees_the_call_and_drives_it() {
     assert!(rest.iter().all(Result::is_ok), "{rest:?}");
     assert_all_valid(&recorder);
 }
+
+/// With the facade's `webrtc` feature the transport needs no crate of its own.
+#[cfg(feature = "webrtc")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_facade_reexports_the_transport() {
+    let (_sim, _recorder, endpoint) = simulator(SimConfig::default().speed(50.0)).await;
+    let transport = reelthyme::webrtc::WebRtc::new()
+        .audio(false)
+        .session(json!({"output_modalities": ["text"]}));
+    let session = tokio::time::timeout(
+        WAIT,
+        reelthyme::connect(Config::new(endpoint).transport(transport)),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(session.call_id().is_some_and(|id| id.starts_with("rtc_")));
+    let (mut tx, mut events) = session.split();
+    tx.send(ClientEvent::user_text("Hi")).await.unwrap();
+    tx.send(ClientEvent::response_create()).await.unwrap();
+    next_of(&mut events, "response.done").await;
+    tx.close().await.unwrap();
+}
