@@ -265,9 +265,9 @@ pub struct Reconnected {
     /// Finished items that could not be replayed (a spoken turn without a transcript, an
     /// MCP item), by id.
     pub not_replayed: Vec<String>,
-    /// Client events sent before the end that the old server may or may not have seen
-    /// (item and response requests not yet confirmed): not sent again.
-    pub unconfirmed: usize,
+    /// Items sent before the end that the old server had not confirmed (it may or may
+    /// not have seen them; the new one has not): sent again, after the replay.
+    pub resent: usize,
     /// Held events (and frames the old connection never wrote) delivered on the new one.
     pub delivered: usize,
     /// Input audio appends dropped because they were held too long.
@@ -457,7 +457,8 @@ pub(crate) struct Replay {
     pub(crate) items: Vec<Item>,
     pub(crate) not_replayed: Vec<String>,
     pub(crate) lost_response: Option<LostResponse>,
-    pub(crate) unconfirmed: usize,
+    /// Item requests the old server had not confirmed, to send again.
+    pub(crate) resend: Vec<ClientEvent>,
     /// Input audio appended and not committed (lost with the old server's buffer).
     pub(crate) uncommitted_ms: u64,
 }
@@ -473,8 +474,11 @@ impl Replay {
         let active = conversation.active_response();
         let mut lost_items = Vec::new();
         for state in conversation.items() {
-            let in_active = active.is_some_and(|r| state.response_id() == Some(r.id()));
-            if in_active || !state.is_done() {
+            // Finished items of the response in flight are replayed too (a function call
+            // the tools may answer must exist on the new session); its unfinished ones
+            // are lost with it. An item no response wrote (the client's, an input) is
+            // finished once the server added it: nothing more of it is coming.
+            if !state.is_done() && state.response_id().is_some() {
                 if state.response_id().is_some() {
                     lost_items.push(state.id().to_owned());
                 } else {
@@ -494,7 +498,19 @@ impl Replay {
                 items: lost_items,
             });
         }
-        replay.unconfirmed = conversation.pending_items().len();
+        replay.resend = conversation
+            .pending_items()
+            .map(|request| {
+                ClientEvent::ConversationItemCreate(reelthyme_schema::ConversationItemCreate {
+                    event_id: request.event_id().map(str::to_owned),
+                    previous_item_id: request
+                        .previous_item_id()
+                        .map(|previous| previous.map(str::to_owned)),
+                    item: request.item().clone(),
+                    extra: reelthyme_schema::Extra::default(),
+                })
+            })
+            .collect();
         replay.uncommitted_ms = uncommitted_ms(conversation);
         replay
     }
@@ -518,11 +534,30 @@ impl Replay {
             .collect()
     }
 
+    /// Leaves out of [`Replay::resend`] the requests the old connection never wrote: they
+    /// are resent from its unsent frames (in their place), not twice.
+    pub(crate) fn without_unsent(&mut self, unsent: &[String]) {
+        if unsent.is_empty() {
+            return;
+        }
+        let unsent: Vec<ClientEvent> = unsent
+            .iter()
+            .filter_map(|text| ClientEvent::from_json(text).ok())
+            .collect();
+        self.resend.retain(|request| {
+            !unsent
+                .iter()
+                .any(|frame| match (frame.event_id(), request.event_id()) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => frame == request,
+                })
+        });
+    }
+
     /// Whether everything would be restored, given what the outage dropped.
     pub(crate) fn restores_all(&self, dropped_appends: usize) -> bool {
         self.not_replayed.is_empty()
             && self.lost_response.is_none()
-            && self.unconfirmed == 0
             && self.uncommitted_ms == 0
             && dropped_appends == 0
     }

@@ -23,6 +23,7 @@ struct Attempted {
     /// What it sent, for the conversation and the layers.
     sent: Vec<ClientEvent>,
     items_replayed: usize,
+    resent: usize,
     /// Replay items the outgoing transforms refused.
     refused: Vec<String>,
     delivered: usize,
@@ -63,13 +64,14 @@ impl Supervisor {
     pub(crate) fn start(core: Arc<Core>, cause: Error, rotation: bool) -> Option<Self> {
         let policy = core.config.reconnect.clone()?;
         core.supervising();
-        let (replay, input_bps) = core.read(|conversation| {
+        let (mut replay, input_bps) = core.read(|conversation| {
             let bps = conversation
                 .session()
                 .and_then(|s| s.input_format())
                 .map_or(48_000, bytes_per_second);
             (Replay::of(conversation), bps)
         });
+        replay.without_unsent(cause.unsent());
         let now = Instant::now();
         let unsent: Vec<Held> = cause
             .unsent()
@@ -163,7 +165,7 @@ impl Supervisor {
             items_replayed: done.items_replayed,
             lost_response: replay.lost_response.clone(),
             not_replayed,
-            unconfirmed: replay.unconfirmed,
+            resent: done.resent,
             delivered: done.delivered,
             dropped_appends: done.dropped.0,
             dropped_audio_ms: done.dropped.1 * 1000 / self.input_bps.max(1),
@@ -221,9 +223,16 @@ async fn deliver(
     mut sent: Vec<ClientEvent>,
 ) -> Result<Attempted> {
     let mut items_replayed = 0;
+    let mut resent = 0;
     let mut refused = Vec::new();
     let mut delivered = 0;
-    for event in replay.events() {
+    let replayed = replay.events();
+    let count = replayed.len();
+    for (index, event) in replayed
+        .into_iter()
+        .chain(replay.resend.iter().cloned())
+        .enumerate()
+    {
         let text = match crate::session::prepare(&core.config, event.clone()) {
             Ok(text) => text,
             Err(error) => {
@@ -235,7 +244,11 @@ async fn deliver(
             }
         };
         connection.sender.send(text).await?;
-        items_replayed += 1;
+        if index < count {
+            items_replayed += 1;
+        } else {
+            resent += 1;
+        }
         sent.push(event);
     }
     loop {
@@ -269,6 +282,7 @@ async fn deliver(
                     old,
                     sent,
                     items_replayed,
+                    resent,
                     refused,
                     delivered,
                     dropped,

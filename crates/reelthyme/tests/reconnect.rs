@@ -199,29 +199,19 @@ impl Chat {
         .expect("no answer in time: a hang")
     }
 
-    /// One user turn to its final answer: tool calls answered, a lost answer asked again
-    /// (with the user's item when the report says it was unconfirmed).
+    /// One user turn to its final answer: tool calls answered, a lost answer asked again.
     async fn turn(&mut self, text: &str) {
         self.ask(text).await;
-        let mut resend: Option<ClientEvent> = Some(ClientEvent::user_text(text));
         for _ in 0..6 {
             match self.answer().await {
                 Answer::Done(Some((name, call_id))) => {
                     assert_eq!(name, TOOL);
                     let output = ClientEvent::function_call_output(call_id, r#"{"sky":"clear"}"#);
-                    resend = Some(output.clone());
                     self.send(output).await.unwrap();
                     self.request().await;
                 }
                 Answer::Done(None) => return,
-                Answer::Lost(report) => {
-                    if report.unconfirmed > 0
-                        && let Some(item) = resend.clone()
-                    {
-                        self.send(item).await.unwrap();
-                    }
-                    self.request().await;
-                }
+                Answer::Lost(_) => self.request().await,
             }
         }
         panic!("the turn never finished");
@@ -264,9 +254,14 @@ fn shape(create: &Value) -> (String, String, String) {
 }
 
 /// The replayed items (the first `n` item creates of the new session) are the mirror's
-/// finished entries at the switch, in order, ids kept, each after the one before it.
+/// finished entries at the switch, in order, ids kept, each after the one before it. (An
+/// item no response wrote is finished once the server added it.)
 fn assert_replay_is_the_history(replayed: &[Value], history: &History) {
-    let finished: Vec<_> = history.entries.iter().filter(|e| e.complete).collect();
+    let finished: Vec<_> = history
+        .entries
+        .iter()
+        .filter(|e| e.complete || e.response_id.is_none())
+        .collect();
     let expected: Vec<(String, String, String, String)> = finished
         .iter()
         .map(|e| {
@@ -755,4 +750,161 @@ async fn a_session_about_to_expire_rotates_between_turns_without_losing_an_event
     assert_eq!(update.json["session"]["instructions"], "Be brief.");
     // The rotation's time with sends held, for the record (`--nocapture`).
     println!("rotation held sends for {gap:?}");
+}
+
+// --- Kills at random points (property test). ---
+
+/// Where the first session is killed.
+#[derive(Debug, Clone)]
+enum Kill {
+    /// Right after the simulator sent this many events.
+    AfterEvents(usize),
+    /// This long after the n-th `response.create` arrived (mid-response, or between).
+    AfterRequest(usize, u64),
+}
+
+impl Kill {
+    fn faults(&self) -> Faults {
+        let faults = match self {
+            Self::AfterEvents(n) => Faults {
+                kill_after: Some(*n),
+                ..Faults::default()
+            },
+            Self::AfterRequest(n, ms) => Faults {
+                on_client: Some((
+                    "response.create".into(),
+                    *n,
+                    FaultAction::Delayed(Duration::from_millis(*ms), Box::new(FaultAction::Kill)),
+                )),
+                ..Faults::default()
+            },
+        };
+        Faults {
+            sessions: Some(1),
+            ..faults
+        }
+    }
+}
+
+const TURNS: [&str; 3] = [
+    "What is the weather in Paris?",
+    "Tell me a joke.",
+    "Thanks, bye.",
+];
+
+/// One scripted conversation with a kill somewhere in it; every check of the property.
+async fn conversation_survives(kill: Kill) -> bool {
+    let sim_config = SimConfig::default()
+        .speed(200.0)
+        .rule(
+            Match::Contains("weather".into()),
+            Reply::FunctionCall {
+                name: TOOL.into(),
+                arguments: r#"{"city":"Paris"}"#.into(),
+            },
+        )
+        .rule(
+            Match::AfterTool(TOOL.into()),
+            Reply::Text("It is sunny.".into()),
+        )
+        .rule(Match::Any, Reply::Text("A short answer.".into()))
+        .faults(kill.faults());
+    let (sim, recorder) = start(sim_config).await;
+    let config = Config::new(endpoint(&sim))
+        .outgoing(reelthyme::validate)
+        .reconnect(policy());
+    let mut chat = Chat::open(config).await;
+    for text in TURNS {
+        chat.turn(text).await;
+    }
+    chat.drain_reports();
+    assert!(chat.gave_up.is_none(), "{:?}", chat.gave_up);
+    let frames = recorder.frames();
+    let sessions = session_ids(&recorder);
+    assert!(chat.reconnects.len() <= 1, "{:?}", chat.reconnects);
+    assert_eq!(sessions.len(), 1 + chat.reconnects.len(), "{sessions:?}");
+
+    // The replayed history is the mirror's finished items at the switch, in order.
+    if let Some(report) = chat.reconnects.first() {
+        let history = chat.at_switch.lock().unwrap()[0].clone();
+        let replayed = created_items(&frames, &sessions[1]);
+        assert!(report.not_replayed.is_empty(), "{report:?} {history:#?}");
+        assert_replay_is_the_history(&replayed[..report.items_replayed], &history);
+    }
+    // No client event lost without a report: each reached a server, or a reconnect said
+    // the state was not restored.
+    let restored = chat.reconnects.iter().all(|r| r.state_restored);
+    for id in &chat.sent {
+        let reached = frames
+            .iter()
+            .any(|f| !f.from_server && f.json["event_id"] == id.as_str());
+        assert!(reached || !restored, "{id} was lost without a report");
+    }
+    // The last server session knows the whole conversation: every user turn, replayed or
+    // sent to it.
+    let last = sessions.last().unwrap();
+    let told: Vec<String> = created_items(&frames, last)
+        .iter()
+        .map(|c| shape(c).2)
+        .collect();
+    for text in TURNS {
+        assert!(
+            told.iter().any(|t| t == text),
+            "{text} missing in {told:?}; {:?}; {}",
+            chat.reconnects,
+            frames
+                .iter()
+                .map(|f| format!(
+                    "{} {} {} {}\n",
+                    &f.session_id[..9],
+                    if f.from_server { "S" } else { "C" },
+                    f.json["type"],
+                    f.json["event_id"]
+                ))
+                .collect::<String>()
+        );
+    }
+    !chat.reconnects.is_empty()
+}
+
+#[test]
+fn kills_at_random_points_never_hang_never_lose_and_replay_the_mirror() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as Cases, TestRunner};
+
+    // `PROPTEST_CASES=100` for the issue's hundred.
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(32);
+    let mut runner = TestRunner::new(Cases {
+        cases,
+        failure_persistence: None,
+        ..Cases::default()
+    });
+    let kill = prop_oneof![
+        (1_usize..40).prop_map(Kill::AfterEvents),
+        (1_usize..5, 0_u64..10).prop_map(|(n, ms)| Kill::AfterRequest(n, ms)),
+    ];
+    let reconnected = std::sync::atomic::AtomicU32::new(0);
+    runner
+        .run(&kill, |kill| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            if runtime.block_on(conversation_survives(kill)) {
+                reconnected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap();
+    // Most kill points fall inside the conversation (some after its end).
+    let reconnected = reconnected.into_inner();
+    println!("{reconnected} of {cases} conversations reconnected");
+    assert!(
+        reconnected * 4 >= cases,
+        "only {reconnected} of {cases} reconnected"
+    );
 }
