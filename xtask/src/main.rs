@@ -11,18 +11,19 @@
 //! - `system-packages`: the Debian packages the tests need, one line (for `apt-get install`).
 //! - `regenerate-schemas [--check]`: write `schemas/` from the Rust types, or fail when the
 //!   committed files are stale.
-//! - `bench`: run the benchmarks.
+//! - `bench [--quick] [--no-webrtc] [--sessions N,N,…]`: run every benchmark, the peers
+//!   included, and write `benchmarks/RESULTS.md` and `benchmarks/scaling.svg` (see `bench.rs`).
 //! - `fuzz [--seconds N] [TARGET…]`: seed and run the cargo-fuzz targets (see `fuzz.rs`).
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod demo;
 mod fuzz;
 mod suite;
 mod system;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -42,7 +43,7 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("regenerate-schemas") => regenerate_schemas(args[1..].iter().any(|a| a == "--check")),
-        Some("bench") => bench(&args[1..]),
+        Some("bench") => bench::run(&root(), &args[1..]),
         Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("demo") => demo::run(&root(), &args[1..]),
         Some("test") => suite::run(&root(), &args[1..]),
@@ -54,7 +55,7 @@ fn run() -> Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <demo [chat args] | test [cargo test args] | setup | system-packages | regenerate-schemas [--check] | bench [cargo bench args] | fuzz [--seconds N] [TARGET...]>"
+                "usage: cargo xtask <demo [chat args] | test [cargo test args] | setup | system-packages | regenerate-schemas [--check] | bench [--quick] [--no-webrtc] [--sessions N,N,...] | fuzz [--seconds N] [TARGET...]>"
             );
             std::process::exit(2);
         }
@@ -100,18 +101,6 @@ fn regenerate_schemas(check: bool) -> Result<()> {
     }
     if check {
         println!("schemas/ is up to date");
-    }
-    Ok(())
-}
-
-fn bench(args: &[String]) -> Result<()> {
-    let status = Command::new(cargo())
-        .current_dir(root())
-        .args(["bench", "--workspace"])
-        .args(args)
-        .status()?;
-    if !status.success() {
-        bail!("cargo bench failed");
     }
     Ok(())
 }

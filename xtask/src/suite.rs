@@ -49,7 +49,7 @@ pub fn setup(root: &Path) -> Result<PathBuf> {
 /// Where cargo builds — `CARGO_BUILD_BUILD_DIR` (intermediate artifacts), else
 /// `CARGO_TARGET_DIR`, else `target/` — and where the venv lives, so that a fresh clone
 /// that shares a build dir (as `.ci/run`'s does) shares the venv too.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_BUILD_BUILD_DIR")
         .or_else(|| std::env::var_os("CARGO_TARGET_DIR"))
         .map(PathBuf::from)

@@ -54,6 +54,15 @@ fn sane_rate(rate: u32) -> u32 {
     }
 }
 
+/// Appends `.t<µs since the Unix epoch>` to an event id ([`SimConfig::stamp_event_ids`]).
+fn stamp(event_id: &mut String) {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    use std::fmt::Write as _;
+    let _ = write!(event_id, ".t{micros}");
+}
+
 /// Sets `key` on an object; other values are left alone (no `IndexMut` panics).
 fn set(target: &mut Value, key: &str, value: Value) {
     if let Some(object) = target.as_object_mut() {
@@ -179,7 +188,11 @@ impl Engine {
     fn emit(&mut self, kind: &str, mut fields: Value) {
         let mut event = Map::new();
         event.insert("type".into(), Value::String(kind.to_owned()));
-        event.insert("event_id".into(), Value::String(self.ids.next("event")));
+        let mut event_id = self.ids.next("event");
+        if self.config.stamp_event_ids {
+            stamp(&mut event_id);
+        }
+        event.insert("event_id".into(), Value::String(event_id));
         if let Value::Object(fields) = &mut fields {
             event.append(fields);
         }

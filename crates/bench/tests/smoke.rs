@@ -1,0 +1,118 @@
+//! A short run of every harness `cargo xtask bench` drives, with tiny sizes: each produces
+//! its figures (the benchmarks themselves are not part of the test command).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use reelthyme_bench::{codec, scale};
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/fixtures")
+}
+
+fn field(line: &str, key: &str) -> Option<f64> {
+    line.split_whitespace()
+        .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn the_committed_fixtures_are_what_the_generator_makes() {
+    let committed = codec::Fixtures::load(&fixtures_dir()).unwrap();
+    assert_eq!(committed, codec::Fixtures::generate());
+    codec::check(&committed).unwrap();
+}
+
+#[test]
+fn the_codec_harness_reports_every_rate() {
+    let lines = codec::run(&codec::Fixtures::generate(), 0.0, 1).unwrap();
+    for name in [
+        "decode.reelthyme",
+        "decode.serde_value",
+        "encode.reelthyme",
+        "encode.serde_value",
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
+        assert!(field(line, "events_per_s").unwrap() > 0.0, "{line}");
+    }
+    let fixture = lines
+        .iter()
+        .find(|l| l.starts_with("codec.fixture "))
+        .unwrap();
+    assert_eq!(field(fixture, "delta_bytes"), Some(1514.0));
+}
+
+/// Runs a peer script if its interpreter is on this machine (the bench says so when not).
+fn peer(program: &str, script: &str, names: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../benchmarks/peers")
+        .join(script);
+    let output = match Command::new(program)
+        .arg(&script)
+        .arg(fixtures_dir())
+        .args(["0", "1"])
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("{program} is not available ({e}): its peer is not smoke-tested here");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{program} {}: {stdout}{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for name in names {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"));
+        assert!(field(line, "events_per_s").unwrap() > 0.0, "{line}");
+    }
+}
+
+#[test]
+fn the_node_peer_checks_the_bytes_and_reports() {
+    peer("node", "codec.js", &["decode.node", "encode.node"]);
+}
+
+#[test]
+fn the_python_peer_checks_the_bytes_and_reports() {
+    // The official SDK's venv when the test command made it (`cargo xtask test` sets this).
+    let python = std::env::var("REELTHYME_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
+    peer(&python, "codec.py", &["decode.cpython", "encode.cpython"]);
+}
+
+#[test]
+fn the_scale_harness_measures_stamped_deltas() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let line = runtime.block_on(async {
+        let sim = scale::start_sim().await.unwrap();
+        let plan = scale::Plan {
+            sessions: 3,
+            warmup: Duration::from_millis(300),
+            measure: Duration::from_millis(1200),
+            connect_batch: 2,
+        };
+        scale::run(&sim.url(), plan).await.unwrap()
+    });
+    assert!(line.starts_with("scale sessions=3 "), "{line}");
+    assert_eq!(field(&line, "errors"), Some(0.0), "{line}");
+    assert_eq!(field(&line, "unstamped"), Some(0.0), "{line}");
+    // 20 ms deltas at real time: ~50 a second per session, so well over 3 × 20 here.
+    assert!(field(&line, "deltas").unwrap() >= 60.0, "{line}");
+    assert!(field(&line, "p99_ms").is_some(), "{line}");
+    assert!(field(&line, "appends").unwrap() > 0.0, "{line}");
+    assert!(field(&line, "rss_kib_per_session").is_some(), "{line}");
+}
