@@ -11,6 +11,7 @@ use crate::session::SessionConfig;
 use crate::tagged::tagged_union;
 
 tagged_union! {
+    fast_to_json: append_fast;
     /// An event a client sends (GA protocol).
     ///
     /// Build the common ones with the constructors ([`ClientEvent::user_text`],
@@ -69,6 +70,37 @@ pub struct InputAudioBufferAppend {
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// `ClientEvent::to_json`'s fast path for `input_audio_buffer.append`, most of what a voice
+/// session sends: written straight into one buffer of the right size, byte for byte what
+/// serde writes (`type`, `event_id` when set, `audio`); `None` when there are extra
+/// fields or the audio text would need escapes (it is not base64), which serde then writes.
+pub(crate) fn append_fast(event: &ClientEvent) -> Option<String> {
+    let ClientEvent::InputAudioBufferAppend(append) = event else {
+        return None;
+    };
+    let audio = append.audio.as_str();
+    if !append.extra.is_empty() || crate::json::plain_len(audio.as_bytes()) != audio.len() {
+        return None;
+    }
+    let id_len = append.event_id.as_ref().map_or(0, |id| id.len() + 16);
+    let mut out = String::with_capacity(audio.len() + id_len + 48);
+    out.push_str(r#"{"type":"input_audio_buffer.append""#);
+    if let Some(id) = &append.event_id {
+        out.push_str(r#","event_id":"#);
+        if crate::json::plain_len(id.as_bytes()) == id.len() {
+            out.push('"');
+            out.push_str(id);
+            out.push('"');
+        } else {
+            out.push_str(&serde_json::to_string(id).ok()?);
+        }
+    }
+    out.push_str(r#","audio":""#);
+    out.push_str(audio);
+    out.push_str(r#""}"#);
+    Some(out)
 }
 
 /// A client event with no payload.

@@ -12,6 +12,7 @@ use crate::session::SessionConfig;
 use crate::tagged::tagged_union;
 
 tagged_union! {
+    fast_from_json: audio_delta_fast;
     /// An event the server sends (GA protocol). Types this version does not know parse
     /// into [`ServerEvent::Unknown`], whole; unknown fields of known types are kept in each
     /// struct's `extra`.
@@ -730,6 +731,52 @@ pub struct AudioDelta {
     /// Fields this crate does not model.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// `ServerEvent::from_json`'s fast path for `response.output_audio.delta`, most of what a
+/// voice session receives: the compact shape servers write (`type` first, then the known
+/// fields in any order, strings without escapes), read without serde; `None` for
+/// anything else (whitespace, escapes, unknown or repeated fields, other numbers), which
+/// the general parse then reads — so the result is always the general parse's.
+pub(crate) fn audio_delta_fast(json: &str) -> Option<ServerEvent> {
+    use crate::json::{Compact, once};
+    let mut c = Compact::new(json);
+    c.literal(r#"{"type":"response.output_audio.delta""#)?;
+    let (mut event_id, mut response_id, mut item_id) = (None, None, None);
+    let (mut output_index, mut content_index) = (None, None);
+    let (mut delta, mut obfuscation) = (None, None);
+    loop {
+        match c.byte()? {
+            b',' => {}
+            b'}' => break,
+            _ => return None,
+        }
+        let key = c.string()?;
+        c.literal(":")?;
+        match key {
+            "event_id" => once(&mut event_id, c.string()?)?,
+            "response_id" => once(&mut response_id, c.string()?)?,
+            "item_id" => once(&mut item_id, c.string()?)?,
+            "output_index" => once(&mut output_index, c.u32()?)?,
+            "content_index" => once(&mut content_index, c.u32()?)?,
+            "delta" => once(&mut delta, c.string()?)?,
+            "obfuscation" => once(&mut obfuscation, c.string()?)?,
+            _ => return None,
+        }
+    }
+    if !c.at_end() {
+        return None;
+    }
+    Some(ServerEvent::ResponseOutputAudioDelta(AudioDelta {
+        event_id: event_id?.to_owned(),
+        response_id: response_id?.to_owned(),
+        item_id: item_id?.to_owned(),
+        output_index: output_index?,
+        content_index: content_index?,
+        delta: Base64Audio::from_base64(delta?),
+        obfuscation: obfuscation.map(str::to_owned),
+        extra: Extra::default(),
+    }))
 }
 
 /// `response.output_audio.done`.

@@ -269,8 +269,15 @@ pub(crate) fn union_schema(
 
 /// Defines a tagged union: an enum with one variant per known tag and a lossless
 /// `Unknown` catch-all, with serde, a fast `from_json` and JSON Schema.
+///
+/// A union may name fast paths for its hot events, before its doc comment:
+/// `fast_from_json: PATH;` (`fn(&str) -> Option<Self>`, tried before the general parse:
+/// `None` means "not the shape it reads") and `fast_to_json: PATH;` (`fn(&Self) ->
+/// Option<String>`). Each must give exactly what the general path gives whenever it answers.
 macro_rules! tagged_union {
     (
+        $(fast_from_json: $fast_from:path;)?
+        $(fast_to_json: $fast_to:path;)?
         $(#[$meta:meta])*
         pub enum $name:ident {
             $(
@@ -315,6 +322,7 @@ macro_rules! tagged_union {
             /// When the text is not a JSON object with a string `type`, or when a known
             /// type's fields do not have their documented shape.
             pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
+                $( if let Some(event) = $fast_from(json) { return Ok(event); } )?
                 let tag = $crate::tagged::peek_type(json)?;
                 Ok(match &*tag {
                     $( $tag => Self::$variant($crate::tagged::from_str_untagged::<$ty>(json)?), )*
@@ -368,6 +376,7 @@ macro_rules! tagged_union {
 
             /// Serialises to JSON text.
             pub fn to_json(&self) -> String {
+                $( if let Some(text) = $fast_to(self) { return text; } )?
                 serde_json::to_string(self).expect("events serialise to JSON")
             }
         }
