@@ -1,11 +1,12 @@
-//! Surviving a dropped connection: `WhenDisconnected::Wait` holds sends while there is no
-//! connection, `SessionSender::reconnect` opens a new one, and the conversation so far is
-//! given to the new server session (it starts empty).
-//! `cargo run --example reconnect`
+//! Surviving a dropped connection, by opting in: `Config::reconnect` makes the session
+//! reconnect by itself (backoff with jitter, bounded), give the new server session the
+//! conversation so far, and deliver what was sent during the outage; the reports say what
+//! was restored. `cargo run --example reconnect`
 //!
-//! Against the simulator the connection is dropped on purpose (it kills the connection when
-//! it gets an `input_audio_buffer.clear`); against OpenAI the example moves to a new
-//! connection while the old one is still live (a planned reconnect, same calls).
+//! Against the simulator the connection is dropped on purpose (it kills the first
+//! connection when it gets an `input_audio_buffer.clear`); against OpenAI the example has
+//! the session rotate to a new connection after a few seconds instead (what a long call
+//! does before the 60-minute cap), with the same replay.
 //!
 //! OpenAI when `OPENAI_API_KEY` is set, otherwise a local simulator
 //! (`endpoint_or_simulator()` below: copy it, or keep only its first branch).
@@ -15,26 +16,32 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reelthyme::events::{ClientEvent, Item, ResponseParams, Role, ServerEvent};
-use reelthyme::{Config, Endpoint, SessionEvents, SessionSender, WhenDisconnected};
+use reelthyme::events::{ClientEvent, ResponseParams, ServerEvent};
+use reelthyme::{Config, Endpoint, Reconnect, ReconnectEvent, SessionEvents, SessionSender};
 use reelthyme_sim::{FaultAction, Faults, SimConfig, Simulator};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // An outage on demand: the simulator drops the connection (no close frame, as a
-    // network failure does) at the first `input_audio_buffer.clear`.
+    // An outage on demand: the simulator drops the first connection (no close frame, as a
+    // network failure does) at its first `input_audio_buffer.clear`.
     let faults = Faults {
         on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
         ..Faults::default()
     };
     let (endpoint, simulator) = endpoint_or_simulator(SimConfig::default().faults(faults)).await?;
-    // While no connection is live, sends wait (up to 10 s) for the next one instead of
-    // failing: tasks that send (a microphone, tools) need not know about the outage.
+    // The default policy, plus (for the demonstration against OpenAI) a rotation after 5 s.
+    let mut policy = Reconnect::default();
+    if simulator.is_none() {
+        policy = policy.rotate_after(Some(Duration::from_secs(5)));
+    }
     let config = Config::new(endpoint)
         .outgoing(reelthyme::validate)
-        .when_disconnected(WhenDisconnected::Wait(Duration::from_secs(10)));
+        .reconnect(policy);
     let session = reelthyme::connect(config).await?;
     let (mut tx, mut events) = session.split();
+    // The reports, from any task: attempts, what was restored, a final failure.
+    let mut reports = tx.reconnect_events();
     println!("connected: {}", tx.session().id.unwrap_or_default());
 
     ask(&mut tx, "My name is Ada.").await?;
@@ -42,33 +49,33 @@ async fn main() -> anyhow::Result<()> {
 
     if simulator.is_some() {
         tx.send(ClientEvent::audio_clear()).await?;
-        // The stream reports the connection's end (once); a reconnect is the answer to it.
-        while let Some(event) = events.next().await {
-            if let Err(error) = event
-                && error.is_fatal()
-            {
-                println!("connection lost: {error}");
-                break;
-            }
-        }
     }
-    // What the old server session knew: the text turns the session's conversation state
-    // holds (the new server session starts empty; restoring it is the application's job).
-    let history = history(&tx);
-    println!("restoring {} items of the conversation", history.len());
-    // Another task restores them and asks the next question now: with `Wait`, its sends
-    // are held until the new connection is live, then go out on it in order (every clone
-    // of the sender follows the session to its new connection).
-    let mut asker = tx.clone();
-    let question = tokio::spawn(async move {
-        for item in history {
-            asker.send(ClientEvent::item_create(item)).await?;
+    // Keep reading the stream: it drives the reconnect (nothing runs in the background).
+    let restored = loop {
+        tokio::select! {
+            report = reports.recv() => match report {
+                Some(ReconnectEvent::Reconnected(done)) => {
+                    println!("status: {}", ReconnectEvent::Reconnected(done.clone()));
+                    break done;
+                }
+                Some(report) => println!("status: {report}"),
+                None => anyhow::bail!("the session ended"),
+            },
+            event = events.next() => match event {
+                Some(Ok(_)) => {}
+                Some(Err(error)) if !error.is_fatal() => eprintln!("skipped: {error}"),
+                Some(Err(error)) => return Err(error.into()),
+                None => anyhow::bail!("the session ended"),
+            },
         }
-        ask(&mut asker, "What is my name?").await
-    });
-    reconnect(&tx).await?;
+    };
     println!("reconnected: {}", tx.session().id.unwrap_or_default());
-    question.await??;
+    println!(
+        "state restored: {} ({} items replayed)",
+        restored.state_restored, restored.items_replayed
+    );
+    // The new server session knows the conversation: the next turn builds on it.
+    ask(&mut tx, "What is my name?").await?;
     answer(&mut events).await?;
     let items = tx.conversation(|c| c.items().filter(|item| item.in_conversation()).count());
     println!("the new server session holds {items} items");
@@ -85,7 +92,7 @@ async fn ask(tx: &mut SessionSender, text: &str) -> reelthyme::Result<()> {
 }
 
 /// Prints the answer as it streams, until `response.done` (the new connection's
-/// `session.created` and the like pass by).
+/// `session.created` and the replay's items pass by).
 async fn answer(events: &mut SessionEvents) -> anyhow::Result<()> {
     while let Some(event) = events.next().await {
         match event {
@@ -101,37 +108,6 @@ async fn answer(events: &mut SessionEvents) -> anyhow::Result<()> {
         }
     }
     anyhow::bail!("the session ended before the answer")
-}
-
-/// The text turns of the conversation so far, as items to create on a new server session.
-fn history(tx: &SessionSender) -> Vec<Item> {
-    tx.conversation(|conversation| {
-        conversation
-            .items()
-            .filter(|item| item.in_conversation())
-            .filter_map(|item| match item.role() {
-                Some(Role::User) => Some(Item::user_text(item.text())),
-                Some(Role::Assistant) => Some(Item::assistant_text(item.text())),
-                _ => None,
-            })
-            .collect()
-    })
-}
-
-/// A few attempts, a second apart: the network may take a moment to come back.
-async fn reconnect(tx: &SessionSender) -> reelthyme::Result<()> {
-    let mut attempt = 1;
-    loop {
-        match tx.reconnect().await {
-            Ok(()) => return Ok(()),
-            Err(error) if attempt < 3 && error.is_retryable() => {
-                eprintln!("reconnect attempt {attempt} failed: {error}");
-                attempt += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(error) => return Err(error),
-        }
-    }
 }
 
 /// OpenAI with `OPENAI_API_KEY` (and `OPENAI_BASE_URL`, `REELTHYME_MODEL`); otherwise a

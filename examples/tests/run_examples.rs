@@ -45,7 +45,8 @@ fn device_free_examples_run_against_the_simulator() {
 }
 
 /// The examples of the session core: user layers (one answers each committed turn, one
-/// logs turns from the conversation state) and a reconnect through an outage.
+/// logs turns from the conversation state) and a reconnect through an outage (by itself,
+/// the conversation replayed).
 #[test]
 fn layer_and_reconnect_examples_run_against_the_simulator() {
     let layer = run("layer");
@@ -68,8 +69,9 @@ fn layer_and_reconnect_examples_run_against_the_simulator() {
         "{reconnect}"
     );
     for line in [
-        "connection lost: ",
-        "restoring 2 items of the conversation",
+        "status: reconnecting (attempt 1): ",
+        "status: reconnected: 2 items replayed",
+        "state restored: true (2 items replayed)",
         "You said: What is my name?",
         // The restored turns, the question and its answer.
         "the new server session holds 4 items",
