@@ -39,6 +39,8 @@ pub(crate) struct SimArgs {
     /// exactly one of `text = "..."`, `function_call = { name = "NAME", arguments = { ... } }`
     /// (a table sent as JSON, or a string sent as it is), `function_calls = [{ name = "A" },
     /// { name = "B", arguments = { ... } }]` (parallel calls: several in one response),
+    /// `mcp_approval = { server_label = "S", name = "TOOL", arguments = { ... } }` (an MCP
+    /// approval request for the client to answer),
     /// `fail = { code = "...", message = "..." }` (response.done with status "failed"; both
     /// optional) or `echo = "TRANSCRIPT"`
     /// (the user's own audio, spoken back). `delay_ms = N` waits N ms after response.created

@@ -132,7 +132,10 @@ pub use reelthyme_transport::{
 pub use sender::SessionSender;
 pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
 pub use session::{Session, connect};
-pub use tools::{FOLLOW_UP_EVENT_ID_PREFIX, Json, Tool, ToolError, ToolOutput, mcp_approval};
+pub use tools::{
+    FOLLOW_UP_EVENT_ID_PREFIX, Json, MAX_PENDING_APPROVALS, McpApprovalLayer, McpApprovalRequest,
+    McpApprovals, Tool, ToolError, ToolOutput, mcp_approval,
+};
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

@@ -637,6 +637,201 @@ pub(crate) fn attach(
     }
 }
 
+/// MCP approval requests reaching the application as typed values it answers: the server
+/// asks before it runs a tool of an MCP server configured with `require_approval` (an
+/// `mcp_approval_request` item), and waits for an `mcp_approval_response` item.
+///
+/// [`McpApprovals::new`] gives the handle and its layer (add it with
+/// [`Session::with_layer`](crate::Session::with_layer)). Each request is delivered once, on
+/// the first of the events that carry it (`response.output_item.added`/`.done`,
+/// `conversation.item.added`/`.done`, `response.done`); answer it with the event
+/// [`McpApprovalRequest::approve`] or [`McpApprovalRequest::reject`] gives, sent on any
+/// sender. At most [`MAX_PENDING_APPROVALS`] wait unread; more are dropped with a warning
+/// and counted ([`McpApprovals::dropped`]), so a server cannot grow the queue.
+///
+/// ```no_run
+/// # async fn run(session: reelthyme::Session) -> reelthyme::Result<()> {
+/// use futures_util::StreamExt;
+///
+/// let (mut approvals, layer) = reelthyme::McpApprovals::new();
+/// let (mut tx, mut events) = session.with_layer(layer).split();
+/// loop {
+///     tokio::select! {
+///         Some(request) = approvals.recv() => {
+///             let answer = if request.name == "read_file" {
+///                 request.approve()
+///             } else {
+///                 request.reject("only reading is allowed")
+///             };
+///             tx.send(answer).await?;
+///         }
+///         Some(event) = events.next() => { event?; }
+///         else => break,
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct McpApprovals {
+    requests: tokio::sync::mpsc::Receiver<McpApprovalRequest>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Approval requests waiting unread at most (see [`McpApprovals`]).
+pub const MAX_PENDING_APPROVALS: usize = 64;
+
+/// Request ids remembered to deliver each request once.
+const MAX_SEEN_APPROVALS: usize = 1024;
+
+impl McpApprovals {
+    /// The handle and its layer.
+    pub fn new() -> (Self, McpApprovalLayer) {
+        let (tx, requests) = tokio::sync::mpsc::channel(MAX_PENDING_APPROVALS);
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        (
+            Self {
+                requests,
+                dropped: dropped.clone(),
+            },
+            McpApprovalLayer {
+                requests: tx,
+                seen: HashSet::new(),
+                seen_order: VecDeque::new(),
+                dropped,
+            },
+        )
+    }
+
+    /// The next request; `None` once the layer is gone (the session was dropped). Requests
+    /// arrive while the event stream is polled.
+    pub async fn recv(&mut self) -> Option<McpApprovalRequest> {
+        self.requests.recv().await
+    }
+
+    /// The next request already delivered, if any.
+    pub fn try_recv(&mut self) -> Option<McpApprovalRequest> {
+        self.requests.try_recv().ok()
+    }
+
+    /// Requests dropped because [`MAX_PENDING_APPROVALS`] were waiting unread.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// An MCP server's tool call waiting for the application's approval (an
+/// `mcp_approval_request` item).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct McpApprovalRequest {
+    /// The request's id (the item's), which the answer names.
+    pub id: String,
+    /// The label of the MCP server that would run the tool.
+    pub server_label: String,
+    /// The tool to run.
+    pub name: String,
+    /// Its arguments, as JSON text.
+    pub arguments: String,
+    /// The response that asked, when known.
+    pub response_id: Option<String>,
+}
+
+impl McpApprovalRequest {
+    /// The request an item is, if it is one (it names its id).
+    pub fn from_item(item: &Item) -> Option<Self> {
+        let Item::McpApprovalRequest(request) = item else {
+            return None;
+        };
+        Some(Self {
+            id: request.id.clone()?,
+            server_label: request.server_label.clone().unwrap_or_default(),
+            name: request.name.clone().unwrap_or_default(),
+            arguments: request.arguments.clone().unwrap_or_default(),
+            response_id: None,
+        })
+    }
+
+    /// The arguments, parsed.
+    ///
+    /// # Errors
+    /// When they are not JSON of that shape.
+    pub fn arguments<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.arguments)
+    }
+
+    /// The `conversation.item.create` that approves it.
+    pub fn approve(&self) -> ClientEvent {
+        mcp_approval(self.id.clone(), true)
+    }
+
+    /// The `conversation.item.create` that refuses it, saying why.
+    pub fn reject(&self, reason: impl Into<String>) -> ClientEvent {
+        ClientEvent::item_create(Item::McpApprovalResponse(McpItem {
+            approval_request_id: Some(Some(self.id.clone())),
+            approve: Some(false),
+            reason: Some(Some(reason.into())),
+            ..McpItem::default()
+        }))
+    }
+}
+
+/// The layer of [`McpApprovals`]: finds the requests in the server's events.
+#[derive(Debug)]
+pub struct McpApprovalLayer {
+    requests: tokio::sync::mpsc::Sender<McpApprovalRequest>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl McpApprovalLayer {
+    fn offer(&mut self, item: &Item, response_id: Option<&str>) {
+        let Some(mut request) = McpApprovalRequest::from_item(item) else {
+            return;
+        };
+        if !self.seen.insert(request.id.clone()) {
+            return;
+        }
+        self.seen_order.push_back(request.id.clone());
+        if self.seen_order.len() > MAX_SEEN_APPROVALS
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        request.response_id = response_id.map(str::to_owned);
+        tracing::debug!(id = %request.id, server = %request.server_label, tool = %request.name,
+            "MCP approval requested");
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(request)) =
+            self.requests.try_send(request)
+        {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(id = %request.id, "MCP approval request dropped: too many unread");
+        }
+    }
+}
+
+impl Layer for McpApprovalLayer {
+    fn on_event(&mut self, event: ServerEvent, _cx: &mut LayerContext<'_>) -> Option<ServerEvent> {
+        match &event {
+            ServerEvent::ResponseOutputItemAdded(e) | ServerEvent::ResponseOutputItemDone(e) => {
+                self.offer(&e.item, Some(&e.response_id));
+            }
+            ServerEvent::ConversationItemAdded(e)
+            | ServerEvent::ConversationItemCreated(e)
+            | ServerEvent::ConversationItemDone(e) => self.offer(&e.item, None),
+            ServerEvent::ResponseDone(done) => {
+                for item in done.response.output.iter().flatten() {
+                    self.offer(item, done.response.id.as_deref());
+                }
+            }
+            _ => {}
+        }
+        Some(event)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -355,6 +355,88 @@ text = "All three answered."
     );
 }
 
+/// The arguments of the scripted MCP tool call.
+#[derive(Debug, Deserialize, PartialEq)]
+struct DeletePath {
+    path: String,
+}
+
+/// An MCP approval request (scripted in the simulator) reaches the application once, typed,
+/// although five events carry it; its answer goes back as one `mcp_approval_response` naming
+/// it, which the server takes into the conversation; everything the server sent validates
+/// strictly.
+#[tokio::test]
+async fn an_mcp_approval_request_is_typed_delivered_once_and_answered() {
+    let script = SimConfig::from_script(
+        r#"
+[[rule]]
+contains = "clean up"
+mcp_approval = { server_label = "files", name = "delete_file", arguments = { path = "/tmp/old" } }
+"#,
+    )
+    .unwrap()
+    .speed(50.0);
+    let (sim, recorder) = start(script).await;
+    let config = Config::new(endpoint(&sim)).session(text_session());
+    let (mut approvals, layer) = reelthyme::McpApprovals::new();
+    let (mut tx, mut events) = connect(&sim, config).await.with_layer(layer).split();
+    ask(&mut tx, "Please clean up my files").await;
+    until(&mut events, "response.done").await;
+    let request = approvals.try_recv().expect("the request");
+    assert!(approvals.try_recv().is_none(), "delivered once");
+    assert_eq!(
+        (request.server_label.as_str(), request.name.as_str()),
+        ("files", "delete_file")
+    );
+    assert_eq!(
+        request.arguments::<DeletePath>().unwrap(),
+        DeletePath {
+            path: "/tmp/old".into()
+        }
+    );
+    // The request is the server's item, made by that response.
+    let added = recorder
+        .frames()
+        .into_iter()
+        .find(|f| f.from_server && f.json["type"] == "response.output_item.added")
+        .unwrap();
+    assert_eq!(added.json["item"]["type"], "mcp_approval_request");
+    assert_eq!(added.json["item"]["id"], request.id.as_str());
+    assert_eq!(
+        request.response_id.as_deref(),
+        added.json["response_id"].as_str()
+    );
+    tx.send(request.reject("not without a backup"))
+        .await
+        .unwrap();
+    let echoed = until(&mut events, "conversation.item.added").await;
+    let ServerEvent::ConversationItemAdded(echoed) = echoed else {
+        unreachable!()
+    };
+    let reelthyme::events::Item::McpApprovalResponse(answer) = &echoed.item else {
+        panic!("{:?}", echoed.item)
+    };
+    assert_eq!(answer.approval_request_id, Some(Some(request.id.clone())));
+    assert_eq!(answer.approve, Some(false));
+    drain_for(&mut events, Duration::from_millis(200)).await;
+    assert!(approvals.try_recv().is_none());
+    let frames = client_frames(&recorder);
+    let answers: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["item"]["type"] == "mcp_approval_response")
+        .collect();
+    assert_eq!(answers.len(), 1, "{frames:#?}");
+    assert_eq!(
+        answers[0]["item"]["approval_request_id"],
+        request.id.as_str()
+    );
+    assert_eq!(answers[0]["item"]["reason"], "not without a backup");
+    for frame in recorder.frames().into_iter().filter(|f| f.from_server) {
+        let report = reelthyme::events::validate_server_value(&frame.json);
+        assert!(report.is_strictly_valid(), "{report:?}: {}", frame.json);
+    }
+}
+
 #[tokio::test]
 async fn handler_errors_panics_and_bad_arguments_go_back_as_output_text() {
     let sim_config = SimConfig::default()

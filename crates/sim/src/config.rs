@@ -22,6 +22,17 @@ pub enum Reply {
     /// makes parallel tool calls: one `function_call` item each, in this order, each with
     /// its own `call_id` — `(name, arguments as JSON text)` — then `response.done`.
     FunctionCalls(Vec<(String, String)>),
+    /// Ask the client to approve a call of a tool of an MCP server (an
+    /// `mcp_approval_request` output item), then end the response; the client answers with
+    /// an `mcp_approval_response` item.
+    McpApprovalRequest {
+        /// The MCP server's label.
+        server_label: String,
+        /// The tool to run.
+        name: String,
+        /// Its arguments, as JSON text.
+        arguments: String,
+    },
     /// Fail the response with this error (`response.done` with `status: "failed"`).
     Fail {
         /// The error code.

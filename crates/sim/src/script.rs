@@ -155,6 +155,7 @@ struct RawRule {
     text: Option<String>,
     function_call: Option<FunctionCall>,
     function_calls: Option<Vec<FunctionCall>>,
+    mcp_approval: Option<McpApproval>,
     fail: Option<Fail>,
     echo: Option<String>,
     #[serde(default)]
@@ -199,6 +200,16 @@ impl RawRule {
                     .collect(),
             ));
         }
+        if let Some(request) = self.mcp_approval {
+            if request.name.is_empty() || request.server_label.is_empty() {
+                return Err("`mcp_approval` names its `server_label` and its tool's `name`".into());
+            }
+            replies.push(Reply::McpApprovalRequest {
+                server_label: request.server_label,
+                name: request.name,
+                arguments: request.arguments.unwrap_or_else(|| "{}".to_owned()),
+            });
+        }
         if let Some(fail) = self.fail {
             replies.push(Reply::Fail {
                 code: fail.code.unwrap_or_else(|| DEFAULT_FAIL_CODE.to_owned()),
@@ -212,7 +223,7 @@ impl RawRule {
         }
         if replies.len() != 1 {
             return Err(format!(
-                "a rule answers with exactly one of `text`, `function_call`, `function_calls`, `fail` or `echo` (this one has {})",
+                "a rule answers with exactly one of `text`, `function_call`, `function_calls`, `mcp_approval`, `fail` or `echo` (this one has {})",
                 replies.len()
             ));
         }
@@ -225,6 +236,16 @@ impl RawRule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FunctionCall {
+    name: String,
+    #[serde(default, deserialize_with = "arguments")]
+    arguments: Option<String>,
+}
+
+/// `mcp_approval = { server_label, name, arguments }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McpApproval {
+    server_label: String,
     name: String,
     #[serde(default, deserialize_with = "arguments")]
     arguments: Option<String>,
@@ -475,6 +496,27 @@ echo = "I heard you."
             "[[rule]]\nfunction_call = { name = \"a\" }\nfunction_calls = [{ name = \"b\" }]\n",
         );
         assert!(message.contains("has 2"), "{message}");
+    }
+
+    #[test]
+    fn an_mcp_approval_request_names_its_server_and_tool() {
+        let config = SimConfig::from_script(
+            "[[rule]]\nmcp_approval = { server_label = \"files\", name = \"delete\", arguments = { path = \"/tmp/x\" } }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.script[0].reply,
+            Reply::McpApprovalRequest {
+                server_label: "files".into(),
+                name: "delete".into(),
+                arguments: r#"{"path":"/tmp/x"}"#.into()
+            }
+        );
+        let (_, message) =
+            invalid("[[rule]]\nmcp_approval = { server_label = \"\", name = \"x\" }\n");
+        assert!(message.contains("server_label"), "{message}");
+        let (_, message) = invalid("[[rule]]\nmcp_approval = { name = \"x\" }\n");
+        assert!(message.contains("server_label"), "{message}");
     }
 
     #[test]

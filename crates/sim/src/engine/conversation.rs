@@ -115,8 +115,12 @@ impl Engine {
             let id = self.new_item_id();
             set(&mut value, "id", Value::String(id));
         }
-        set(&mut value, "object", Value::String("realtime.item".into()));
-        if value.get("status").is_none() {
+        // MCP items (an approval's answer) have neither `object` nor `status`.
+        let mcp = value["type"].as_str().is_some_and(|t| t.starts_with("mcp_"));
+        if !mcp {
+            set(&mut value, "object", Value::String("realtime.item".into()));
+        }
+        if value.get("status").is_none() && !mcp {
             set(&mut value, "status", Value::String("completed".into()));
         }
         // Audio is kept apart and left out of the events, as the API does.

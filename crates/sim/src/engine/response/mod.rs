@@ -55,6 +55,11 @@ pub(in crate::engine) enum Step {
         call_id: String,
         name: String,
     },
+    McpApprovalAdded {
+        server_label: String,
+        name: String,
+        arguments: String,
+    },
     PartAdded(PartKind),
     TextDelta(String),
     /// These samples of the response's audio source.

@@ -16,9 +16,19 @@ impl Engine {
                 let response = self.responses[index].response.clone();
                 self.emit("response.created", json!({ "response": response }));
             }
-            Step::MessageAdded | Step::FunctionAdded { .. } => {
+            Step::MessageAdded | Step::FunctionAdded { .. } | Step::McpApprovalAdded { .. } => {
                 let id = self.ids.next("item");
                 let item = match step {
+                    // Complete as it is added, and without `object` or `status` (the
+                    // service's MCP items have neither).
+                    Step::McpApprovalAdded {
+                        server_label,
+                        name,
+                        arguments,
+                    } => {
+                        json!({"id": id, "type": "mcp_approval_request",
+                        "server_label": server_label, "name": name, "arguments": arguments})
+                    }
                     Step::FunctionAdded { call_id, name } => {
                         json!({"id": id, "object": "realtime.item",
                         "type": "function_call", "status": "in_progress", "name": name, "call_id": call_id,
@@ -161,7 +171,9 @@ impl Engine {
             return;
         };
         let mut item = open.item;
-        set(&mut item, "status", Value::String(status.to_owned()));
+        if item["type"] != "mcp_approval_request" {
+            set(&mut item, "status", Value::String(status.to_owned()));
+        }
         if item["type"] == "function_call" {
             set(&mut item, "arguments", Value::String(open.text.clone()));
             self.emit(

@@ -122,6 +122,22 @@ impl Engine {
                     steps.push_back((at, Step::ItemDone));
                 }
             }
+            Reply::McpApprovalRequest {
+                server_label,
+                name,
+                arguments,
+            } => {
+                let arguments = limit(arguments, max_chars);
+                steps.push_back((
+                    at,
+                    Step::McpApprovalAdded {
+                        server_label,
+                        name,
+                        arguments,
+                    },
+                ));
+                steps.push_back((at, Step::ItemDone));
+            }
             Reply::Text(text) | Reply::Echo(text) if !audio_out => {
                 let text = limit(text, max_chars);
                 steps.push_back((at, Step::MessageAdded));
