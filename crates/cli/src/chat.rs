@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures_util::StreamExt;
-use reelthyme::Config;
 use reelthyme::events::{ClientEvent, ResponseParams, ResponseStatus, ServerEvent};
 use tokio::io::AsyncBufReadExt;
 
@@ -26,6 +25,10 @@ pub(crate) struct ChatArgs {
     /// Use the built-in simulator even when a key is set.
     #[arg(long)]
     sim: bool,
+    /// The transport: `websocket`, or `webrtc` (the offer goes to `{base}/realtime/calls`,
+    /// events on its data channel).
+    #[arg(long, value_enum, default_value_t)]
+    transport: crate::transport::TransportKind,
     /// Send this one message, print the server's events, and exit after `response.done`.
     #[arg(long)]
     message: Option<String>,
@@ -55,8 +58,10 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
         eprintln!("reelthyme: no OPENAI_API_KEY — talking to the built-in simulator at {url}");
     }
     let endpoint = target.endpoint.clone();
-    let url = endpoint.url();
-    let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate))
+    let url = crate::transport::describe(args.transport, &endpoint);
+    let simulator = target.simulator_url().is_some();
+    let config = crate::transport::config(args.transport, endpoint, simulator, false);
+    let session = reelthyme::connect(config.outgoing(reelthyme::validate))
         .await
         .with_context(|| format!("cannot start a session at {url}"))?;
     let (mut tx, mut events) = session.split();

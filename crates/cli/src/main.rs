@@ -20,6 +20,7 @@ mod sim;
 mod talk;
 mod target;
 mod timeline;
+mod transport;
 
 #[derive(Debug, Parser)]
 #[command(

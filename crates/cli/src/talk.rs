@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use futures_util::StreamExt;
 use reelthyme::audio_io::{Decoder, Direction};
@@ -40,9 +40,10 @@ pub(crate) struct TalkArgs {
     /// The API key (default: `OPENAI_API_KEY`).
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// The transport (hidden until WebRTC is built: only `ws` works).
-    #[arg(hide = true, long, value_enum, default_value_t = TransportArg::Ws)]
-    transport: TransportArg,
+    /// The transport: `websocket`, or `webrtc` (audio as Opus tracks, events on a data
+    /// channel; the offer goes to `{base}/realtime/calls`).
+    #[arg(long, value_enum, default_value_t)]
+    transport: crate::transport::TransportKind,
     /// The model.
     #[arg(long, env = "REELTHYME_MODEL", default_value = reelthyme::transport::DEFAULT_MODEL)]
     model: String,
@@ -68,12 +69,6 @@ pub(crate) struct TalkArgs {
     /// `events.jsonl` (every event, both directions, timestamped; `reelthyme replay` plays it).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum TransportArg {
-    Ws,
-    Webrtc,
 }
 
 type WavWriter = hound::WavWriter<BufWriter<std::fs::File>>;
@@ -296,12 +291,6 @@ pub(crate) fn run(args: TalkArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if args.transport == TransportArg::Webrtc {
-        return Err(crate::Usage(
-            "--transport webrtc is not available yet in this build; use ws".into(),
-        )
-        .into());
-    }
     crate::block_on(talk(args))
 }
 
@@ -323,8 +312,10 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
         None => None,
     };
     let endpoint = target.endpoint.clone();
-    let url = endpoint.url();
-    let session = reelthyme::connect(Config::new(endpoint).outgoing(reelthyme::validate))
+    let url = crate::transport::describe(args.transport, &endpoint);
+    let simulator = target.simulator_url().is_some();
+    let config: Config = crate::transport::config(args.transport, endpoint, simulator, !args.text);
+    let session = reelthyme::connect(config.outgoing(reelthyme::validate))
         .await
         .with_context(|| format!("cannot start a session at {url}"))?;
     // Before `stream` adds the audio layer, so that the recording sees the audio deltas.
