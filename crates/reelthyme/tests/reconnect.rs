@@ -443,6 +443,62 @@ async fn a_kill_between_turns_restores_everything() {
 }
 
 #[tokio::test]
+async fn a_kill_mid_append_reports_the_uncommitted_audio_and_the_turn_goes_on() {
+    // The third append of a push-to-talk turn (no VAD) kills the connection.
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.append".into(), 3, FaultAction::Kill)),
+        sessions: Some(1),
+        ..Faults::default()
+    };
+    let (sim, recorder) = start(script().faults(faults)).await;
+    let config = Config::new(endpoint(&sim))
+        .outgoing(reelthyme::validate)
+        .vad_off()
+        .reconnect(policy());
+    let mut chat = Chat::open(config).await;
+    for _ in 0..10 {
+        chat.send(ClientEvent::audio_append(&[500_i16; 960]))
+            .await
+            .unwrap();
+    }
+    chat.reconnected().await;
+    let report = chat.reconnects[0].clone();
+    // The audio the old server held (never committed) is gone: not restored, honestly.
+    assert!(!report.state_restored, "{report:?}");
+    assert_eq!(report.lost_response, None);
+    // The turn goes on on the new session: the user speaks on, it is committed there and
+    // answered.
+    for _ in 0..5 {
+        chat.send(ClientEvent::audio_append(&[500_i16; 960]))
+            .await
+            .unwrap();
+    }
+    chat.send(ClientEvent::audio_commit()).await.unwrap();
+    chat.request().await;
+    assert!(matches!(chat.answer().await, Answer::Done(None)));
+    let sessions = session_ids(&recorder);
+    let frames = recorder.frames();
+    let appends = |session: &str| {
+        frames
+            .iter()
+            .filter(|f| {
+                f.session_id == session
+                    && !f.from_server
+                    && f.json["type"] == "input_audio_buffer.append"
+            })
+            .count()
+    };
+    assert_eq!(appends(&sessions[0]), 3);
+    // Of the seven appends after the kill, those the old connection never wrote (or that
+    // were held) were delivered to the new session; those written to the dead socket cannot
+    // be known — which is why the report says the state was not restored.
+    let delivered = appends(&sessions[1]) - 5;
+    assert!(delivered <= 7, "{delivered}");
+    assert_eq!(report.dropped_appends, 0);
+    assert!(report.delivered >= delivered, "{report:?}");
+}
+
+#[tokio::test]
 async fn sends_during_an_outage_are_held_then_delivered_and_stale_audio_is_dropped_with_a_report() {
     let faults = Faults {
         on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
