@@ -83,6 +83,9 @@ pub(crate) struct Core {
     reports: broadcast::Sender<ReconnectEvent>,
     /// The live connection's audio tracks, when its transport carries them (WebRTC).
     media: Mutex<Tracks>,
+    /// The player `stream` plays on: `capture_audio` cancels its echo.
+    #[cfg(feature = "audio")]
+    pub(crate) speaker: crate::audio::SpeakerSlot,
 }
 
 /// A connection's audio tracks and call id, as the session hands them out.
@@ -137,6 +140,8 @@ impl Core {
             holding: AtomicBool::new(false),
             reports: broadcast::channel(64).0,
             media: Mutex::new(media),
+            #[cfg(feature = "audio")]
+            speaker: Default::default(),
         })
     }
 

@@ -105,11 +105,13 @@ mod sequencer;
 mod session;
 mod supervisor;
 mod tools;
+#[cfg(feature = "audio")]
+mod voice;
 
 #[cfg(feature = "audio")]
 pub use audio::{
-    AudioControl, AudioEvents, AudioLayer, CaptureHandle, CaptureOptions, StreamOptions,
-    capture_audio, stream, stream_to, stream_with,
+    AudioControl, AudioEvents, AudioLayer, CaptureHandle, CaptureOptions, Echo, StreamOptions,
+    capture_audio, capture_audio_with_clock, stream, stream_to, stream_with,
 };
 pub use config::{Config, WhenDisconnected, validate};
 pub use layer::{Layer, LayerContext};
@@ -132,6 +134,8 @@ pub use reelthyme_transport::{
 pub use sender::SessionSender;
 pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
 pub use session::{Session, connect};
+#[cfg(feature = "audio")]
+pub use voice::{DRAIN_BOUND, Line, Voice};
 pub use tools::{
     FOLLOW_UP_EVENT_ID_PREFIX, Json, MAX_PENDING_APPROVALS, McpApprovalLayer, McpApprovalRequest,
     McpApprovals, Tool, ToolError, ToolOutput, mcp_approval,

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::SinkExt;
-use reelthyme_audio::{Capture, Captured, Codec, Encoder};
+use reelthyme_audio::echo::{Echo, HalfDuplex};
+use reelthyme_audio::{Capture, CaptureClock, Captured, Codec, EchoPath, Encoder};
 use reelthyme_schema::{AudioFormat, Base64Audio, ClientEvent};
 use reelthyme_transport::{AudioChunk, Error, ErrorKind, Result};
 
@@ -25,6 +26,13 @@ pub struct CaptureOptions {
     /// The input format to send (default: follow the session's, as the server last
     /// confirmed it — PCM16 at 24 kHz, or G.711 encoded at 8 kHz).
     pub format: Option<AudioFormat>,
+    /// How the assistant's voice is kept out of the microphone when the session also
+    /// plays through [`stream`](crate::stream) (default [`Echo::Aec`]; without the `aec`
+    /// feature, [`Echo::HalfDuplex`]).
+    pub echo: Echo,
+    /// With [`Echo::HalfDuplex`], how far above the speaker's level the microphone must be
+    /// to go through while the assistant is heard (dB, default 6).
+    pub half_duplex_threshold_db: f32,
     tap: Option<Tap>,
 }
 
@@ -34,6 +42,8 @@ impl std::fmt::Debug for CaptureOptions {
             .field("interval_ms", &self.interval_ms)
             .field("device", &self.device)
             .field("format", &self.format)
+            .field("echo", &self.echo)
+            .field("half_duplex_threshold_db", &self.half_duplex_threshold_db)
             .field("tap", &self.tap.is_some())
             .finish()
     }
@@ -45,6 +55,8 @@ impl Default for CaptureOptions {
             interval_ms: 40,
             device: None,
             format: None,
+            echo: Echo::default(),
+            half_duplex_threshold_db: HalfDuplex::DEFAULT_THRESHOLD_DB,
             tap: None,
         }
     }
@@ -69,6 +81,20 @@ impl CaptureOptions {
     #[must_use]
     pub fn format(mut self, format: AudioFormat) -> Self {
         self.format = Some(format);
+        self
+    }
+
+    /// Echo control against the session's speaker (default [`Echo::Aec`]).
+    #[must_use]
+    pub fn echo(mut self, echo: Echo) -> Self {
+        self.echo = echo;
+        self
+    }
+
+    /// The half-duplex sensitivity (dB above the speaker's level; default 6).
+    #[must_use]
+    pub fn half_duplex_threshold_db(mut self, db: f32) -> Self {
+        self.half_duplex_threshold_db = db;
         self
     }
 
@@ -111,6 +137,18 @@ impl CaptureHandle {
         if let Some(capture) = &self.capture {
             capture.unmute();
         }
+    }
+
+    /// The echo control that runs: [`Echo::Off`] when asked, or when the session plays
+    /// through no [`stream`](crate::stream) player (or another capture took its reference).
+    pub fn echo(&self) -> Echo {
+        self.capture.as_ref().map_or(Echo::Off, Capture::echo)
+    }
+
+    /// The echo suppression measured so far (dB), with [`Echo::Aec`], once the speaker has
+    /// played.
+    pub fn echo_suppression_db(&self) -> Option<f32> {
+        self.capture.as_ref()?.echo_suppression_db()
     }
 
     /// Chunks dropped because the session could not take them for longer than the capture
@@ -170,23 +208,79 @@ const CAPTURE_QUEUE: usize = 250;
 /// session cannot take audio for longer than 10 s, newly captured chunks are dropped and
 /// counted ([`CaptureHandle::dropped_chunks`]) rather than queued without bound.
 ///
+///
+/// When the session plays through [`stream`](crate::stream) (call it first), the
+/// assistant's voice is kept out of the microphone as [`CaptureOptions::echo`] says: by
+/// default, echo cancellation against exactly what the speaker was given.
+///
 /// # Errors
 /// When no input device can be opened.
 pub fn capture_audio(sender: &SessionSender, options: CaptureOptions) -> Result<CaptureHandle> {
+    let (device, interval) = (options.device.clone(), options.interval_ms);
+    start(sender, options, |echo, on_audio| {
+        Capture::start_with_echo(device.as_deref(), interval, echo, on_audio)
+    })
+}
+
+/// [`capture_audio`] from a "microphone" you drive ([`CaptureClock::push`], interleaved
+/// frames at `rate`): the same worker, echo control and session path as a device's. For
+/// tests of timing and echo, beside [`stream_to`](crate::stream_to) with a clocked player,
+/// and for bridges that receive a peer's audio at its own pace.
+///
+/// # Errors
+/// For an unusable rate.
+pub fn capture_audio_with_clock(
+    sender: &SessionSender,
+    options: CaptureOptions,
+    rate: u32,
+    channels: u16,
+) -> Result<(CaptureHandle, CaptureClock)> {
+    let mut clock = None;
+    let interval = options.interval_ms;
+    let handle = start(sender, options, |echo, on_audio| {
+        let (capture, made) = Capture::with_clock(rate, channels, interval, echo, on_audio)?;
+        clock = Some(made);
+        Ok(capture)
+    })?;
+    let clock = clock.ok_or_else(|| Error::other(ErrorKind::Config, "no capture clock", None))?;
+    Ok((handle, clock))
+}
+
+type OnAudio = Box<dyn FnMut(Captured) + Send + 'static>;
+
+fn start(
+    sender: &SessionSender,
+    options: CaptureOptions,
+    open: impl FnOnce(Option<EchoPath>, OnAudio) -> reelthyme_audio::Result<Capture>,
+) -> Result<CaptureHandle> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Captured>(CAPTURE_QUEUE);
     let dropped = Arc::new(AtomicU64::new(0));
     let lost = dropped.clone();
-    let capture = Capture::start(
-        options.device.as_deref(),
-        options.interval_ms,
-        move |captured| {
+    let echo = match options.echo {
+        Echo::Off => None,
+        mode => match sender.core().speaker.echo_reference() {
+            Some(reference) => Some(
+                EchoPath::new(mode, reference)
+                    .half_duplex_threshold_db(options.half_duplex_threshold_db),
+            ),
+            None => {
+                tracing::debug!(
+                    "no speaker to cancel the echo of (stream first, once per session): capturing without echo control"
+                );
+                None
+            }
+        },
+    };
+    let capture = open(
+        echo,
+        Box::new(move |captured| {
             // Never block the audio thread: a full queue drops the chunk, counted.
             if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = tx.try_send(captured)
                 && lost.fetch_add(1, Ordering::Relaxed) == 0
             {
                 tracing::warn!("the session is not taking audio: dropping captured chunks");
             }
-        },
+        }),
     )
     .map_err(audio_error)?;
     let overrun_ms = Arc::new(AtomicU64::new(0));

@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use reelthyme_audio::{Player, Truncation};
+use reelthyme_audio::{EchoReference, Player, Truncation};
 use reelthyme_schema::{ClientEvent, ServerEvent};
 use reelthyme_transport::{Error, ErrorKind, Result};
 
-pub use capture::{CaptureHandle, CaptureOptions, capture_audio};
+pub use capture::{CaptureHandle, CaptureOptions, capture_audio, capture_audio_with_clock};
 pub use playback::AudioLayer;
+pub use reelthyme_audio::echo::Echo;
 
 use crate::{Layer, Session, SessionEvents, SessionSender};
 
@@ -90,6 +91,31 @@ impl CutState {
 }
 
 pub(crate) type SharedCut = Arc<Mutex<CutState>>;
+
+/// The session's speaker, as `stream` registered it: `capture_audio` takes its echo
+/// reference (what the device was given) to cancel the assistant's echo.
+#[derive(Debug, Default)]
+pub(crate) struct SpeakerSlot(Mutex<Option<std::sync::Weak<Player>>>);
+
+impl SpeakerSlot {
+    pub(crate) fn set(&self, player: &Arc<Player>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::downgrade(player));
+    }
+
+    /// The player's echo reference, if a player is registered and its reference not taken.
+    pub(crate) fn echo_reference(&self) -> Option<EchoReference> {
+        let player = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()?
+            .upgrade()?;
+        player.echo_reference()
+    }
+}
 
 pub(crate) fn lock(cut: &SharedCut) -> std::sync::MutexGuard<'_, CutState> {
     cut.lock()
@@ -169,6 +195,13 @@ impl AudioControl {
     /// the event stream is polled: await this between turns, not instead of polling.
     pub fn drained(&self) -> reelthyme_audio::Drained {
         self.player.drained()
+    }
+
+    /// What the speaker is given from now on, for echo cancellation of a capture of your
+    /// own ([`reelthyme_audio::Capture::start_with_echo`]); `None` once taken — by this or
+    /// by [`capture_audio`], which takes it to cancel the echo itself.
+    pub fn echo_reference(&self) -> Option<EchoReference> {
+        self.player.echo_reference()
     }
 
     /// A sender for the session (for [`capture_audio`], tools, …).

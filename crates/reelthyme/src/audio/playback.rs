@@ -70,6 +70,8 @@ impl AudioLayer {
         options: &StreamOptions,
     ) -> (Self, AudioControl) {
         let player = Arc::new(player);
+        // `capture_audio` on this session cancels the echo of what this player plays.
+        sender.core().speaker.set(&player);
         let cut = SharedCut::default();
         let control = AudioControl {
             player: player.clone(),
