@@ -55,6 +55,9 @@ pub struct SessionEvents {
     rotation_due: bool,
     /// The reconnect gave up: the stream has ended.
     finished: bool,
+    /// The last reconnect's budget (when its outage began, its attempts): an outage soon
+    /// after it continues it.
+    last_outage: Option<(std::time::Instant, u32)>,
 }
 
 impl fmt::Debug for SessionEvents {
@@ -109,6 +112,7 @@ impl SessionEvents {
             rotation: rotation_timer(&core),
             rotation_due: false,
             finished: false,
+            last_outage: None,
             core,
         }
     }
@@ -282,9 +286,13 @@ impl SessionEvents {
         };
         let outcome = std::task::ready!(supervisor.poll(cx));
         let attempts = supervisor.attempts();
+        let budget = supervisor.budget();
         self.supervisor = None;
         match outcome {
             Outcome::Reconnected(report, sent) => {
+                if !matches!(&report, ReconnectEvent::Reconnected(r) if r.rotated) {
+                    self.last_outage = Some(budget);
+                }
                 // The new conversation (reset by its `session.created`) and the layers see
                 // what went out on it.
                 for event in sent {
@@ -367,7 +375,7 @@ impl SessionEvents {
             .as_ref()
             .and_then(|r| r.rotate_after)
             .unwrap_or_default();
-        self.supervisor = Supervisor::start(self.core.clone(), rotation_cause(after), true);
+        self.supervisor = Supervisor::start(self.core.clone(), rotation_cause(after), true, None);
         self.supervisor.is_some()
     }
 
@@ -428,7 +436,8 @@ impl SessionEvents {
                 && self.core.begin_hold(self.generation)
                 && let Some(cause) = self.stashed.take()
             {
-                self.supervisor = Supervisor::start(self.core.clone(), cause, false);
+                self.supervisor =
+                    Supervisor::start(self.core.clone(), cause, false, self.last_outage);
                 continue;
             }
             if self.core.is_reconnecting() {

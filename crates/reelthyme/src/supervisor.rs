@@ -34,6 +34,8 @@ struct Attempted {
 enum Step {
     Backoff(Pin<Box<tokio::time::Sleep>>),
     Attempt(Attempting),
+    /// The budget was spent before this outage began: give up with its cause.
+    Spent(Option<Error>),
 }
 
 /// How a supervised reconnect ended.
@@ -60,8 +62,16 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     /// Starts reconnecting after `cause` (or rotating, with `rotation`): the replay is the
-    /// conversation as it is now; the old connection's unsent frames go first.
-    pub(crate) fn start(core: Arc<Core>, cause: Error, rotation: bool) -> Option<Self> {
+    /// conversation as it is now; the old connection's unsent frames go first. `carried`
+    /// is the previous outage's start and attempts when it ended recently: an outage that
+    /// follows a reconnect within [`Reconnect::max_elapsed`] spends the same budget, so a
+    /// server that accepts and then drops every connection is not retried forever.
+    pub(crate) fn start(
+        core: Arc<Core>,
+        cause: Error,
+        rotation: bool,
+        carried: Option<(Instant, u32)>,
+    ) -> Option<Self> {
         let policy = core.config.reconnect.clone()?;
         core.supervising();
         let (mut replay, input_bps) = core.read(|conversation| {
@@ -82,26 +92,45 @@ impl Supervisor {
             tracing::debug!(parent: &core.span, frames = unsent.len(), "resending what the old connection never wrote");
             core.hold_front(unsent);
         }
+        let (started, attempt) = match carried {
+            Some((started, attempts)) if started.elapsed() < policy.max_elapsed => {
+                (started, attempts + 1)
+            }
+            _ => (now, 1),
+        };
         let delay = if rotation {
             Duration::ZERO
         } else {
-            policy.delay(1)
+            policy.delay(attempt)
         };
-        core.report(ReconnectEvent::Reconnecting {
-            attempt: 1,
-            cause,
-            delay,
-        });
+        let spent = attempt > policy.attempts || started.elapsed() + delay > policy.max_elapsed;
+        let step = if spent {
+            tracing::warn!(parent: &core.span, attempts = attempt - 1, "reconnects keep failing: giving up");
+            Step::Spent(Some(cause))
+        } else {
+            core.report(ReconnectEvent::Reconnecting {
+                attempt,
+                cause,
+                delay,
+            });
+            Step::Backoff(Box::pin(tokio::time::sleep(delay)))
+        };
         Some(Self {
             core,
             policy,
-            attempt: 1,
-            started: now,
+            // Those made, when none is left to make.
+            attempt: if spent { attempt - 1 } else { attempt },
+            started,
             replay: Arc::new(replay),
             input_bps,
             rotation,
-            step: Step::Backoff(Box::pin(tokio::time::sleep(delay))),
+            step,
         })
+    }
+
+    /// When this outage began (or the one it continues), and the attempts made.
+    pub(crate) fn budget(&self) -> (Instant, u32) {
+        (self.started, self.attempt)
     }
 
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
@@ -113,6 +142,12 @@ impl Supervisor {
                 )));
             }
             match &mut self.step {
+                Step::Spent(cause) => {
+                    let error = cause.take().unwrap_or_else(|| {
+                        Error::new(ErrorKind::Closed, "the reconnect budget is spent")
+                    });
+                    return Poll::Ready(Outcome::GaveUp(error));
+                }
                 Step::Backoff(sleep) => {
                     std::task::ready!(sleep.as_mut().poll(cx));
                     let core = self.core.clone();

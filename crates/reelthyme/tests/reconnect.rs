@@ -741,6 +741,36 @@ async fn too_few_attempts_give_up_with_the_last_failure() {
 }
 
 #[tokio::test]
+async fn a_server_that_drops_every_connection_is_not_retried_forever() {
+    // Every session is killed right after `session.created` and one more event.
+    let faults = Faults {
+        kill_after: Some(2),
+        ..Faults::default()
+    };
+    let (sim, _recorder) = start(SimConfig::default().faults(faults)).await;
+    let config = Config::new(endpoint(&sim)).reconnect(policy().attempts(4));
+    let mut chat = Chat::open(config).await;
+    chat.send(ClientEvent::user_text("hello")).await.unwrap();
+    let error = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Err(error) = chat.events.next().await.expect("ended without an error") {
+                return error;
+            }
+        }
+    })
+    .await
+    .expect("reconnects went on and on");
+    assert!(error.is_retryable(), "{error}");
+    assert!(chat.events.next().await.is_none());
+    chat.drain_reports();
+    // Each reconnect worked, then its connection dropped: one budget of four attempts
+    // across them, then the last end is the error.
+    assert_eq!(chat.reconnects.len(), 4, "{:?}", chat.reconnects);
+    assert!(chat.gave_up.is_some());
+    assert_eq!(sim.connections().len(), 5);
+}
+
+#[tokio::test]
 async fn a_session_about_to_expire_rotates_between_turns_without_losing_an_event() {
     // Sessions last 2 s; the client rotates after 1 s, at a quiet moment.
     let (sim, recorder) = start(script().session_duration(Duration::from_secs(2))).await;
