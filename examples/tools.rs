@@ -2,15 +2,15 @@
 //! `cargo run --example tools`
 //!
 //! OpenAI when `OPENAI_API_KEY` is set (and `OPENAI_BASE_URL` for another server),
-//! otherwise a local simulator (`endpoint_or_simulator()` below: copy it, or keep only its
-//! first branch).
+//! otherwise a local simulator (`reelthyme_sim::endpoint_or_simulator`; with a key,
+//! `Endpoint::from_env()` alone).
 
 #![forbid(unsafe_code)]
 
 use futures_util::StreamExt;
 use reelthyme::events::{ClientEvent, Item, ResponseParams, ServerEvent};
-use reelthyme::{Config, Endpoint, Json, Tool};
-use reelthyme_sim::{SimConfig, Simulator};
+use reelthyme::{Config, Json, Tool};
+use reelthyme_sim::SimConfig;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +30,8 @@ struct Weather {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (endpoint, _simulator) = endpoint_or_simulator(SimConfig::default()).await?;
+    let (endpoint, _simulator) = reelthyme_sim::endpoint_or_simulator(SimConfig::default()).await?;
+    eprintln!("using {}", endpoint.url());
     // The tool's name, description and parameters come from `GetWeather`; the session is
     // set up before anything else is sent.
     let config = Config::new(endpoint)
@@ -69,23 +70,4 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     Ok(())
-}
-
-/// OpenAI with `OPENAI_API_KEY` (and `OPENAI_BASE_URL`, `REELTHYME_MODEL`); otherwise a
-/// simulator on loopback, returned so that it lives as long as the caller needs it.
-async fn endpoint_or_simulator(sim: SimConfig) -> anyhow::Result<(Endpoint, Option<Simulator>)> {
-    if let Ok(endpoint) = Endpoint::from_env() {
-        eprintln!("using {}", endpoint.url());
-        return Ok((endpoint, None));
-    }
-    let simulator = Simulator::start(sim).await?;
-    eprintln!(
-        "no OPENAI_API_KEY: using the built-in simulator at {}",
-        simulator.url()
-    );
-    // The simulator takes any key unless configured with one; REST calls need one sent.
-    let endpoint = Endpoint::openai("gpt-realtime")
-        .base_url(&simulator.url())
-        .api_key("sk-local-simulator");
-    Ok((endpoint, Some(simulator)))
 }

@@ -4,16 +4,15 @@
 //! `cargo run --example voice_tools` (sound devices; headless: README.md's ALSA file devices)
 //!
 //! OpenAI when `OPENAI_API_KEY` is set, otherwise a local simulator
-//! (`endpoint_or_simulator()` below: copy it, or keep only its first branch).
+//! (`reelthyme_sim::endpoint_or_simulator`; with a key, `Endpoint::from_env()` alone).
 
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use reelthyme::events::ServerEvent;
-use reelthyme::{CaptureOptions, Config, Endpoint, Tool};
-use reelthyme_sim::{SimConfig, Simulator};
+use reelthyme::events::Role;
+use reelthyme::{Config, Tool, Voice};
+use reelthyme_sim::SimConfig;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -33,7 +32,7 @@ struct BookTable {
 async fn main() -> anyhow::Result<()> {
     // The simulator does not recognise speech: it is told what the user will say.
     let sim = SimConfig::default().transcripts(["Please book a table for two at Luigi's."]);
-    let (endpoint, simulator) = endpoint_or_simulator(sim).await?;
+    let (endpoint, simulator) = reelthyme_sim::endpoint_or_simulator(sim).await?;
     let config = Config::new(endpoint)
         .instructions("You are a helpful assistant. Keep your answers short.")
         .voice("marin")
@@ -49,42 +48,15 @@ async fn main() -> anyhow::Result<()> {
             })
             .cancel_on_barge_in(false), // a booking must finish even if the user speaks
         );
-    let session = reelthyme::connect(config).await?;
-    let tx = session.sender();
-    let (mut events, audio) = reelthyme::stream(session)?;
-    let capture = reelthyme::capture_audio(&tx, CaptureOptions::default())?;
-    while let Some(event) = events.next().await {
-        match event? {
-            ServerEvent::InputAudioTranscriptionCompleted(t) => println!("you: {}", t.transcript),
-            ServerEvent::ResponseOutputAudioTranscriptDone(t) => {
-                println!("assistant: {}", t.transcript);
-                // With the simulator, one answer ends the demo; with OpenAI, talk until Ctrl-C.
-                if simulator.is_some() {
-                    break;
-                }
-            }
-            _ => {}
+    // Connects, plays the answers (barge-in included) and captures the microphone.
+    let mut voice = Voice::start(config).await?;
+    while let Some(line) = voice.next_line().await? {
+        println!("{line}"); // "you: …" / "assistant: …"
+        // With the simulator, one answer ends the demo; with OpenAI, talk until Ctrl-C.
+        if simulator.is_some() && line.role == Role::Assistant {
+            break;
         }
     }
-    capture.stop().await?;
-    let _ = tokio::time::timeout(Duration::from_secs(30), audio.drained()).await;
+    voice.finish().await?; // the microphone stops, the answer plays out
     Ok(())
-}
-
-/// OpenAI with `OPENAI_API_KEY` (and `OPENAI_BASE_URL`, `REELTHYME_MODEL`); otherwise a
-/// simulator on loopback, returned so that it lives as long as the caller needs it.
-async fn endpoint_or_simulator(sim: SimConfig) -> anyhow::Result<(Endpoint, Option<Simulator>)> {
-    if let Ok(endpoint) = Endpoint::from_env() {
-        eprintln!("using {}", endpoint.url());
-        return Ok((endpoint, None));
-    }
-    let simulator = Simulator::start(sim).await?;
-    eprintln!(
-        "no OPENAI_API_KEY: using the built-in simulator at {}",
-        simulator.url()
-    );
-    let endpoint = Endpoint::openai("gpt-realtime")
-        .base_url(&simulator.url())
-        .api_key("sk-local-simulator");
-    Ok((endpoint, Some(simulator)))
 }

@@ -41,6 +41,7 @@ mod handshake;
 mod http;
 mod ids;
 mod in_process;
+mod local;
 mod replay;
 mod rest;
 mod script;
@@ -66,6 +67,7 @@ pub use config::{
 };
 pub use handshake::ConnectionInfo;
 pub use in_process::InProcess;
+pub use local::endpoint_or_simulator;
 pub use replay::{
     Entry, RECORDING_VERSION, RecordingError, header as recording_header, read_recording,
 };
