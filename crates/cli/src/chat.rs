@@ -39,10 +39,38 @@ pub(crate) struct ChatArgs {
     /// `reelthyme replay`; check it with `reelthyme events check`).
     #[arg(long, value_name = "FILE")]
     record: Option<std::path::PathBuf>,
+    /// End when the connection drops instead of reconnecting (by default the session
+    /// reconnects and replays the conversation, with a status line).
+    #[arg(long)]
+    no_reconnect: bool,
 }
 
 pub(crate) fn run(args: ChatArgs) -> Result<ExitCode> {
     crate::block_on(chat(args))
+}
+
+/// `chat` and `talk` reconnect by default (the library's policy: backoff, bounded; the
+/// conversation replayed), unless `--no-reconnect`.
+pub(crate) fn reconnecting(config: reelthyme::Config, off: bool) -> reelthyme::Config {
+    if off {
+        config
+    } else {
+        config.reconnect(reelthyme::Reconnect::default())
+    }
+}
+
+/// Prints the reconnect reports that arrived, a status line each on standard error;
+/// `true` when a reconnect lost the answer in progress (ask for it again).
+pub(crate) fn show_reconnects(reports: &mut reelthyme::ReconnectEvents) -> bool {
+    let mut lost = false;
+    while let Some(report) = reports.try_recv() {
+        eprintln!("reelthyme: {report}");
+        lost |= matches!(
+            &report,
+            reelthyme::ReconnectEvent::Reconnected(done) if done.lost_response.is_some()
+        );
+    }
+    lost
 }
 
 async fn chat(args: ChatArgs) -> Result<ExitCode> {
@@ -60,11 +88,15 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
     let endpoint = target.endpoint.clone();
     let url = crate::transport::describe(args.transport, &endpoint);
     let simulator = target.simulator_url().is_some();
-    let config = crate::transport::config(args.transport, endpoint, simulator, false);
+    let config = reconnecting(
+        crate::transport::config(args.transport, endpoint, simulator, false),
+        args.no_reconnect,
+    );
     let session = reelthyme::connect(config.outgoing(reelthyme::validate))
         .await
         .with_context(|| format!("cannot start a session at {url}"))?;
     let (mut tx, mut events) = session.split();
+    let mut reports = tx.reconnect_events();
     let mut recorder = args
         .record
         .as_deref()
@@ -114,6 +146,16 @@ async fn chat(args: ChatArgs) -> Result<ExitCode> {
                         return Err(anyhow::Error::new(error).context("the session failed"));
                     }
                 };
+                if show_reconnects(&mut reports) {
+                    // The answer was lost with the connection: ask for it again.
+                    let again = ClientEvent::response_create();
+                    if let Some(recorder) = &mut recorder {
+                        recorder
+                            .write(false, again.to_value())
+                            .context("cannot write the recording")?;
+                    }
+                    tx.send(again).await?;
+                }
                 if let Some(recorder) = &mut recorder {
                     recorder
                         .write(true, event.to_value())
@@ -159,6 +201,7 @@ pub(crate) async fn interactive(
     mut events: reelthyme::SessionEvents,
 ) -> Result<ExitCode> {
     eprintln!("Type a message and press Enter; /quit (or Ctrl-D) ends.");
+    let mut reports = tx.reconnect_events();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         eprint!("> ");
@@ -185,6 +228,11 @@ pub(crate) async fn interactive(
                 }
                 Err(error) => return Err(anyhow::Error::new(error).context("the session failed")),
             };
+            if show_reconnects(&mut reports) {
+                // The answer was lost with the connection: ask for it again.
+                tx.send(ClientEvent::response_create_with(ResponseParams::text()))
+                    .await?;
+            }
             match event {
                 ServerEvent::ResponseOutputTextDelta(d) => {
                     write!(stdout, "{}", d.delta)?;

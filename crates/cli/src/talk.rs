@@ -69,6 +69,10 @@ pub(crate) struct TalkArgs {
     /// `events.jsonl` (every event, both directions, timestamped; `reelthyme replay` plays it).
     #[arg(long, value_name = "DIR")]
     record: Option<PathBuf>,
+    /// End when the connection drops instead of reconnecting (by default the session
+    /// reconnects and replays the conversation; the screen says so).
+    #[arg(long)]
+    no_reconnect: bool,
 }
 
 type WavWriter = hound::WavWriter<BufWriter<std::fs::File>>;
@@ -314,7 +318,10 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     let endpoint = target.endpoint.clone();
     let url = crate::transport::describe(args.transport, &endpoint);
     let simulator = target.simulator_url().is_some();
-    let config: Config = crate::transport::config(args.transport, endpoint, simulator, !args.text);
+    let config: Config = crate::chat::reconnecting(
+        crate::transport::config(args.transport, endpoint, simulator, !args.text),
+        args.no_reconnect,
+    );
     let session = reelthyme::connect(config.outgoing(reelthyme::validate))
         .await
         .with_context(|| format!("cannot start a session at {url}"))?;
@@ -398,6 +405,8 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     }
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut mic_trouble_shown = false;
+    // Reconnects are a status line, not a crash.
+    let mut reports = tx.reconnect_events();
     // Raw mode turns the terminal's Ctrl-C into a key (below); a SIGINT from elsewhere
     // (`kill -INT`) ends the conversation as cleanly.
     let interrupted = tokio::signal::ctrl_c();
@@ -436,6 +445,13 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
                     Some(Err(error)) => return Err(anyhow::Error::new(error).context("the session failed")),
                     None => bail!("the server ended the session"),
                 },
+                Some(report) = reports.recv() => {
+                    let tone = match &report {
+                        reelthyme::ReconnectEvent::Reconnected(done) if done.state_restored => Tone::Info,
+                        _ => Tone::Warning,
+                    };
+                    screen.note(report.to_string(), tone);
+                }
                 _ = &mut interrupted => return Ok(()),
                 _ = tick.tick() => {
                     screen.level_db = level.db();

@@ -263,6 +263,78 @@ fn chat_skips_a_malformed_frame_with_a_warning() {
     runtime.block_on(sim.shutdown());
 }
 
+/// A connection lost mid-answer is a status line, not a failure: `chat` reconnects (the
+/// conversation replayed), asks for the lost answer again and prints it.
+#[test]
+fn chat_reconnects_with_a_status_line_when_the_connection_drops() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sim = runtime
+        .block_on(reelthyme_sim::Simulator::start(
+            reelthyme_sim::SimConfig::default()
+                .speed(50.0)
+                .faults(reelthyme_sim::Faults {
+                    on_client: Some((
+                        "response.create".into(),
+                        1,
+                        reelthyme_sim::FaultAction::Kill,
+                    )),
+                    sessions: Some(1),
+                    ..Default::default()
+                }),
+        ))
+        .unwrap();
+    let base = format!("{}/v1", sim.url());
+    let chat = [
+        "chat",
+        "--message",
+        "hi",
+        "--base-url",
+        &base,
+        "--api-key",
+        "sk-x",
+    ];
+    let output = reelthyme(&chat, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reelthyme: reconnecting (attempt 1)"),
+        "{stderr}"
+    );
+    // The user's item was replayed, or resent when the old server had not confirmed it.
+    let status = stderr
+        .lines()
+        .find(|l| l.starts_with("reelthyme: reconnected: "))
+        .unwrap_or_else(|| panic!("no status line: {stderr}"));
+    assert!(
+        status.contains("the answer in progress was lost"),
+        "{stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "You said: hi"
+    );
+    // Without reconnecting, the same drop ends `chat` with the failure.
+    let mut once = chat.to_vec();
+    once.push("--no-reconnect");
+    let sim = runtime
+        .block_on(reelthyme_sim::Simulator::start(
+            reelthyme_sim::SimConfig::default().faults(reelthyme_sim::Faults {
+                on_client: Some((
+                    "response.create".into(),
+                    1,
+                    reelthyme_sim::FaultAction::Kill,
+                )),
+                ..Default::default()
+            }),
+        ))
+        .unwrap();
+    let base = format!("{}/v1", sim.url());
+    once[4] = &base;
+    let output = reelthyme(&once, &[]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("the session failed"));
+}
+
 /// The variables the library and the official SDKs read work here too.
 #[test]
 fn openai_base_url_and_reelthyme_model_are_honoured() {

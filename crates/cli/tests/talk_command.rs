@@ -300,8 +300,8 @@ async fn a_malformed_frame_is_skipped_with_a_warning_and_talk_goes_on() {
     sim.shutdown().await;
 }
 
-/// The server ending the session is fatal: `talk` leaves raw mode and the alternate screen,
-/// then says what happened, with status 1.
+/// With `--no-reconnect`, the server ending the session is fatal: `talk` leaves raw mode and
+/// the alternate screen, then says what happened, with status 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_session_ends_talk_with_the_reason_and_a_restored_terminal() {
     let sim = reelthyme_sim::Simulator::start(reelthyme_sim::SimConfig::default().faults(
@@ -312,7 +312,7 @@ async fn a_closed_session_ends_talk_with_the_reason_and_a_restored_terminal() {
     ))
     .await
     .unwrap();
-    let server = format!("--base-url {}/v1 --api-key sk-x", sim.url());
+    let server = format!("--base-url {}/v1 --api-key sk-x --no-reconnect", sim.url());
     let speech = speech_48k_stereo("weather_48k_stereo.wav");
     let talk = tokio::task::spawn_blocking(move || {
         let talk = Talk::start_with("closed", &speech, &server)?;

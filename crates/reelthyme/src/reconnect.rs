@@ -234,6 +234,9 @@ impl fmt::Display for ReconnectEvent {
             ),
             Self::Reconnected(done) => {
                 write!(f, "reconnected: {} items replayed", done.items_replayed)?;
+                if done.resent > 0 {
+                    write!(f, ", {} sent again", done.resent)?;
+                }
                 if done.lost_response.is_some() {
                     write!(f, ", the answer in progress was lost")?;
                 }
