@@ -4,16 +4,44 @@ use serde_json::Value;
 
 /// The length of the longest prefix of `bytes` that a JSON string can hold as is: up to
 /// the first `"`, `\\` or control character (what ends a string, starts an escape, or is
-/// not allowed unescaped). A 20 ms audio delta is 1,280 base64 characters, and this scan
-/// is most of what reading it costs: `memchr2` finds the quote (SIMD, chosen at run
-/// time), then a branch-free pass the compiler vectorizes checks what lies before it.
+/// not allowed unescaped).
+///
+/// Most strings of an audio event are short (keys, ids): the first 32 bytes are tested
+/// eight at a time in a `u64`, without a call. A 20 ms delta is 1,280 base64 characters:
+/// past those 32 bytes, `memchr2` finds the quote (SIMD, chosen at run time), then a
+/// minimum over what lies before it (vectorized) says whether a control character is there.
 pub(crate) fn plain_len(bytes: &[u8]) -> usize {
-    let end = memchr::memchr2(b'"', b'\\', bytes).unwrap_or(bytes.len());
-    let head = &bytes[..end];
-    if head.iter().fold(false, |found, &b| found | (b < 0x20)) {
-        return head.iter().position(|&b| b < 0x20).unwrap_or(end);
+    let (words, _) = bytes.as_chunks::<8>();
+    let short = words.len().min(4);
+    for (index, word) in words[..short].iter().enumerate() {
+        let found = special_bytes(u64::from_le_bytes(*word));
+        if found != 0 {
+            return index * 8 + (found.trailing_zeros() / 8) as usize;
+        }
     }
-    end
+    let start = short * 8;
+    let rest = &bytes[start..];
+    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    let head = &rest[..end];
+    // A minimum is one vector instruction per 16 bytes; only a string that has a control
+    // character looks for it.
+    if head.iter().fold(u8::MAX, |low, &b| low.min(b)) < 0x20 {
+        return start + head.iter().position(|&b| b < 0x20).unwrap_or(end);
+    }
+    start + end
+}
+
+/// The high bit of each byte of `word` that is `"`, `\\` or below 0x20. Exact for the
+/// lowest such byte (a borrow only ever flags bytes above a true one), which is all
+/// [`plain_len`] reads.
+fn special_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    (zero(quote) | zero(backslash) | control) & HIGH
 }
 
 /// A reader of compact JSON (no whitespace between tokens, strings without escapes: what
@@ -140,6 +168,26 @@ mod tests {
             }
         }
         assert_eq!(plain_len(&[b'A'; 70]), 70);
+        // Every length around the word and short-scan boundaries, every position.
+        for len in 0..80 {
+            for at in 0..=len {
+                let mut bytes = vec![0x7e_u8; len];
+                if at < len {
+                    bytes[at] = b'"';
+                }
+                assert_eq!(plain_len(&bytes), at, "len {len}, quote at {at}");
+            }
+        }
+        // Bytes just beside the special ones are plain; a borrow never hides the first.
+        for b in [0x20_u8, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xa0, 0xff] {
+            assert_eq!(
+                special_bytes(u64::from(b) * 0x0101_0101_0101_0101),
+                0,
+                "{b:#x}"
+            );
+        }
+        let word = u64::from_le_bytes([b'a', 0, b'"', 0x1f, b'\\', 1, 0, 0xff]);
+        assert_eq!(special_bytes(word).trailing_zeros() / 8, 1);
         assert_eq!(plain_len("é€ \u{7f}".as_bytes()), "é€ \u{7f}".len());
         assert_eq!(plain_len(b""), 0);
     }
