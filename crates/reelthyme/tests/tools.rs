@@ -4,7 +4,8 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use futures_util::StreamExt;
 use reelthyme::events::{
@@ -497,21 +498,36 @@ async fn handler_errors_panics_and_bad_arguments_go_back_as_output_text() {
     assert!(cities.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_slow_tool_does_not_block_a_text_turn() {
+/// A slow tool (2 s, on tokio's paused clock: no real wait, and the times below are exact
+/// virtual times) blocks neither a text turn nor the user's spoken turn meanwhile: both are
+/// answered while it runs, before its output exists; its result comes after 2 s, with its
+/// own follow-up.
+#[tokio::test(start_paused = true)]
+async fn a_slow_tool_blocks_neither_a_text_turn_nor_a_barge_in() {
     let (sim, recorder) = start(SimConfig::default().speed(50.0)).await;
     let config = Config::new(endpoint(&sim))
         .session(text_session())
-        .tool(slow(Duration::from_secs(2)));
+        .tool(slow(Duration::from_secs(2)).cancel_on_barge_in(false));
     let (mut tx, mut events) = connect(&sim, config).await.split();
     let called = Instant::now();
     ask(&mut tx, "Do the slow lookup").await;
     assert_eq!(answer(&mut events).await, "call slow_lookup");
-    // Meanwhile, another turn is answered at once.
+    // Meanwhile, a text turn is answered.
     ask(&mut tx, "Hello there").await;
     assert_eq!(answer(&mut events).await, "You said: Hello there");
-    let turn = called.elapsed();
-    assert!(turn < Duration::from_millis(1500), "{turn:?}");
+    // And the user speaks: server VAD hears the turn and answers it.
+    for chunk in speech().chunks(960) {
+        tx.send(ClientEvent::audio_append(chunk)).await.unwrap();
+    }
+    until(&mut events, "input_audio_buffer.speech_started").await;
+    // The answer to the spoken turn (no transcription configured: the simulator greets).
+    let spoken = answer(&mut events).await;
+    assert!(
+        !spoken.is_empty() && !spoken.contains("slow_lookup"),
+        "{spoken}"
+    );
+    let meanwhile = called.elapsed();
+    assert!(meanwhile < Duration::from_secs(2), "{meanwhile:?}");
     assert!(outputs(&client_frames(&recorder)).is_empty());
     // Then the tool's result, and the answer that uses it.
     let follow_up = answer(&mut events).await;
@@ -522,6 +538,7 @@ async fn a_slow_tool_does_not_block_a_text_turn() {
     assert!(called.elapsed() >= Duration::from_secs(2));
     let frames = client_frames(&recorder);
     assert_eq!(outputs(&frames).len(), 1);
+    // The app's two requests and the tool layer's follow-up (VAD answered by itself).
     assert_eq!(response_creates(&frames), 3, "{frames:#?}");
 }
 
@@ -560,7 +577,9 @@ async fn barge_in_during(tool: Tool) -> (Vec<Value>, Vec<Value>, Duration) {
     (outputs(&frames), frames, elapsed)
 }
 
-#[tokio::test]
+// On the paused clock: the 30 s tool never really waits, and the time to its cancel is
+// virtual time, exact.
+#[tokio::test(start_paused = true)]
 async fn a_barge_in_cancels_a_cancellable_tool() {
     let (outputs, frames, elapsed) = barge_in_during(slow(Duration::from_secs(30))).await;
     assert_eq!(outputs.len(), 1, "{frames:#?}");
@@ -578,7 +597,7 @@ async fn a_barge_in_cancels_a_cancellable_tool() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_tool_that_must_finish_outlives_a_barge_in() {
     let tool = slow(Duration::from_millis(700)).cancel_on_barge_in(false);
     let (outputs, frames, _) = barge_in_during(tool).await;
