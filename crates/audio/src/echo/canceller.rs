@@ -160,10 +160,9 @@ fn config() -> aec3::api::EchoCanceller3Config {
 }
 
 /// A running estimate of how much quieter the output is than the microphone while the far
-/// end plays: the mean, in dB, over the last second or so of 10 ms frames, of frames where
-/// the far end plays and the output is at least 3 dB under the microphone (a frame that is
-/// not is the user talking, or a canceller not converged yet: neither says how much echo is
-/// removed).
+/// end plays: the mean, in dB, over the last second or so of 10 ms frames where the far end
+/// plays. While the user talks over the assistant it falls (their voice is kept): it says
+/// what the microphone lost, which is the echo when only the assistant is heard.
 #[derive(Debug, Default)]
 struct Suppression {
     db: f64,
@@ -181,9 +180,6 @@ impl Suppression {
             return;
         }
         let db = (10.0 * (m / o.max(1e-12)).log10()).min(80.0);
-        if db < 3.0 {
-            return;
-        }
         self.frames += 1;
         let k = (1.0 / self.frames as f64).max(0.01);
         self.db += k * (db - self.db);
