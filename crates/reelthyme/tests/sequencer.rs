@@ -286,3 +286,122 @@ async fn out_of_band_runs_in_parallel_and_cancels_go_where_they_can() {
         .count();
     assert_eq!(creates, 2, "the withdrawn request was never sent");
 }
+
+/// The current weather in a city.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct GetWeather {
+    city: String,
+}
+
+/// The race through the real tool layer, on tokio's paused clock (every wait is virtual,
+/// so each of the rounds is one exact, reproducible interleaving of the seed's jitter): the
+/// model calls a tool that takes 0–40 ms, whose output and follow-up (through the
+/// sequencer) race with the user's speech (server VAD answers by itself) and the
+/// application's own request. No `conversation_already_has_active_response` ever reaches
+/// the application; the refusals the sequencer absorbed are the ones in the recording;
+/// every call is answered once and every ticket gets its response.
+#[tokio::test(start_paused = true)]
+async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_error() {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    const ROUNDS: usize = 16;
+    let (sim, recorder) = simulator().await;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let tool_delays: Arc<Mutex<VecDeque<Duration>>> = Arc::default();
+    let delays = tool_delays.clone();
+    let tool = reelthyme::Tool::new(move |GetWeather { city }| {
+        let delay = delays.lock().unwrap().pop_front().unwrap_or_default();
+        async move {
+            tokio::time::sleep(delay).await;
+            Ok(format!("{city}: 18 °C"))
+        }
+    });
+    let (sequencer, layer) = Sequencer::new();
+    let endpoint = Endpoint::openai("gpt-realtime").base_url(&format!("{}/v1", sim.url()));
+    let config = Config::new(endpoint)
+        .transport(sim.in_process())
+        .tool(tool)
+        .sequencer(sequencer.clone());
+    let session = reelthyme::connect(config).await.unwrap();
+    let (mut tx, mut events) = session.with_layer(layer).split();
+    let mut surfaced = 0;
+    let mut count = |event: Option<reelthyme::Result<ServerEvent>>| {
+        if let Some(Ok(ServerEvent::Error(e))) = event
+            && e.error.code() == Some("conversation_already_has_active_response")
+        {
+            surfaced += 1;
+        }
+    };
+    for _ in 0..ROUNDS {
+        tool_delays.lock().unwrap().push_back(jitter(&mut seed, 40));
+        let (speak_after, ask_after) = (jitter(&mut seed, 40), jitter(&mut seed, 40));
+        tx.send(ClientEvent::user_text("What is the weather?"))
+            .await
+            .unwrap();
+        let asked = sequencer.request(ResponseParams::default());
+        let mut speech_tx = tx.clone();
+        let voice = async move {
+            tokio::time::sleep(speak_after).await;
+            for chunk in speech().chunks(960) {
+                speech_tx
+                    .send(ClientEvent::audio_append(chunk))
+                    .await
+                    .unwrap();
+            }
+        };
+        let app_sequencer = sequencer.clone();
+        let app = async move {
+            tokio::time::sleep(ask_after).await;
+            app_sequencer.request(ResponseParams::default())
+        };
+        let tickets = async {
+            let ((), app) = tokio::join!(voice, app);
+            for ticket in [asked, app] {
+                match ticket.await.unwrap() {
+                    ResponseOutcome::Done(response) => assert!(response.id.is_some()),
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        tokio::pin!(tickets);
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                tokio::select! {
+                    () = &mut tickets => return,
+                    event = events.next() => count(event),
+                }
+            }
+        })
+        .await
+        .expect("the round's tickets end");
+        // The tool's follow-up and the VAD answer finish too.
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            loop {
+                count(events.next().await);
+            }
+        })
+        .await;
+    }
+    let frames = recorder.frames();
+    let outputs = frames
+        .iter()
+        .filter(|f| !f.from_server && f.json["item"]["type"] == "function_call_output")
+        .count();
+    let calls = frames
+        .iter()
+        .filter(|f| {
+            f.from_server
+                && f.json["type"] == "response.output_item.done"
+                && f.json["item"]["type"] == "function_call"
+        })
+        .count();
+    eprintln!(
+        "tool layer race: {calls} calls, {outputs} outputs, {} refusals absorbed",
+        sequencer.collisions()
+    );
+    assert_eq!(surfaced, 0);
+    assert!(calls >= ROUNDS, "{calls}");
+    assert_eq!(outputs, calls);
+    assert_eq!(collisions(&recorder) as u64, sequencer.collisions());
+}
