@@ -351,6 +351,8 @@ async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_
             }
         };
         let app_sequencer = sequencer.clone();
+        // It yields the request's ticket, awaited below with the other.
+        #[allow(clippy::async_yields_async)]
         let app = async move {
             tokio::time::sleep(ask_after).await;
             app_sequencer.request(ResponseParams::default())
