@@ -293,21 +293,28 @@ struct GetWeather {
     city: String,
 }
 
-/// The race through the real tool layer, on tokio's paused clock (every wait is virtual,
-/// so each of the rounds is one exact, reproducible interleaving of the seed's jitter): the
-/// model calls a tool that takes 0–40 ms, whose output and follow-up (through the
-/// sequencer) race with the user's speech (server VAD answers by itself) and the
-/// application's own request. No `conversation_already_has_active_response` ever reaches
-/// the application; the refusals the sequencer absorbed are the ones in the recording;
-/// every call is answered once and every ticket gets its response.
-#[tokio::test(start_paused = true)]
-async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_error() {
+/// What one run of [`tool_layer_race`] saw.
+#[derive(Debug)]
+struct ToolRace {
+    surfaced: usize,
+    calls: usize,
+    outputs: usize,
+    refusals: usize,
+    absorbed: u64,
+}
+
+/// The race through the real tool layer, on tokio's paused clock (every wait is virtual, so
+/// each round is one exact, reproducible interleaving of the seed's jitter): the model
+/// calls a tool that takes 0–40 ms, whose output and follow-up race with the user's speech
+/// (server VAD answers by itself) and the application's own request — through a sequencer
+/// (`Config::sequencer`, the app's requests as tickets), or with plain `response.create`s.
+async fn tool_layer_race(sequenced: bool, seed: u64) -> ToolRace {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
     const ROUNDS: usize = 16;
     let (sim, recorder) = simulator().await;
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut seed = seed;
     let tool_delays: Arc<Mutex<VecDeque<Duration>>> = Arc::default();
     let delays = tool_delays.clone();
     let tool = reelthyme::Tool::new(move |GetWeather { city }| {
@@ -319,10 +326,10 @@ async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_
     });
     let (sequencer, layer) = Sequencer::new();
     let endpoint = Endpoint::openai("gpt-realtime").base_url(&format!("{}/v1", sim.url()));
-    let config = Config::new(endpoint)
-        .transport(sim.in_process())
-        .tool(tool)
-        .sequencer(sequencer.clone());
+    let mut config = Config::new(endpoint).transport(sim.in_process()).tool(tool);
+    if sequenced {
+        config = config.sequencer(sequencer.clone());
+    }
     let session = reelthyme::connect(config).await.unwrap();
     let (mut tx, mut events) = session.with_layer(layer).split();
     let mut surfaced = 0;
@@ -339,7 +346,12 @@ async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_
         tx.send(ClientEvent::user_text("What is the weather?"))
             .await
             .unwrap();
-        let asked = sequencer.request(ResponseParams::default());
+        let asked = if sequenced {
+            Some(sequencer.request(ResponseParams::default()))
+        } else {
+            tx.send(ClientEvent::response_create()).await.unwrap();
+            None
+        };
         let mut speech_tx = tx.clone();
         let voice = async move {
             tokio::time::sleep(speak_after).await;
@@ -350,16 +362,21 @@ async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_
                     .unwrap();
             }
         };
-        let app_sequencer = sequencer.clone();
-        // It yields the request's ticket, awaited below with the other.
+        let (app_sequencer, mut app_tx) = (sequencer.clone(), tx.clone());
+        // It yields the request's ticket (when sequenced), awaited below with the other.
         #[allow(clippy::async_yields_async)]
         let app = async move {
             tokio::time::sleep(ask_after).await;
-            app_sequencer.request(ResponseParams::default())
+            if sequenced {
+                Some(app_sequencer.request(ResponseParams::default()))
+            } else {
+                app_tx.send(ClientEvent::response_create()).await.unwrap();
+                None
+            }
         };
         let tickets = async {
             let ((), app) = tokio::join!(voice, app);
-            for ticket in [asked, app] {
+            for ticket in asked.into_iter().chain(app) {
                 match ticket.await.unwrap() {
                     ResponseOutcome::Done(response) => assert!(response.id.is_some()),
                     other => panic!("{other:?}"),
@@ -378,7 +395,7 @@ async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_
         .await
         .expect("the round's tickets end");
         // The tool's follow-up and the VAD answer finish too.
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let _ = tokio::time::timeout(Duration::from_millis(800), async {
             loop {
                 count(events.next().await);
             }
@@ -398,12 +415,34 @@ async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_
                 && f.json["item"]["type"] == "function_call"
         })
         .count();
-    eprintln!(
-        "tool layer race: {calls} calls, {outputs} outputs, {} refusals absorbed",
-        sequencer.collisions()
-    );
-    assert_eq!(surfaced, 0);
-    assert!(calls >= ROUNDS, "{calls}");
-    assert_eq!(outputs, calls);
-    assert_eq!(collisions(&recorder) as u64, sequencer.collisions());
+    ToolRace {
+        surfaced,
+        calls,
+        outputs,
+        refusals: collisions(&recorder),
+        absorbed: sequencer.collisions(),
+    }
+}
+
+/// Sequenced, no `conversation_already_has_active_response` ever reaches the application;
+/// the refusals the sequencer absorbed are the ones in the recording; every call is
+/// answered once and every ticket gets its response.
+#[tokio::test(start_paused = true)]
+async fn the_tool_layer_vad_and_the_app_racing_never_surface_an_active_response_error() {
+    let race = tool_layer_race(true, 0x2545_f491_4f6c_dd1d).await;
+    eprintln!("sequenced tool layer race: {race:?}");
+    assert_eq!(race.surfaced, 0);
+    assert!(race.calls >= 16, "{race:?}");
+    assert_eq!(race.outputs, race.calls);
+    assert_eq!(race.refusals as u64, race.absorbed);
+}
+
+/// The same rounds with plain `response.create`s collide, and the errors reach the
+/// application: the test above can fail.
+#[tokio::test(start_paused = true)]
+async fn the_same_tool_layer_race_without_the_sequencer_collides() {
+    let race = tool_layer_race(false, 0x2545_f491_4f6c_dd1d).await;
+    eprintln!("unsequenced tool layer race: {race:?}");
+    assert!(race.surfaced > 0 && race.refusals > 0, "{race:?}");
+    assert_eq!(race.outputs, race.calls);
 }
