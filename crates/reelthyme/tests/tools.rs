@@ -354,6 +354,11 @@ text = "All three answered."
             .unwrap()
             .starts_with(reelthyme::FOLLOW_UP_EVENT_ID_PREFIX)
     );
+    // What the simulator sent for the three calls is what the service's schema allows.
+    for frame in recorder.frames().into_iter().filter(|f| f.from_server) {
+        let report = reelthyme::events::validate_server_value(&frame.json);
+        assert!(report.is_strictly_valid(), "{report:?}: {}", frame.json);
+    }
 }
 
 /// The arguments of the scripted MCP tool call.
