@@ -28,6 +28,24 @@ use reelthyme::{CaptureOptions, Config, Layer, LayerContext, StreamOptions};
 use crate::recording::{EventsLog, create_private_dir, create_private_file};
 use screen::{Screen, Tone};
 
+/// `--echo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum EchoArg {
+    Aec,
+    HalfDuplex,
+    Off,
+}
+
+impl From<EchoArg> for reelthyme::Echo {
+    fn from(echo: EchoArg) -> Self {
+        match echo {
+            EchoArg::Aec => Self::Aec,
+            EchoArg::HalfDuplex => Self::HalfDuplex,
+            EchoArg::Off => Self::Off,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct TalkArgs {
     /// Talk to the built-in simulator even when a key is set (it is used without one).
@@ -62,6 +80,11 @@ pub(crate) struct TalkArgs {
     /// List audio devices and exit.
     #[arg(long)]
     list_devices: bool,
+    /// Keeping the assistant's voice out of the microphone: `aec` (echo cancellation against
+    /// what the speaker plays), `half-duplex` (while the assistant speaks, only a voice
+    /// louder than it goes through), or `off` (headphones).
+    #[arg(long, value_enum, default_value_t = EchoArg::Aec)]
+    echo: EchoArg,
     /// Text only: a text chat instead of voice.
     #[arg(long)]
     text: bool,
@@ -373,6 +396,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
     };
     let options = CaptureOptions::default()
         .device(args.input_device.clone())
+        .echo(args.echo.into())
         .tap(tap);
     let capture = reelthyme::capture_audio(&tx, options).context("cannot open the microphone")?;
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
@@ -459,6 +483,7 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
                         screen.on_metrics(&turn);
                     }
                     screen.on_tick(control.backlog_ms());
+                    screen.echo = Some((capture.echo().name(), capture.echo_suppression_db()));
                     // The microphone's trouble goes on the screen (the library's log of it is
                     // kept off the terminal the screen owns: see `init_logging`).
                     if !mic_trouble_shown {

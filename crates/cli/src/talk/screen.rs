@@ -77,6 +77,9 @@ pub(crate) struct Screen {
     pub(crate) phase: Phase,
     pub(crate) level_db: f32,
     pub(crate) muted: bool,
+    /// The echo control that runs (`aec`, `half-duplex`, `off`) and, with AEC, the echo
+    /// suppression measured on the microphone (dB).
+    pub(crate) echo: Option<(&'static str, Option<f32>)>,
     pub(crate) entries: Vec<Entry>,
     /// The latest turn's latency (time to first audio played, from the library's metrics).
     latency: Option<Duration>,
@@ -94,6 +97,7 @@ impl Screen {
             phase: Phase::Listening,
             level_db: -96.0,
             muted: false,
+            echo: None,
             entries: Vec::new(),
             latency: None,
             note: None,
@@ -443,6 +447,11 @@ impl Screen {
                 self.style(phase_colour).add_modifier(Modifier::BOLD),
             ),
             Span::raw(format!(" Latency: {latency}")),
+            Span::raw(match self.echo {
+                Some((mode, Some(db))) => format!(" Echo: {mode} {db:.0} dB"),
+                Some((mode, None)) => format!(" Echo: {mode}"),
+                None => String::new(),
+            }),
         ]);
         let meter = Line::from(vec![
             Span::raw("Mic:   ["),
@@ -525,6 +534,27 @@ mod tests {
                     .to_owned()
             })
             .collect()
+    }
+
+    #[test]
+    fn the_status_shows_the_echo_control_and_its_suppression() {
+        let mut screen = Screen::new("test".into(), false);
+        let status = |screen: &mut Screen| rendered(screen, 80, 12).join("\n");
+        assert!(!status(&mut screen).contains("Echo:"));
+        screen.echo = Some(("aec", None));
+        assert!(
+            status(&mut screen).contains("Echo: aec"),
+            "{}",
+            status(&mut screen)
+        );
+        screen.echo = Some(("aec", Some(41.6)));
+        assert!(
+            status(&mut screen).contains("Echo: aec 42 dB"),
+            "{}",
+            status(&mut screen)
+        );
+        screen.echo = Some(("half-duplex", None));
+        assert!(status(&mut screen).contains("Echo: half-duplex"));
     }
 
     #[test]
