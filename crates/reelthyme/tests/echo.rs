@@ -9,103 +9,19 @@
 
 #![cfg(feature = "aec")]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reelthyme::audio_io::echo::room::{Room, bench_rooms};
-use reelthyme::audio_io::{CaptureClock, Clock, Player, Resampler};
+use reelthyme::audio_io::Player;
 use reelthyme::events::{ClientEvent, ServerEvent};
 use reelthyme::{CaptureOptions, Config, Echo, Endpoint, StreamOptions};
 use reelthyme_sim::{Match, Recorder, Reply, SimConfig, Simulator};
 
-const RATE: u32 = 16_000;
-const PERIOD: usize = 160; // 10 ms
+#[path = "support/echo_room.rs"]
+mod echo_room;
+use echo_room::{EchoRoom, RATE, user_speech};
+
 const ANSWERS: usize = 20;
-
-/// The speaker, the room and the microphone, one 10 ms period after another on a thread
-/// of their own; the user's voice is added when the test says so.
-struct Room3 {
-    played: Arc<AtomicU64>,
-    periods: Arc<AtomicU64>,
-    voice: Arc<Mutex<Vec<f32>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Room3 {
-    fn start(mut speaker: Clock, mut mic: CaptureClock) -> Self {
-        let played = Arc::new(AtomicU64::new(0));
-        let periods = Arc::new(AtomicU64::new(0));
-        let voice = Arc::new(Mutex::new(Vec::<f32>::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (played, periods, voice, stop) =
-                (played.clone(), periods.clone(), voice.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut room = Room::new(bench_rooms(RATE).0, 0.0003);
-                let mut sound = Vec::with_capacity(PERIOD);
-                let mut near = Vec::with_capacity(PERIOD);
-                while !stop.load(Ordering::Relaxed) {
-                    let (far, audio) = speaker.pull(PERIOD);
-                    played.fetch_add(audio, Ordering::Relaxed);
-                    near.clear();
-                    {
-                        let mut voice = voice.lock().unwrap();
-                        let n = voice.len().min(PERIOD);
-                        near.extend(voice.drain(..n));
-                    }
-                    sound.clear();
-                    room.capture(&far, &near, &mut sound, None);
-                    mic.push(&sound);
-                    periods.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_micros(500));
-                }
-            })
-        };
-        Self {
-            played,
-            periods,
-            voice,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn played(&self) -> u64 {
-        self.played.load(Ordering::Relaxed)
-    }
-
-    /// Waits until the room has run `ms` more milliseconds of audio.
-    async fn run_for(&self, ms: u64) {
-        let until = self.periods.load(Ordering::Relaxed) + ms / 10;
-        while self.periods.load(Ordering::Relaxed) < until {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-}
-
-impl Drop for Room3 {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The user: "What is the weather like in Paris today?", at the room's rate.
-fn user_speech() -> Vec<f32> {
-    let wav = reelthyme_testkit::read_wav(&reelthyme_testkit::audio("weather_24k.wav"));
-    let mut pcm = Vec::new();
-    reelthyme::audio_io::i16_to_f32(&wav.samples, &mut pcm);
-    let mut resampler = Resampler::new(wav.rate, RATE).unwrap();
-    let mut out = Vec::new();
-    resampler.process(&pcm, &mut out);
-    resampler.flush(&mut out);
-    out
-}
 
 struct Outcome {
     self_interruptions: usize,
@@ -148,7 +64,7 @@ async fn conversation(echo: Echo, answers: usize, barge_in: bool, user_gain: f32
         reelthyme::capture_audio_with_clock(&tx, CaptureOptions::default().echo(echo), RATE, 1)
             .unwrap();
     assert_eq!(capture.echo(), echo);
-    let room = Room3::start(speaker, mic);
+    let room = EchoRoom::start(speaker, mic, Duration::from_micros(500));
 
     let mut self_interruptions = 0;
     let mut user_speaking = false;
