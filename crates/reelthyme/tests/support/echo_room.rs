@@ -1,6 +1,9 @@
 //! The echo tests' room: a clocked speaker, the simulated room (`reelthyme_audio::echo::room`)
 //! and a clocked microphone, one 10 ms period after another on a thread of their own.
 
+// Each test crate that includes this uses part of it.
+#![allow(dead_code)]
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
