@@ -63,8 +63,10 @@ pub trait Layer: Send + 'static {
         let _ = (task, cx);
     }
 
-    /// The session moved to a new connection; its `session.created` comes next. State of
-    /// the old connection (streams in progress, decoders) should be dropped here.
+    /// The session moved to a new connection; its `session.created` comes next (after a
+    /// [`Config::reconnect`](crate::Config::reconnect) replay, then the new server's
+    /// answers to it, and [`Layer::on_sent`] shows what the replay sent). State of the old
+    /// connection (streams in progress, decoders) should be dropped here.
     fn on_connected(&mut self, cx: &mut LayerContext<'_>) {
         let _ = cx;
     }

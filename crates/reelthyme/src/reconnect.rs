@@ -12,31 +12,6 @@
 //! then [`ReconnectEvent::Reconnected`] (what was restored, honestly) or
 //! [`ReconnectEvent::GaveUp`].
 //!
-//! # What the model remembers
-//!
-//! The new server session starts empty; it is given, in order: user and system messages
-//! as text (a user's spoken turn as its transcript — without transcription it cannot be
-//! replayed and is listed in [`Reconnected::not_replayed`]); the assistant's answers as
-//! `output_text` with the text that was *heard* (cut at a barge-in's truncation, as the
-//! [`Mirror`](crate::Mirror) shows it), because an assistant item cannot carry audio back;
-//! function calls with their arguments and their outputs, `call_id`s kept. It will not
-//! remember: the sound of anything (voices, tone, audio it has not transcribed), items
-//! that were not finished (the response in flight: [`Reconnected::lost_response`], lost
-//! server-side — ask again if it matters), audio appended but not committed, and anything
-//! other than messages and function calls (MCP items are listed as not replayed).
-//!
-//! # Sends during an outage
-//!
-//! While a reconnect (or a rotation) is under way, sends are held in a queue bounded in
-//! events and bytes ([`Reconnect::queue`]) and `send` returns `Ok` (queued); they are
-//! delivered, in order, after the replay. Input audio held longer than
-//! [`Reconnect::max_audio_age`] is dropped — stale speech is worse than none — and counted
-//! in [`Reconnected::dropped_appends`]. A send that finds the queue full gets an error
-//! (the event was not queued). When the reconnect gives up, everything still held is
-//! counted in [`ReconnectEvent::GaveUp`], and every later send and flush returns the
-//! error: nothing is dropped silently. [`SessionSender::flush`](crate::SessionSender::flush)
-//! waits (bounded) until the held events are delivered.
-//!
 //! The event stream drives the reconnect: keep polling it (as for audio). Nothing spawns.
 
 use std::collections::VecDeque;
@@ -52,6 +27,63 @@ use tokio::sync::broadcast;
 use crate::mirror::{Entry, EntryKind};
 
 /// How a session reconnects (opt-in: [`Config::reconnect`](crate::Config::reconnect)).
+///
+/// When a connection ends with a retryable error ([`Error::is_retryable`]: abnormal closes,
+/// 5xx, timeouts, the session cap — never [`ErrorKind::Auth`] or
+/// [`ErrorKind::InvalidRequest`], which stop at once with the typed error), the event
+/// stream opens a new connection, with exponential backoff and jitter, within a bound on
+/// attempts and on total time. On the new server session it re-sends the session the
+/// server last confirmed, replays the finished items of the conversation
+/// (`conversation.item.create`, each after the one before it, ids kept), sends again the
+/// items the old server had not confirmed, delivers what was sent during the outage, and
+/// only then makes the connection live for every sender. The reports are on
+/// [`SessionSender::reconnect_events`](crate::SessionSender::reconnect_events). The event
+/// stream drives all of it: keep polling it (as for audio); nothing runs in the
+/// background. After `Reconnected` the stream yields the new `session.created`, then the
+/// new server's answers to the replay (`session.updated`, `conversation.item.added` …).
+///
+/// # What the model remembers
+///
+/// The new server session starts empty; it is given, in order: user and system messages
+/// as text (a user's spoken turn as its transcript — without transcription it cannot be
+/// replayed and is listed in [`Reconnected::not_replayed`]); the assistant's answers as
+/// `output_text` with the text that was *heard* (cut at a barge-in's truncation, as the
+/// [`Mirror`](crate::Mirror) shows it), because an assistant item cannot carry audio back;
+/// function calls with their arguments and their outputs, `call_id`s kept. It will not
+/// remember: the sound of anything (voices, tone, audio it has not transcribed), items
+/// that were not finished (the response in flight: [`Reconnected::lost_response`], lost
+/// server-side — ask again if it matters), audio appended but not committed, and anything
+/// other than messages and function calls (MCP items are listed as not replayed).
+///
+/// # Sends during an outage
+///
+/// While a reconnect (or a rotation) is under way, sends are held in a queue bounded in
+/// events and bytes ([`Reconnect::queue`]) and `send` returns `Ok` (queued); they are
+/// delivered, in order, after the replay. Input audio held longer than
+/// [`Reconnect::max_audio_age`] is dropped — stale speech is worse than none — and counted
+/// in [`Reconnected::dropped_appends`]. A send that finds the queue full gets an error
+/// (the event was not queued). When the reconnect gives up, everything still held is
+/// counted in [`ReconnectEvent::GaveUp`], and every later send and flush returns the
+/// error: nothing is dropped silently. [`SessionSender::flush`](crate::SessionSender::flush)
+/// waits (bounded) until the held events are delivered.
+///
+/// # Rotation
+///
+/// OpenAI closes a session after 60 minutes. With [`Reconnect::rotate_after`] (default 55
+/// minutes) the session moves to a new connection before that, at the first quiet moment
+/// (no response running or asked for, the user not speaking), with the same replay; sends
+/// are held only while the new connection is set up (about 5 ms on loopback), and the old
+/// connection delivers its last events before the stream moves on. A rotation that cannot
+/// connect leaves the session where it was and is tried again later.
+///
+/// # An honest report
+///
+/// [`Reconnected::state_restored`] is true only when every finished item was replayed and
+/// nothing was in flight. An item is finished when the server said it was done — or, for
+/// an item no response wrote (the client's own, a committed input), once the server added
+/// it.
+///
+/// # Example
 ///
 /// ```
 /// use std::time::Duration;

@@ -237,6 +237,12 @@ impl Session {
         self.sender.call_id()
     }
 
+    /// The session's reconnect reports ([`Config::reconnect`](crate::Config::reconnect)), as
+    /// [`SessionSender::reconnect_events`].
+    pub fn reconnect_events(&self) -> crate::ReconnectEvents {
+        self.sender.reconnect_events()
+    }
+
     /// Another sender (cheap; each can be moved to its own task).
     pub fn sender(&self) -> SessionSender {
         self.sender.clone()

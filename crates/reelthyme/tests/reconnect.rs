@@ -994,3 +994,33 @@ fn kills_at_random_points_never_hang_never_lose_and_replay_the_mirror() {
         "only {reconnected} of {cases} reconnected"
     );
 }
+
+// --- The same over the simulator's in-process transport. ---
+
+/// A kill between turns over `transport`, then a turn on the new session.
+async fn survives_over(config: impl FnOnce(&reelthyme_sim::Simulator) -> Config) {
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
+        ..Faults::default()
+    };
+    let (sim, recorder) = start(script().faults(faults)).await;
+    let mut chat = Chat::open(config(&sim).reconnect(policy())).await;
+    chat.turn("What is the weather in Paris?").await;
+    chat.send(ClientEvent::audio_clear()).await.unwrap();
+    chat.reconnected().await;
+    chat.turn("Thanks, bye.").await;
+    let report = &chat.reconnects[0];
+    assert!(report.state_restored, "{report:?}");
+    assert_eq!(report.items_replayed, 4);
+    let sessions = session_ids(&recorder);
+    assert_eq!(sessions.len(), 2);
+    let replayed = created_items(&recorder.frames(), &sessions[1]);
+    let history = chat.at_switch.lock().unwrap()[0].clone();
+    assert_replay_is_the_history(&replayed[..4], &history);
+}
+
+#[tokio::test]
+async fn a_session_survives_over_the_in_process_transport() {
+    survives_over(|sim| Config::new(endpoint(sim)).transport(sim.in_process())).await;
+}
