@@ -41,6 +41,9 @@ use crate::net::{self, Origin};
 use crate::options::Options;
 use crate::pipe::{CloseRequest, Command, End, Flushed, Frame, Inbox, Link, Outbox, pipe};
 
+/// The read buffer of a connection (see the configuration in `upgrade`).
+const READ_BUFFER: usize = 16 << 10;
+
 /// The WebSocket [`Transport`], with its own settings: keepalive and the message size cap.
 /// (What every transport shares — queues, timeouts, TLS roots — is in [`Options`].)
 #[derive(Debug, Clone)]
@@ -201,7 +204,11 @@ async fn upgrade(
         )
         .with_source(e)
     })?;
+    // tungstenite zero-fills its whole read buffer before the first read, so its default
+    // 128 KiB is resident in every connection; events are a few KB (a larger message
+    // grows the buffer as it arrives), and 16 KiB keeps a session's memory small.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(max_message_size))
         .max_frame_size(Some(max_message_size));
     let io = Counted {
