@@ -2,6 +2,7 @@
 //! transcript, at any sample rate.
 
 use std::f64::consts::TAU;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Milliseconds of audio per transcript character (about 15 characters per second).
 const MS_PER_CHAR: f64 = 65.0;
@@ -12,9 +13,71 @@ pub(crate) fn length(text: &str, rate: u32) -> usize {
     (chars * MS_PER_CHAR / 1000.0 * f64::from(rate)) as usize
 }
 
-/// Samples `range` of the synthesized "speech" for `text` at `rate` Hz: made on demand, a
-/// chunk at a time, so a long answer never sits in memory whole.
+/// The answers kept rendered (most recently used first), shared by every session of the
+/// process: a load test's sessions mostly say the same few things, and rendering (four
+/// sines and a power per sample) was two thirds of the simulator's CPU at a few hundred
+/// sessions. Bounded: [`CACHED_ANSWERS`] entries of at most [`CACHED_SECONDS`] each.
+static RENDERED: Mutex<Vec<Rendered>> = Mutex::new(Vec::new());
+const CACHED_ANSWERS: usize = 8;
+const CACHED_SECONDS: usize = 10;
+
+#[derive(Debug)]
+struct Rendered {
+    text: Arc<str>,
+    rate: u32,
+    samples: Arc<[i16]>,
+}
+
+/// The whole rendering of `text` at `rate`, from the cache (rendered and kept on a miss),
+/// or `None` for an answer too long to keep.
+fn rendered(text: &str, rate: u32) -> Option<Arc<[i16]>> {
+    let len = length(text, rate);
+    if len > CACHED_SECONDS * rate as usize {
+        return None;
+    }
+    let lock = || RENDERED.lock().unwrap_or_else(PoisonError::into_inner);
+    {
+        let mut cache = lock();
+        if let Some(index) = cache
+            .iter()
+            .position(|r| r.rate == rate && *r.text == *text)
+        {
+            let hit = cache.remove(index);
+            let samples = hit.samples.clone();
+            cache.insert(0, hit);
+            return Some(samples);
+        }
+    }
+    // Rendered outside the lock; two sessions missing at once both render, one is kept.
+    let samples: Arc<[i16]> = render(text, rate, 0..len).into();
+    let mut cache = lock();
+    cache.insert(
+        0,
+        Rendered {
+            text: text.into(),
+            rate,
+            samples: samples.clone(),
+        },
+    );
+    cache.truncate(CACHED_ANSWERS);
+    Some(samples)
+}
+
+/// Samples `range` of the synthesized "speech" for `text` at `rate` Hz: copied from the
+/// shared rendering when the answer is short enough to keep ([`rendered`]), else made on
+/// demand, a chunk at a time, so a long answer never sits in memory whole.
 pub(crate) fn speak_range(text: &str, rate: u32, range: std::ops::Range<usize>) -> Vec<i16> {
+    if range.end <= length(text, rate)
+        && let Some(all) = rendered(text, rate)
+        && let Some(samples) = all.get(range.clone())
+    {
+        return samples.to_vec();
+    }
+    render(text, rate, range)
+}
+
+/// The synthesis itself: samples `range` of `text` at `rate` Hz.
+fn render(text: &str, rate: u32, range: std::ops::Range<usize>) -> Vec<i16> {
     let rate = f64::from(rate.max(1));
     let syllable = 0.2; // seconds
     range
@@ -66,5 +129,37 @@ mod tests {
             .map(|r| speak_range("hello world!", 24_000, r))
             .concat();
         assert_eq!(pieces, whole);
+    }
+
+    #[test]
+    fn the_shared_rendering_is_the_synthesis_and_stays_bounded() {
+        let text = "the shared rendering test";
+        let len = length(text, 16_000);
+        for range in [0..len, 0..10, 1234..5678, len - 3..len, 10..10] {
+            assert_eq!(
+                speak_range(text, 16_000, range.clone()),
+                render(text, 16_000, range.clone()),
+                "{range:?}"
+            );
+        }
+        // Past the end (never asked by the engine) it is still the synthesis.
+        assert_eq!(
+            speak_range(text, 16_000, len - 2..len + 5),
+            render(text, 16_000, len - 2..len + 5)
+        );
+        assert!(rendered(text, 16_000).is_some());
+        // Too long to keep: made on demand.
+        let long = "x".repeat(CACHED_SECONDS * 1000 / 65 + 10);
+        assert!(rendered(&long, 8_000).is_none());
+        assert_eq!(
+            speak_range(&long, 8_000, 0..100),
+            render(&long, 8_000, 0..100)
+        );
+        // Many answers: the cache keeps the most recent few.
+        for k in 0..3 * CACHED_ANSWERS {
+            rendered(&format!("answer {k}"), 8_000);
+        }
+        let cache = RENDERED.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(cache.len() <= CACHED_ANSWERS);
     }
 }
