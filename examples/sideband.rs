@@ -1,6 +1,7 @@
-//! Sideband control: a server attaches to a call (WebRTC or SIP) by its `call_id`, updates
-//! its session, and hangs it up. Against the simulator a call is opened first; against
-//! OpenAI pass the id of a live call: `cargo run --example sideband -- rtc_...`.
+//! The sideband pattern: the client (a browser or a phone app in real life) talks over
+//! WebRTC with an ephemeral key only; the server keeps its standard key and the tools,
+//! and attaches to the client's call with a WebSocket by the call's id — it sees the call's
+//! events, runs the tools, and hangs up. `cargo run --example sideband`
 //!
 //! OpenAI when `OPENAI_API_KEY` is set, otherwise a local simulator
 //! (`endpoint_or_simulator()` below: copy it, or keep only its first branch).
@@ -8,41 +9,101 @@
 #![forbid(unsafe_code)]
 
 use futures_util::StreamExt;
-use reelthyme::events::{ClientEvent, SessionConfig};
-use reelthyme::{Config, Endpoint, Options};
+use reelthyme::events::{ClientEvent, Item, Modality, ServerEvent, SessionConfig};
+use reelthyme::webrtc::WebRtc;
+use reelthyme::{ClientSecretRequest, Config, Endpoint, Options, Tool};
 use reelthyme_sim::{SimConfig, Simulator};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// The current weather in a city.
+#[derive(Deserialize, JsonSchema)]
+struct GetWeather {
+    /// The city's name, e.g. "Paris".
+    city: String,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (endpoint, simulator) = endpoint_or_simulator(SimConfig::default()).await?;
-    let call_id = match (&simulator, std::env::args().nth(1)) {
-        (_, Some(call_id)) => call_id,
-        (Some(sim), None) => sim.open_call(),
-        (None, None) => anyhow::bail!("pass the call_id of a live call"),
-    };
-    let endpoint = endpoint.call_id(&call_id);
-    let mut session = reelthyme::connect(Config::new(endpoint.clone())).await?;
-    println!(
-        "attached to {call_id}: session {}",
-        session.id().unwrap_or_else(|| "?".into())
-    );
-    let mut update = SessionConfig::realtime();
-    update.instructions = Some("You are now supervised by the server.".into());
-    session.send(ClientEvent::session_update(update)).await?;
-    while let Some(event) = session.next().await {
-        if event?.type_name() == "session.updated" {
-            println!("instructions updated");
-            break;
+    let (server, _simulator) = endpoint_or_simulator(SimConfig::default()).await?;
+    let options = Options::default();
+
+    // The server mints an ephemeral key for the client: its own key never leaves it.
+    let mut session = SessionConfig::realtime();
+    session.instructions = Some("You are a helpful assistant. Keep it short.".into());
+    session.output_modalities = Some(vec![Modality::Text]);
+    let secret =
+        reelthyme::create_client_secret(&server, &ClientSecretRequest::new(session, 600), &options)
+            .await?;
+
+    // The client: WebRTC with the ephemeral key (events only here; a voice client keeps
+    // the audio track on, see `webrtc_voice`).
+    let client_endpoint = server.clone().api_key(secret.value.expose_secret());
+    let call =
+        reelthyme::connect(Config::new(client_endpoint).transport(WebRtc::new().audio(false)))
+            .await?;
+    let call_id = call
+        .call_id()
+        .ok_or_else(|| anyhow::anyhow!("the server named no call"))?;
+    println!("client: on call {call_id}");
+
+    // The client tells its server the call id; the server attaches and keeps the tools.
+    // Its tool layer answers the model's calls as its events are read.
+    let sideband = Config::new(server.clone().call_id(&call_id)).tool(Tool::new(
+        |GetWeather { city }| async move {
+            println!("server: get_weather({city:?})");
+            Ok(format!("{city}: 18 °C, clear"))
+        },
+    ));
+    let (_sideband_tx, mut sideband_events) = reelthyme::connect(sideband).await?.split();
+    println!("server: attached to {call_id}; the tools are here");
+    let server_side = tokio::spawn(async move {
+        let mut seen = 0;
+        while let Some(Ok(_)) = sideband_events.next().await {
+            seen += 1;
+        }
+        seen
+    });
+
+    // The client asks; the server's tool answers; the client hears the answer.
+    let (mut tx, mut events) = call.split();
+    tx.send(ClientEvent::user_text("What's the weather in Paris?"))
+        .await?;
+    tx.send(ClientEvent::response_create()).await?;
+    let mut answer = String::new();
+    while let Some(event) = events.next().await {
+        match event? {
+            ServerEvent::ResponseOutputTextDelta(delta) => answer.push_str(&delta.delta),
+            ServerEvent::ResponseDone(done) => {
+                let called = done
+                    .response
+                    .output
+                    .iter()
+                    .flatten()
+                    .any(|item| matches!(item, Item::FunctionCall(_)));
+                if !called {
+                    break;
+                }
+            }
+            _ => {}
         }
     }
-    reelthyme::hangup(&endpoint, &call_id, &Options::default()).await?;
+    println!("client heard: {answer}");
+
+    // The server ends the call: the client's session and the sideband end with it.
+    reelthyme::hangup(&server, &call_id, &options).await?;
+    println!("server: hung up");
+    let mut end = None;
+    while let Some(event) = events.next().await {
+        if let Err(error) = event {
+            end = Some(error);
+        }
+    }
     println!(
-        "hung up; the sideband session ends: {:?}",
-        session
-            .next()
-            .await
-            .map(|e| e.map(|e| e.type_name().to_owned()))
+        "client: the call ended ({})",
+        end.map_or_else(|| "cleanly".to_owned(), |error| error.to_string())
     );
+    println!("server: the sideband saw {} events", server_side.await?);
     Ok(())
 }
 
@@ -60,7 +121,7 @@ async fn endpoint_or_simulator(sim: SimConfig) -> anyhow::Result<(Endpoint, Opti
     );
     // The simulator takes any key unless configured with one; REST calls need one sent.
     let endpoint = Endpoint::openai("gpt-realtime")
-        .base_url(&simulator.url())
+        .base_url(&format!("{}/v1", simulator.url()))
         .api_key("sk-local-simulator");
     Ok((endpoint, Some(simulator)))
 }
