@@ -322,6 +322,25 @@ impl SessionSender {
     pub async fn reconnect(&self) -> Result<()> {
         self.core.begin_reconnect()?;
         match crate::session::open(&self.core.config, &self.core.span).await {
+            // With a reconnect policy, what was held during an outage goes out first.
+            Ok((connection, first)) if self.core.config.reconnect.is_some() => {
+                match crate::supervisor::install_delivering(self.core.clone(), connection, first)
+                    .await
+                {
+                    Ok((old, sent)) => {
+                        close_replaced(old);
+                        for event in sent {
+                            self.core.sent(event);
+                        }
+                        tracing::info!(parent: &self.core.span, "moved to a new connection");
+                        Ok(())
+                    }
+                    Err(error) => {
+                        self.core.reconnect_failed();
+                        Err(error)
+                    }
+                }
+            }
             Ok((connection, first)) => {
                 let old = self.core.install(connection, first);
                 close_replaced(old);

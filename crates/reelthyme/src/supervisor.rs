@@ -237,22 +237,31 @@ async fn attempt(core: Arc<Core>, replay: Arc<Replay>) -> Result<Attempted> {
         .into_iter()
         .map(ClientEvent::session_update)
         .collect();
-    let bound = core.config.options.connect_timeout;
-    let work = deliver(core.clone(), replay, connection, first, sent);
-    let mut done = tokio::time::timeout(bound, work).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            "the new connection did not take the replay in time",
-        )
-    })??;
+    // Bounded without a timer of its own: a connection that stops taking frames fails
+    // within the transport's `dead_after`.
+    let mut done = deliver(core, &replay, connection, first, sent).await?;
     done.session_id = session_id;
     Ok(done)
+}
+
+/// Makes a connection opened by hand ([`SessionSender::reconnect`]) live: what is held is
+/// delivered on it first. Returns the connection it replaced, and what it sent (for the
+/// sent feed).
+///
+/// [`SessionSender::reconnect`]: crate::SessionSender::reconnect
+pub(crate) async fn install_delivering(
+    core: Arc<Core>,
+    connection: reelthyme_transport::Connection,
+    first: ServerEvent,
+) -> Result<(Option<FrameSender>, Vec<ClientEvent>)> {
+    let done = deliver(core, &Replay::default(), connection, first, Vec::new()).await?;
+    Ok((done.old, done.sent))
 }
 
 /// Replays the items on the new connection, delivers what is held, and installs it.
 async fn deliver(
     core: Arc<Core>,
-    replay: Arc<Replay>,
+    replay: &Replay,
     mut connection: reelthyme_transport::Connection,
     mut first: ServerEvent,
     mut sent: Vec<ClientEvent>,
@@ -286,27 +295,21 @@ async fn deliver(
         }
         sent.push(event);
     }
+    // What this attempt took from the hold, until the connection is live: if it fails,
+    // the server session that got them is gone, and they go back for the next one.
+    let mut taken: Vec<Held> = Vec::new();
     loop {
         while let Some(held) = core.take_held() {
-            let Held {
-                text,
-                event,
-                at,
-                append,
-            } = held;
-            let event = event.or_else(|| parse_sent(&core, &text));
-            match connection.sender.send_or_return(text).await {
+            let event = held.event.clone().or_else(|| parse_sent(&core, &held.text));
+            let sending = connection.sender.send_or_return(held.text.clone()).await;
+            taken.push(held);
+            match sending {
                 Ok(()) => {
                     delivered += 1;
                     sent.extend(event);
                 }
-                Err((error, text)) => {
-                    core.hold_front(vec![Held {
-                        text,
-                        event,
-                        at,
-                        append,
-                    }]);
+                Err((error, _)) => {
+                    core.hold_front(taken);
                     return Err(error);
                 }
             }

@@ -1024,3 +1024,52 @@ async fn survives_over(config: impl FnOnce(&reelthyme_sim::Simulator) -> Config)
 async fn a_session_survives_over_the_in_process_transport() {
     survives_over(|sim| Config::new(endpoint(sim)).transport(sim.in_process())).await;
 }
+
+#[tokio::test]
+async fn a_reconnect_by_hand_delivers_what_the_policy_held() {
+    let faults = Faults {
+        on_client: Some(("input_audio_buffer.clear".into(), 1, FaultAction::Kill)),
+        sessions: Some(1),
+        ..Faults::default()
+    };
+    let (sim, recorder) = start(script().faults(faults)).await;
+    let mut chat = Chat::open(Config::new(endpoint(&sim)).reconnect(policy())).await;
+    chat.send(ClientEvent::audio_clear()).await.unwrap();
+    // The stream is not polled, so no supervised reconnect starts; the connection dies.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut tx = chat.tx.clone();
+    tx.send(ClientEvent::user_text("held").with_event_id("evt_held"))
+        .await
+        .unwrap();
+    // A reconnect by hand: the held event goes out on the new connection first, and
+    // sends are not held any more.
+    tx.reconnect().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tx.flush())
+        .await
+        .expect("the hold was never released")
+        .unwrap();
+    tx.send(ClientEvent::user_text("direct").with_event_id("evt_direct"))
+        .await
+        .unwrap();
+    tx.flush().await.unwrap();
+    let sessions = tokio::time::timeout(WAIT, async {
+        loop {
+            let _ = tokio::time::timeout(Duration::from_millis(20), chat.events.next()).await;
+            let frames = recorder.frames();
+            if frames.iter().any(|f| f.json["event_id"] == "evt_direct") {
+                return frames;
+            }
+        }
+    })
+    .await
+    .expect("the events never reached the server");
+    let on = |id: &str| {
+        sessions
+            .iter()
+            .find(|f| !f.from_server && f.json["event_id"] == id)
+            .map(|f| f.session_id.clone())
+    };
+    let second = session_ids(&recorder)[1].clone();
+    assert_eq!(on("evt_held").as_deref(), Some(second.as_str()));
+    assert_eq!(on("evt_direct").as_deref(), Some(second.as_str()));
+}
