@@ -474,6 +474,13 @@ async fn talk(args: TalkArgs) -> Result<ExitCode> {
                         reelthyme::ReconnectEvent::Reconnected(done) if done.state_restored => Tone::Info,
                         _ => Tone::Warning,
                     };
+                    // An answer lost with the connection ends where it was cut.
+                    if let reelthyme::ReconnectEvent::Reconnected(done) = &report
+                        && done.lost_response.is_some()
+                    {
+                        screen.interrupt_live_answer();
+                        screen.phase = screen::Phase::Listening;
+                    }
                     screen.note(report.to_string(), tone);
                 }
                 _ = &mut interrupted => return Ok(()),
