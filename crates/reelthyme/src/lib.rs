@@ -85,6 +85,7 @@
 //! | feature | default | what |
 //! |---|---|---|
 //! | `audio` | yes | `stream` and `capture_audio` on sound devices through cpal (on Linux: links ALSA, so building needs `libasound2-dev` and `pkg-config`) |
+//! | `aec` | yes | echo control when `stream` and `capture_audio` are used together: the microphone's echo of the speaker cancelled (WebRTC's AEC3, pure Rust) — see [`CaptureOptions::echo`] |
 //!
 //! With `default-features = false` the crate needs no system library.
 

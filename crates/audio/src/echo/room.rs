@@ -4,7 +4,7 @@
 //! through an [`ImpulseResponse`] — a delay (the device's output and input latency, the
 //! distance) and decaying reflections — and adds to the user's speech (the near end) and
 //! noise. [`Room`] makes that microphone signal sample by sample, so the same code serves
-//! a whole-file bench ([`bench`]) and a test that plays into it period by period; the
+//! a whole-file bench ([`bench()`]) and a test that plays into it period by period; the
 //! impulse response can change at any time (someone moved the laptop), to test
 //! re-convergence.
 
@@ -188,7 +188,7 @@ pub fn best_correlation(out: &[f32], clean: &[f32], max_lag: usize) -> f64 {
         .fold(f64::MIN, f64::max)
 }
 
-/// What [`bench`] measured.
+/// What [`bench()`] measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchReport {
     /// Echo return loss enhancement (dB) on far-end-only audio after convergence: microphone
