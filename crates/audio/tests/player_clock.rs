@@ -330,3 +330,38 @@ fn the_futures_are_send_and_unpin() {
     awaitable::<reelthyme_audio::Cut>();
     awaitable::<reelthyme_audio::Drained>();
 }
+
+/// The echo reference is every frame the device was given, in order — the answer and the
+/// idle silence around it — once per player; a reader that falls a second behind loses the
+/// oldest frames, counted, and the callback never waits for it.
+#[test]
+fn the_echo_reference_is_exactly_what_the_device_was_given() {
+    let (player, mut clock) = Player::with_clock(24_000, 2).unwrap();
+    // Before anyone reads the reference, nothing is kept for it.
+    let _ = clock.pull(480);
+    let mut reference = player.echo_reference().expect("the first reader");
+    assert!(player.echo_reference().is_none(), "one reader per player");
+    assert_eq!(reference.rate(), 24_000);
+    player.play("item", &tone_100ms());
+    let mut given = Vec::new();
+    // Until the feeder has moved the answer into the ring, the device plays silence.
+    for _ in 0..40 {
+        let (out, _) = clock.pull(240);
+        // Mono: the first channel of each frame.
+        given.extend(out.chunks(2).map(|frame| frame[0]));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut read = Vec::new();
+    reference.read(&mut read);
+    assert_eq!(read, given);
+    assert!(
+        read.iter().any(|&s| s != 0.0),
+        "the answer is in the reference"
+    );
+    assert_eq!(reference.dropped_frames(), 0);
+    // A reader that does not read: the callback goes on, the overflow is counted.
+    for _ in 0..150 {
+        let _ = clock.pull(240);
+    }
+    assert_eq!(reference.dropped_frames(), 150 * 240 - 24_000);
+}
