@@ -332,8 +332,8 @@ fn the_futures_are_send_and_unpin() {
 }
 
 /// The echo reference is every frame the device was given, in order — the answer and the
-/// idle silence around it — once per player; a reader that falls a second behind loses the
-/// oldest frames, counted, and the callback never waits for it.
+/// idle silence around it — once per player; a reader that falls a second behind misses the
+/// frames that no longer fit, counted, and the callback never waits for it.
 #[test]
 fn the_echo_reference_is_exactly_what_the_device_was_given() {
     let (player, mut clock) = Player::with_clock(24_000, 2).unwrap();
