@@ -318,8 +318,13 @@ async fn a_closed_session_ends_talk_with_the_reason_and_a_restored_terminal() {
         let talk = Talk::start_with("closed", &speech, &server)?;
         assert_eq!(talk.exit_code(), "1", "stderr: {}", talk.stderr());
         let stderr = talk.stderr();
+        // Warnings logged before it may precede it (on a loaded machine a device can be
+        // slow to answer a barge-in): the failure is the line that starts the report.
         assert!(
-            stderr.starts_with("reelthyme: the session failed: ") && stderr.contains("1011"),
+            stderr
+                .lines()
+                .any(|line| line.starts_with("reelthyme: the session failed: ")
+                    && line.contains("1011")),
             "{stderr}"
         );
         assert!(!stderr.contains("panicked"), "{stderr}");

@@ -3,6 +3,7 @@
 //! a note line and the keys. Pure state and rendering, so the layout is unit-tested on
 //! ratatui's `TestBackend`.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ratatui::Frame;
@@ -63,6 +64,9 @@ pub(crate) struct Entry {
     pub(crate) latency: Option<Duration>,
 }
 
+/// Note lines under the transcript.
+const NOTES: usize = 2;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tone {
     Info,
@@ -83,7 +87,9 @@ pub(crate) struct Screen {
     pub(crate) entries: Vec<Entry>,
     /// The latest turn's latency (time to first audio played, from the library's metrics).
     latency: Option<Duration>,
-    note: Option<(String, Tone)>,
+    /// The last two notes, oldest first: a warning stays in sight when another note follows
+    /// it (a malformed event, then a full microphone queue: both matter).
+    notes: VecDeque<(String, Tone)>,
     /// Rows scrolled back from the bottom of the transcript (0: follow the conversation).
     scrolled: usize,
     colour: bool,
@@ -100,14 +106,23 @@ impl Screen {
             echo: None,
             entries: Vec::new(),
             latency: None,
-            note: None,
+            notes: VecDeque::with_capacity(NOTES),
             scrolled: 0,
             colour,
         }
     }
 
+    /// Shows `text` on the note lines. The same text again only moves it last; an
+    /// information note gives way to whatever follows it, so what stays beside the newest
+    /// note is the latest earlier warning.
     pub(crate) fn note(&mut self, text: impl Into<String>, tone: Tone) {
-        self.note = Some((text.into(), tone));
+        let text = text.into();
+        self.notes.retain(|(shown, _)| *shown != text);
+        self.notes.retain(|(_, tone)| *tone == Tone::Warning);
+        if self.notes.len() == NOTES {
+            self.notes.pop_front();
+        }
+        self.notes.push_back((text, tone));
     }
 
     fn entry_mut(&mut self, who: Who, item: &str) -> Option<&mut Entry> {
@@ -380,7 +395,7 @@ impl Screen {
             Constraint::Length(2),
             Constraint::Length(1),
             Constraint::Min(1),
-            Constraint::Length(1),
+            Constraint::Length(NOTES as u16),
             Constraint::Length(1),
         ])
         .areas(frame.area());
@@ -392,13 +407,18 @@ impl Screen {
             rule,
         );
         self.render_transcript(frame, transcript);
-        if let Some((text, tone)) = &self.note {
-            let style = match tone {
-                Tone::Info => Style::new(),
-                Tone::Warning => self.style(Color::Red),
-            };
-            frame.render_widget(Paragraph::new(text.as_str()).style(style), note);
-        }
+        let lines: Vec<Line<'_>> = self
+            .notes
+            .iter()
+            .map(|(text, tone)| {
+                let style = match tone {
+                    Tone::Info => Style::new(),
+                    Tone::Warning => self.style(Color::Red),
+                };
+                Line::styled(text.as_str(), style)
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines), note);
         frame.render_widget(
             Paragraph::new("m mute · i interrupt · PgUp/PgDn scroll · q or Ctrl-C quit")
                 .style(self.style(Color::DarkGray)),
@@ -534,6 +554,34 @@ mod tests {
                     .to_owned()
             })
             .collect()
+    }
+
+    #[test]
+    fn a_warning_stays_in_sight_when_another_note_follows() {
+        let mut screen = Screen::new("test".into(), false);
+        let notes = |screen: &mut Screen| {
+            let rows = rendered(screen, 80, 12);
+            rows[rows.len() - 3..rows.len() - 1].to_vec()
+        };
+        screen.note("reconnected", Tone::Info);
+        screen.note("skipped an event from the server", Tone::Warning);
+        screen.note("microphone audio is being dropped", Tone::Warning);
+        assert_eq!(
+            notes(&mut screen),
+            [
+                "skipped an event from the server",
+                "microphone audio is being dropped"
+            ]
+        );
+        // The same warning again moves it last instead of showing it twice; an information
+        // note gives way to what follows.
+        screen.note("skipped an event from the server", Tone::Warning);
+        screen.note("connected", Tone::Info);
+        screen.note("the response failed", Tone::Warning);
+        assert_eq!(
+            notes(&mut screen),
+            ["skipped an event from the server", "the response failed"]
+        );
     }
 
     #[test]
