@@ -30,7 +30,7 @@ use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
 use futures_sink::Sink;
 use futures_util::SinkExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -193,8 +193,12 @@ struct Delivery {
 /// State shared by the ends of one pipe.
 #[derive(Debug, Default)]
 struct Shared {
-    /// The settled reason the connection ended; set before senders are woken.
+    /// The settled reason the connection ended.
     failure: Mutex<Option<Error>>,
+    /// Set once `failure` is final (by [`Link::finish`], or when the link is dropped
+    /// without one). Closing the outbox wakes senders *before* the unsent frames are
+    /// collected and the verdict recorded; a sender refused in between waits for this.
+    settled: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -203,6 +207,13 @@ impl Shared {
             Some(error) => error.details(),
             None => Error::new(ErrorKind::Closed, "the connection is closed"),
         }
+    }
+
+    /// The verdict for a sender the closed outbox refused: once it is settled (the
+    /// transport settles it right after closing the outbox; it cannot outlive the link).
+    async fn verdict(&self) -> Error {
+        let _ = self.settled.subscribe().wait_for(|settled| *settled).await;
+        self.closed_error()
     }
 }
 
@@ -231,6 +242,7 @@ pub fn pipe(queues: Queues) -> (FrameSender, FrameReceiver, Link) {
         Link {
             outbox: Outbox {
                 commands: command_rx,
+                _settle: Settle(shared.clone()),
             },
             inbox: Inbox {
                 events: event_tx,
@@ -279,10 +291,10 @@ impl FrameSender {
     /// # Errors
     /// When the connection has ended (the error says why).
     pub async fn send(&mut self, text: String) -> Result<()> {
-        self.tx
-            .send(Command::Text(text))
-            .await
-            .map_err(|_| self.shared.closed_error())
+        match self.tx.send(Command::Text(text)).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.shared.verdict().await),
+        }
     }
 
     /// Queues a text frame as [`FrameSender::send`] does, but when the connection has
@@ -299,17 +311,20 @@ impl FrameSender {
             .await
             .is_err()
         {
-            return Err((self.shared.closed_error(), text));
+            return Err((self.shared.verdict().await, text));
         }
         // `poll_ready` reserved this sender's slot: `try_send` takes it, or gives the frame
         // back if the connection ended in between.
-        self.tx.try_send(Command::Text(text)).map_err(|refused| {
-            let text = match refused.into_inner() {
-                Command::Text(text) => text,
-                _ => String::new(),
-            };
-            (self.shared.closed_error(), text)
-        })
+        match self.tx.try_send(Command::Text(text)) {
+            Ok(()) => Ok(()),
+            Err(refused) => {
+                let text = match refused.into_inner() {
+                    Command::Text(text) => text,
+                    _ => String::new(),
+                };
+                Err((self.shared.verdict().await, text))
+            }
+        }
     }
 
     /// Whether the connection has ended (nothing more can be queued).
@@ -349,18 +364,25 @@ impl FrameSender {
 
 async fn flush(mut tx: mpsc::Sender<Command>, shared: Arc<Shared>) -> Result<()> {
     let (done, written) = oneshot::channel();
-    tx.send(Command::Flush(Flushed(done)))
-        .await
-        .map_err(|_| shared.closed_error())?;
-    written.await.map_err(|_| shared.closed_error())
+    if tx.send(Command::Flush(Flushed(done))).await.is_err() {
+        return Err(shared.verdict().await);
+    }
+    // A flush dropped unanswered: the frames were not all written.
+    match written.await {
+        Ok(()) => Ok(()),
+        Err(_) => Err(shared.verdict().await),
+    }
 }
 
 async fn close(mut tx: mpsc::Sender<Command>, shared: Arc<Shared>) -> Result<()> {
     let (done, ended) = oneshot::channel();
-    tx.send(Command::Close(CloseRequest(done)))
-        .await
-        .map_err(|_| shared.closed_error())?;
-    ended.await.map_err(|_| shared.closed_error())?
+    if tx.send(Command::Close(CloseRequest(done))).await.is_err() {
+        return Err(shared.verdict().await);
+    }
+    match ended.await {
+        Ok(answer) => answer,
+        Err(_) => Err(shared.verdict().await),
+    }
 }
 
 impl Sink<String> for FrameSender {
@@ -498,6 +520,18 @@ impl fmt::Debug for Link {
 #[derive(Debug)]
 pub struct Outbox {
     commands: mpsc::Receiver<Command>,
+    _settle: Settle,
+}
+
+/// Settles the pipe's end when the outbox goes (after [`Link::finish`], or without one when
+/// the transport dropped it): no sender waits for a verdict that cannot come.
+#[derive(Debug)]
+struct Settle(Arc<Shared>);
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.0.settled.send_replace(true);
+    }
 }
 
 impl Outbox {
@@ -626,6 +660,7 @@ impl Link {
         if let Some(error) = &verdict {
             *self.shared.failure.lock().expect("failure lock") = Some(error.details());
         }
+        self.shared.settled.send_replace(true);
         drop(unanswered_flushes);
         for ack in close_acks {
             let answer = match &verdict {
