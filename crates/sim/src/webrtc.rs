@@ -6,7 +6,9 @@
 //! The request is checked as a WebSocket handshake is (credentials, beta, model), but
 //! refusals are HTTP statuses with the API's JSON error, as for any REST call: nothing is
 //! connected yet. The call is registered before the answer, so `calls/{id}/hangup` and
-//! sideband sessions (`?call_id=`) find it; it ends with its session.
+//! sideband sessions (`?call_id=`) find it; it ends with its session. A sideband attaches
+//! to this call's own session (`session_loop.rs`): it gets a `session.created` of its own,
+//! then every server event of the call, and its client events act on the call.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
