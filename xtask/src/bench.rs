@@ -202,6 +202,16 @@ fn figures_of(mut command: Command, what: &str) -> Result<Vec<Figure>> {
 
 /// Builds bench targets of `package` (no pinning) and gives `(target name, executable)`.
 fn build_benches(root: &Path, package: &str, benches: &[&str]) -> Result<Vec<(String, PathBuf)>> {
+    build_benches_within(root, package, benches, None)
+}
+
+/// As [`build_benches`], giving up (and stopping the cargo it started) after `limit`.
+fn build_benches_within(
+    root: &Path,
+    package: &str,
+    benches: &[&str],
+    limit: Option<Duration>,
+) -> Result<Vec<(String, PathBuf)>> {
     let mut command = Command::new(cargo());
     command.current_dir(root).args([
         "bench",
@@ -213,15 +223,39 @@ fn build_benches(root: &Path, package: &str, benches: &[&str]) -> Result<Vec<(St
     for bench in benches {
         command.args(["--bench", bench]);
     }
-    let output = command
+    let mut child = command
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
+        .spawn()
         .context("cargo bench --no-run")?;
-    if !output.status.success() {
+    // Read stdout beside the wait, so that a full pipe never stalls cargo.
+    let mut stdout = child.stdout.take().context("cargo's stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if limit.is_some_and(|limit| started.elapsed() > limit) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "building the benches of {package} took over {} s: stopped",
+                limit.map_or(0, |l| l.as_secs())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = reader.join().unwrap_or_default();
+    if !status.success() {
         bail!("building the benches of {package} failed");
     }
     let mut built = Vec::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
+    for line in stdout.lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
@@ -635,7 +669,9 @@ fn webrtc_setup(root: &Path, pinning: &Pinning, run: &mut Run) {
             .push("crates/webrtc/benches/setup.rs does not exist yet: skipped".into());
         return;
     }
-    let built = match build_benches(root, "reelthyme-webrtc", &["setup"]) {
+    // webrtc-rs in release is the heaviest build of the run: time-boxed.
+    let limit = Duration::from_secs(6 * 60);
+    let built = match build_benches_within(root, "reelthyme-webrtc", &["setup"], Some(limit)) {
         Ok(built) => built,
         Err(e) => {
             run.notes.push(format!("webrtc setup bench: {e:#}"));
