@@ -4,7 +4,9 @@
 //! off) that sends 40 ms of 24 kHz speech-like audio every 40 ms (clearing the input
 //! buffer every 2 s so that the server's stays small) and asks for the next response as
 //! soon as one is done, so the simulator streams `response.output_audio.delta`s at real
-//! time for the whole run. Every delta is decoded into samples, as a player would.
+//! time for the whole run. Responses are out of band (`conversation: "none"`), so neither
+//! side's history grows over the run (the conversation model's growth per turn is
+//! measured on its own: `crates/schema/tests/conversation_memory.rs`). Every delta is decoded into samples, as a player would.
 //!
 //! The simulator runs with [`SimConfig::stamp_event_ids`]: each event id carries the
 //! wall-clock time the simulator emitted it, and the client takes its own wall-clock time
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use reelthyme::{Config, Endpoint};
-use reelthyme_schema::{ClientEvent, ServerEvent};
+use reelthyme_schema::{ClientEvent, ResponseParams, ServerEvent};
 use reelthyme_sim::{SimConfig, Simulator};
 
 use crate::{figure, proc_stats};
@@ -246,7 +248,13 @@ async fn session_task(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (mut tx, mut events) = session.split();
-    if tx.send(ClientEvent::response_create()).await.is_err() {
+    let next_response = || {
+        ClientEvent::response_create_with(ResponseParams {
+            conversation: Some("none".into()),
+            ..ResponseParams::default()
+        })
+    };
+    if tx.send(next_response()).await.is_err() {
         stats.errors.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -283,7 +291,7 @@ async fn session_task(
                     if stats.measuring() {
                         stats.responses.fetch_add(1, Ordering::Relaxed);
                     }
-                    if tx.send(ClientEvent::response_create()).await.is_err() {
+                    if tx.send(next_response()).await.is_err() {
                         stats.errors.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
