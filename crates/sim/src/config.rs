@@ -239,6 +239,7 @@ pub struct SimConfig {
     pub(crate) max_connections: usize,
     pub(crate) header_read_timeout: Duration,
     pub(crate) write_timeout: Duration,
+    pub(crate) voice: Option<crate::synth::Voice>,
 }
 
 impl Default for SimConfig {
@@ -259,6 +260,7 @@ impl Default for SimConfig {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
+            voice: None,
         }
     }
 }
@@ -334,6 +336,20 @@ impl SimConfig {
     #[must_use]
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout;
+        self
+    }
+
+    /// Speaks every audio answer with this recording (mono PCM16 at `rate` Hz) instead of
+    /// the synthesized voice (default): the answer's audio is the recording from its start,
+    /// looped and cut to the answer's length (which still follows its transcript, so deltas,
+    /// truncation and usage are the same), resampled to the session's output rate. Real
+    /// speech is broadband where the synthesized voice is three harmonics — what an echo
+    /// canceller needs to adapt to, as it does to a text-to-speech voice. An empty recording
+    /// or a zero rate keeps the synthesized voice; so does an output rate the recording
+    /// cannot be resampled to.
+    #[must_use]
+    pub fn voice_samples(mut self, samples: impl Into<Arc<[i16]>>, rate: u32) -> Self {
+        self.voice = crate::synth::Voice::new(samples.into(), rate);
         self
     }
 

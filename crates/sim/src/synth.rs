@@ -1,5 +1,6 @@
-//! Deterministic assistant audio: a voiced, syllable-like tone whose length follows the
-//! transcript, at any sample rate.
+//! Deterministic assistant audio whose length follows the transcript, at any sample rate:
+//! a voiced, syllable-like tone (the default), or a recorded voice ([`Voice`],
+//! `SimConfig::voice_samples`) looped and cut to the same length.
 
 use std::f64::consts::TAU;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -74,6 +75,90 @@ pub(crate) fn speak_range(text: &str, rate: u32, range: std::ops::Range<usize>) 
         return samples.to_vec();
     }
     render(text, rate, range)
+}
+
+/// A recorded voice the assistant speaks with instead of the synthesized one
+/// (`SimConfig::voice_samples`): an answer's audio is the recording from its start, looped
+/// and cut to the answer's length ([`length`], as for the synthesized voice, so the deltas,
+/// the truncation and the usage are the same), at the output rate. Real speech is
+/// broadband, where the synthesized voice is three harmonics: an echo canceller adapts to
+/// it as it would to a text-to-speech voice.
+#[derive(Clone)]
+pub(crate) struct Voice {
+    samples: Arc<[i16]>,
+    rate: u32,
+    /// The recording at the rates asked so far (at most [`VOICE_RATES`], most recent
+    /// first), shared by every session of the simulator.
+    at_rates: Arc<Mutex<Vec<AtRate>>>,
+}
+
+/// A [`Voice`]'s recording at one rate: `(rate, samples)`.
+type AtRate = (u32, Arc<[i16]>);
+
+/// The resampled renderings a [`Voice`] keeps (sessions use one or two output rates).
+const VOICE_RATES: usize = 4;
+
+impl std::fmt::Debug for Voice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Voice")
+            .field("samples", &self.samples.len())
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Voice {
+    /// The recording `samples` (mono PCM16) at `rate` Hz; `None` when it is empty or the
+    /// rate is zero (nothing to speak with).
+    pub(crate) fn new(samples: Arc<[i16]>, rate: u32) -> Option<Self> {
+        (!samples.is_empty() && rate > 0).then(|| Self {
+            samples,
+            rate,
+            at_rates: Arc::default(),
+        })
+    }
+
+    /// The whole recording at `rate` Hz (resampled once and kept), `None` when it cannot
+    /// be resampled to that rate.
+    fn at(&self, rate: u32) -> Option<Arc<[i16]>> {
+        if rate == self.rate {
+            return Some(self.samples.clone());
+        }
+        let lock = || self.at_rates.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, samples)) = lock().iter().find(|(r, _)| *r == rate) {
+            return Some(samples.clone());
+        }
+        let mut resampler = reelthyme_audio::Resampler::new(self.rate, rate).ok()?;
+        let mut pcm = Vec::with_capacity(self.samples.len());
+        reelthyme_audio::i16_to_f32(&self.samples, &mut pcm);
+        let mut out = Vec::new();
+        resampler.process(&pcm, &mut out);
+        resampler.flush(&mut out);
+        let mut samples = Vec::with_capacity(out.len());
+        reelthyme_audio::f32_to_i16(&out, &mut samples);
+        if samples.is_empty() {
+            return None;
+        }
+        let samples: Arc<[i16]> = samples.into();
+        let mut kept = lock();
+        kept.insert(0, (rate, samples.clone()));
+        kept.truncate(VOICE_RATES);
+        Some(samples)
+    }
+
+    /// Samples `range` of the answer `text` spoken at `rate` Hz: the recording, looped (the
+    /// synthesized voice when the recording cannot be had at that rate).
+    pub(crate) fn speak_range(
+        &self,
+        text: &str,
+        rate: u32,
+        range: std::ops::Range<usize>,
+    ) -> Vec<i16> {
+        match self.at(rate) {
+            Some(all) => range.map(|n| all[n % all.len()]).collect(),
+            None => speak_range(text, rate, range),
+        }
+    }
 }
 
 /// The synthesis itself: samples `range` of `text` at `rate` Hz.
@@ -161,5 +246,38 @@ mod tests {
         }
         let cache = RENDERED.lock().unwrap_or_else(PoisonError::into_inner);
         assert!(cache.len() <= CACHED_ANSWERS);
+    }
+
+    #[test]
+    fn a_recorded_voice_is_looped_and_cut_to_the_answer() {
+        assert!(Voice::new(Arc::from(Vec::new()), 24_000).is_none());
+        assert!(Voice::new(Arc::from(vec![1, 2, 3]), 0).is_none());
+        let recording: Vec<i16> = (0..1000).map(|n| (n * 7 % 2000 - 1000) as i16).collect();
+        let voice = Voice::new(Arc::from(recording.clone()), 24_000).unwrap();
+        let text = "a recorded answer";
+        let len = length(text, 24_000);
+        let whole = voice.speak_range(text, 24_000, 0..len);
+        assert_eq!(whole.len(), len);
+        // At the recording's rate: the recording itself, from its start, looped.
+        for (n, &s) in whole.iter().enumerate() {
+            assert_eq!(s, recording[n % recording.len()], "{n}");
+        }
+        // Made in pieces (as the deltas are), it is the same audio.
+        let pieces = [0..999, 999..1001, 1001..len]
+            .map(|r| voice.speak_range(text, 24_000, r))
+            .concat();
+        assert_eq!(pieces, whole);
+        // At another rate: resampled once (a third as long at 8 kHz), looped the same way.
+        let low = voice.speak_range(text, 8_000, 0..length(text, 8_000));
+        assert_eq!(low.len(), length(text, 8_000));
+        let period = voice.at(8_000).unwrap().len();
+        assert!(period.abs_diff(recording.len() / 3) <= 1, "{period}");
+        assert_eq!(low[..period], low[period..2 * period]);
+        assert!(voice.at_rates.lock().unwrap().len() == 1);
+        // Shared by clones (every session of a simulator holds one).
+        assert!(Arc::ptr_eq(
+            &voice.clone().at(8_000).unwrap(),
+            &voice.at(8_000).unwrap()
+        ));
     }
 }

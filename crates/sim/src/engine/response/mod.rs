@@ -29,6 +29,8 @@ pub(super) enum AudioSource {
     Synth(Arc<str>, u32),
     /// The user's own audio (an echo).
     Echo(Arc<[i16]>),
+    /// This text spoken with a recorded voice at this rate (`SimConfig::voice_samples`).
+    Voice(synth::Voice, Arc<str>, u32),
 }
 
 impl AudioSource {
@@ -36,6 +38,7 @@ impl AudioSource {
         match self {
             Self::Synth(text, rate) => synth::speak_range(text, *rate, range),
             Self::Echo(audio) => audio.get(range).map(<[i16]>::to_vec).unwrap_or_default(),
+            Self::Voice(voice, text, rate) => voice.speak_range(text, *rate, range),
         }
     }
 }

@@ -177,10 +177,14 @@ impl Engine {
                         let total = samples.len();
                         (AudioSource::Echo(samples), total)
                     }
-                    None => (
-                        AudioSource::Synth(Arc::from(text.as_str()), rate),
-                        synth::length(&text, rate).min(max_samples),
-                    ),
+                    None => {
+                        let spoken = Arc::from(text.as_str());
+                        let source = match &self.config.voice {
+                            Some(voice) => AudioSource::Voice(voice.clone(), spoken, rate),
+                            None => AudioSource::Synth(spoken, rate),
+                        };
+                        (source, synth::length(&text, rate).min(max_samples))
+                    }
                 };
                 audio = Some(source);
                 steps.push_back((at, Step::MessageAdded));
