@@ -18,7 +18,7 @@ use serde_json::json;
 
 #[path = "support/echo_room.rs"]
 mod echo_room;
-use echo_room::{EchoRoom, RATE};
+use echo_room::{EchoRoom, Progress, RATE};
 
 const ANSWERS: usize = 2;
 
@@ -46,11 +46,11 @@ async fn self_interruptions(echo: Echo) -> usize {
     let mut tx = session.sender();
     let (player, speaker) = Player::with_clock(RATE, 1).unwrap();
     let (mut events, control) = reelthyme::stream_to(session, player, StreamOptions::default());
-    let (capture, mic) =
-        reelthyme::capture_audio_with_clock(&tx, CaptureOptions::default().echo(echo), RATE, 1)
-            .unwrap();
+    let progress = Progress::default();
+    let options = CaptureOptions::default().echo(echo).tap(progress.tap());
+    let (capture, mic) = reelthyme::capture_audio_with_clock(&tx, options, RATE, 1).unwrap();
     assert_eq!(capture.echo(), echo);
-    let room = EchoRoom::start(speaker, mic, Duration::from_millis(10));
+    let room = EchoRoom::start(speaker, mic, Duration::from_millis(10), &progress);
     let mut count = 0;
     for _ in 0..ANSWERS {
         tx.send(ClientEvent::user_text("Give me an answer"))
