@@ -479,9 +479,16 @@ impl Hold {
 }
 
 /// Whether a connection that ended so may be followed by a reconnect: retryable, and not
-/// a normal close (the server ended the session on purpose).
+/// a normal close (the server ended the session on purpose). An end a transport without
+/// close codes maps to 1000 with nothing said before it (WebRTC: the server closed the
+/// data channel — a dropped call looks just like a hangup there) is retried; a typed one
+/// (after the server's `error`, e.g. `session_expired`) is not.
 pub(crate) fn may_retry(error: &Error) -> bool {
-    error.is_retryable() && error.close_code() != Some(1000)
+    error.is_retryable()
+        && match error.close_code() {
+            Some(1000) => error.kind() == ErrorKind::Closed && !error.is_normal_close(),
+            _ => true,
+        }
 }
 
 /// What the new server session is given, from the old conversation.
@@ -756,6 +763,18 @@ mod tests {
         assert!(may_retry(&Error::from_close(1006, "", None)));
         assert!(may_retry(&Error::from_close(1011, "", None)));
         assert!(!may_retry(&Error::from_close(1000, "", None)));
+        // A transport without close codes (WebRTC): the server closed the channel.
+        let ended =
+            Error::new(ErrorKind::Closed, "the server ended the call").with_close_code(1000);
+        assert!(may_retry(&ended));
+        // …but not when the server said why first: an expired session is not redialled.
+        let detail = serde_json::from_value(serde_json::json!({
+            "type": "invalid_request_error", "code": "session_expired", "message": "expired"
+        }))
+        .unwrap();
+        let expired = Error::from_close(1000, "", Some(detail));
+        assert_eq!(expired.kind(), ErrorKind::SessionExpired);
+        assert!(!may_retry(&expired));
         assert!(!may_retry(&Error::from_close(3000, "", None)));
         assert!(!may_retry(&Error::from_close(4000, "", None)));
         assert!(may_retry(&Error::http(503, None)));

@@ -79,6 +79,9 @@ struct Inner {
     unsent: Unsent,
     /// Whether this error ended the connection (the last item of the event stream).
     terminal: bool,
+    /// The server closed normally (close 1000, no error before it): see
+    /// [`Error::is_normal_close`].
+    normal_close: bool,
     source: Option<BoxError>,
 }
 
@@ -99,6 +102,7 @@ impl Error {
             api: None,
             unsent: Unsent::default(),
             terminal: false,
+            normal_close: false,
             source: None,
         })
     }
@@ -129,6 +133,7 @@ impl Error {
             api: inner.api.clone(),
             unsent: inner.unsent.clone(),
             terminal: inner.terminal,
+            normal_close: inner.normal_close,
             source: None,
         })
     }
@@ -261,6 +266,7 @@ impl Error {
             None if reason.is_empty() => format!("the server closed the connection (code {code})"),
             None => format!("the server closed the connection (code {code}: {reason})"),
         };
+        let normal_close = code == 1000 && api.is_none();
         Self::from_inner(Inner {
             kind,
             message,
@@ -269,8 +275,25 @@ impl Error {
             api,
             unsent: Unsent::default(),
             terminal: false,
+            normal_close,
             source: None,
         })
+    }
+
+    /// A normal close by the server (for a transport that settles a clean end which still
+    /// has to report something, such as frames left unsent).
+    pub(crate) fn with_normal_close(mut self) -> Self {
+        self.inner.normal_close = true;
+        self
+    }
+
+    /// Whether the server closed the connection normally: a close with code 1000 and no
+    /// `error` event before it — the server ended the session on purpose (an error only
+    /// because frames were left unsent). A transport without close codes that maps an end
+    /// to 1000 ([`Error::with_close_code`]; WebRTC: the server closed the data channel, which
+    /// a hangup and a server that dropped the call look alike as) is not one.
+    pub fn is_normal_close(&self) -> bool {
+        self.inner.normal_close
     }
 
     /// The error for an HTTP refusal (a failed upgrade, signalling or REST call): the
@@ -296,6 +319,7 @@ impl Error {
             api: detail,
             unsent: Unsent::default(),
             terminal: false,
+            normal_close: false,
             source: None,
         })
     }

@@ -650,7 +650,7 @@ impl Link {
                 )
                 .with_unsent(unsent);
                 Some(if close_answered {
-                    error.with_close_code(1000)
+                    error.with_close_code(1000).with_normal_close()
                 } else {
                     error
                 })

@@ -59,3 +59,20 @@ async fn a_link_dropped_without_a_verdict_does_not_hold_senders() {
         .unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Closed, "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_close_with_frames_unsent_says_it_was_normal() {
+    let (mut sender, _receiver, link) = pipe(Queues::new(4, 16, 1 << 20));
+    sender.send("queued".into()).await.unwrap();
+    link.finish(End::new(None).close_answered(true)).await;
+    let error = sender.flush().await.unwrap_err();
+    assert_eq!(error.close_code(), Some(1000), "{error}");
+    assert_eq!(error.unsent(), ["queued"], "{error}");
+    // The server ended the session on purpose: a reconnect policy does not redial it.
+    assert!(error.is_normal_close(), "{error}");
+    assert!(Error::from_close(1000, "", None).is_normal_close());
+    // A transport without close codes mapping its end to 1000 did not hear "normal".
+    let mapped = Error::new(ErrorKind::Closed, "the server ended the call").with_close_code(1000);
+    assert!(!mapped.is_normal_close());
+    assert!(!Error::from_close(1006, "", None).is_normal_close());
+}
