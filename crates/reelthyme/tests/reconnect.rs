@@ -675,7 +675,6 @@ async fn an_auth_failure_during_reconnect_stops_at_once_with_the_typed_error() {
     let config = Config::new(endpoint(&sim)).reconnect(policy().attempts(10));
     let mut chat = Chat::open(config).await;
     chat.send(ClientEvent::audio_clear()).await.unwrap();
-    let started = Instant::now();
     let error = tokio::time::timeout(WAIT, async {
         loop {
             match chat.events.next().await {
@@ -693,9 +692,8 @@ async fn an_auth_failure_during_reconnect_stops_at_once_with_the_typed_error() {
     chat.drain_reports();
     let gave_up = chat.gave_up.take().expect("no GaveUp report");
     assert_eq!(gave_up.kind(), ErrorKind::Auth);
-    // One attempt: `Reconnecting` once.
+    // One attempt, not ten: the connection count proves "at once" (no wall clock).
     assert_eq!(sim.connections().len(), 2, "{:?}", sim.connections());
-    assert!(started.elapsed() < Duration::from_secs(5));
     // Every later send gets the typed error.
     let refused = chat
         .tx
