@@ -1,8 +1,9 @@
 //! Echo control over the WebRTC transport: the answer arrives on the server's track and is
 //! played by the same clocked speaker, whose echo reference the capture uses; the
 //! microphone goes out on the outgoing track. Real time (the simulator's track is paced),
-//! two answers each: with echo off the assistant interrupts itself, with half duplex it
-//! does not — the reference works on the track path as it does with deltas.
+//! two answers each, the assistant speaking recorded speech (Opus in between): with echo off
+//! the assistant interrupts itself, with half duplex it does not, with AEC not once
+//! converged — the reference works on the track path as it does with deltas.
 
 #![cfg(feature = "aec")]
 
@@ -18,16 +19,23 @@ use serde_json::json;
 
 #[path = "support/echo_room.rs"]
 mod echo_room;
-use echo_room::{EchoRoom, Progress, RATE};
+use echo_room::{EchoRoom, Progress, RATE, assistant_voice};
 
 const ANSWERS: usize = 2;
 
-/// Two answers over WebRTC into the room with `echo`: the speech starts nobody spoke for.
-async fn self_interruptions(echo: Echo) -> usize {
-    let sim = Simulator::start(SimConfig::default().speed(1.0).rule(
-        Match::Any,
-        Reply::Text("Here is a short answer for you.".into()),
-    ))
+/// Two answers over WebRTC into the room with `echo`: the speech starts nobody spoke for,
+/// answer by answer.
+async fn self_interruptions(echo: Echo) -> Vec<usize> {
+    let (voice, voice_rate) = assistant_voice();
+    let sim = Simulator::start(
+        SimConfig::default()
+            .speed(1.0)
+            .rule(
+                Match::Any,
+                Reply::Text("Here is a short answer for you.".into()),
+            )
+            .voice_samples(voice, voice_rate),
+    )
     .await
     .unwrap();
     let endpoint = Endpoint::openai("gpt-realtime")
@@ -51,8 +59,8 @@ async fn self_interruptions(echo: Echo) -> usize {
     let (capture, mic) = reelthyme::capture_audio_with_clock(&tx, options, RATE, 1).unwrap();
     assert_eq!(capture.echo(), echo);
     let room = EchoRoom::start(speaker, mic, Duration::from_millis(10), &progress);
-    let mut count = 0;
-    for _ in 0..ANSWERS {
+    let mut counts = vec![0; ANSWERS];
+    for count in &mut counts {
         tx.send(ClientEvent::user_text("Give me an answer"))
             .await
             .unwrap();
@@ -66,7 +74,7 @@ async fn self_interruptions(echo: Echo) -> usize {
                 let next = tokio::time::timeout(Duration::from_millis(5), events.next()).await;
                 let Ok(Some(event)) = next else { continue };
                 match event.unwrap() {
-                    ServerEvent::InputAudioBufferSpeechStarted(_) => count += 1,
+                    ServerEvent::InputAudioBufferSpeechStarted(_) => *count += 1,
                     ServerEvent::OutputAudioBufferStopped(_)
                     | ServerEvent::OutputAudioBufferCleared(_) => stopped = true,
                     _ => {}
@@ -80,19 +88,28 @@ async fn self_interruptions(echo: Echo) -> usize {
             tokio::time::timeout(Duration::from_millis(20), events.next()).await
         {
             if let ServerEvent::InputAudioBufferSpeechStarted(_) = event.unwrap() {
-                count += 1;
+                *count += 1;
             }
         }
     }
     drop(room);
-    count
+    counts
 }
 
+/// Echo off interrupts itself, half duplex never. AEC, with the same recorded voice, never
+/// interrupts itself once it has converged (the second answer); in the first answer over
+/// WebRTC its output rises from about -60 to -25 dBFS some 1.6 s in and the VAD takes it
+/// for speech — over WebSocket (`tests/echo.rs`, the same voice and room) the first answer
+/// does not leak, so this is open, and stated rather than asserted away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_webrtc_echo_off_interrupts_itself_and_half_duplex_does_not() {
-    let off = self_interruptions(Echo::Off).await;
-    let gated = self_interruptions(Echo::HalfDuplex).await;
-    eprintln!("webrtc: {off} self-interruptions with echo off, {gated} with half duplex");
+async fn over_webrtc_echo_off_interrupts_itself_and_half_duplex_and_converged_aec_do_not() {
+    let off: usize = self_interruptions(Echo::Off).await.iter().sum();
+    let gated: usize = self_interruptions(Echo::HalfDuplex).await.iter().sum();
+    let aec = self_interruptions(Echo::Aec).await;
+    eprintln!(
+        "webrtc: {off} self-interruptions with echo off, {gated} with half duplex, {aec:?} with AEC (by answer)"
+    );
     assert!(off > 0);
     assert_eq!(gated, 0);
+    assert_eq!(aec[1..], [0]);
 }
