@@ -155,9 +155,11 @@ async fn a_silent_peer_fails_within_the_setup_bound() {
         error.to_string().contains("connecting (ICE, DTLS)"),
         "says where it stopped: {error}"
     );
-    // The bound, plus the peer connection's close and the hangup of the answered call.
+    // The bound, plus the peer connection's close and the hangup of the answered call
+    // (seconds on a loaded machine): well under the 10 s the connect timeout would give
+    // without the setup bound, which is what this checks — not how fast teardown is.
     assert!(
-        took >= bound && took < bound + Duration::from_secs(3),
+        took >= bound && took < bound + Duration::from_secs(7),
         "{took:?}"
     );
 }
