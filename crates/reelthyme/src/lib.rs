@@ -124,23 +124,23 @@ pub use reconnect::{LostResponse, Reconnect, ReconnectEvent, ReconnectEvents, Re
 pub use reelthyme_audio as audio_io;
 pub use reelthyme_schema as events;
 pub use reelthyme_transport as transport;
-/// The WebRTC transport (feature `webrtc`): a session over WebRTC is
-/// `Config::new(endpoint).transport(reelthyme::webrtc::WebRtc::new())`, used like any other.
-#[cfg(feature = "webrtc")]
-pub use reelthyme_webrtc as webrtc;
 pub use reelthyme_transport::{
     ClientSecret, ClientSecretRequest, Endpoint, Error, ErrorKind, Options, Result, Transport,
     WebSocket, create_client_secret, hangup,
 };
+/// The WebRTC transport (feature `webrtc`): a session over WebRTC is
+/// `Config::new(endpoint).transport(reelthyme::webrtc::WebRtc::new())`, used like any other.
+#[cfg(feature = "webrtc")]
+pub use reelthyme_webrtc as webrtc;
 pub use sender::SessionSender;
 pub use sequencer::{ResponseOutcome, ResponseTicket, Sequencer, SequencerLayer};
 pub use session::{Session, connect};
-#[cfg(feature = "audio")]
-pub use voice::{DRAIN_BOUND, Line, Voice};
 pub use tools::{
     FOLLOW_UP_EVENT_ID_PREFIX, Json, MAX_PENDING_APPROVALS, McpApprovalLayer, McpApprovalRequest,
     McpApprovals, Tool, ToolError, ToolOutput, mcp_approval,
 };
+#[cfg(feature = "audio")]
+pub use voice::{DRAIN_BOUND, Line, Voice};
 
 // README.md's examples are tested as doctests too.
 #[cfg(doctest)]

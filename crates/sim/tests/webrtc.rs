@@ -240,7 +240,11 @@ async fn hangup_ends_the_call_and_its_sideband() {
     let (last, before) = rest.split_last().expect("a verdict");
     assert!(before.iter().all(|r| r.is_ok()), "{rest:?}");
     let error = last.as_ref().unwrap_err();
-    assert_eq!(error.kind(), reelthyme_transport::ErrorKind::Closed, "{error}");
+    assert_eq!(
+        error.kind(),
+        reelthyme_transport::ErrorKind::Closed,
+        "{error}"
+    );
     assert_eq!(error.close_code(), Some(1000), "{error}");
     assert!(matches!(
         sideband.next().await,

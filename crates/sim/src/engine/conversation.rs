@@ -116,7 +116,9 @@ impl Engine {
             set(&mut value, "id", Value::String(id));
         }
         // MCP items (an approval's answer) have neither `object` nor `status`.
-        let mcp = value["type"].as_str().is_some_and(|t| t.starts_with("mcp_"));
+        let mcp = value["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("mcp_"));
         if !mcp {
             set(&mut value, "object", Value::String("realtime.item".into()));
         }
