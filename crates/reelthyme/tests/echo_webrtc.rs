@@ -99,8 +99,8 @@ async fn self_interruptions(echo: Echo) -> Vec<usize> {
 /// Echo off interrupts itself, half duplex never. AEC, with the same recorded voice, never
 /// interrupts itself once it has converged (the second answer); in the first answer over
 /// WebRTC its output rises from about -60 to -25 dBFS some 1.6 s in and the VAD takes it
-/// for speech — over WebSocket (`tests/echo.rs`, the same voice and room) the first answer
-/// does not leak, so this is open, and stated rather than asserted away.
+/// for speech. The WebSocket path does the same at real time (`tests/echo.rs` runs at 20×,
+/// where it does not): open, and stated rather than asserted away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_webrtc_echo_off_interrupts_itself_and_half_duplex_and_converged_aec_do_not() {
     let off: usize = self_interruptions(Echo::Off).await.iter().sum();
