@@ -169,6 +169,19 @@ impl Pinning {
         command
     }
 
+    /// As [`Self::command`] without the core: at raised priority when allowed.
+    fn unpinned(&self, program: &Path, args: &[&str]) -> Command {
+        let mut command = if self.nice {
+            let mut c = Command::new("nice");
+            c.args(["-n", "-10"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        command.args(args);
+        command
+    }
+
     fn describe(&self) -> String {
         let pin = if self.taskset && self.cores > 1 {
             format!(
@@ -378,6 +391,8 @@ pub struct Run {
     pub machine: Machine,
     pub figures: Vec<Figure>,
     pub scale: Vec<Figure>,
+    /// `audio.*` lines of the audio path harness.
+    pub audio: Vec<Figure>,
     pub notes: Vec<String>,
 }
 
@@ -477,6 +492,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     println!("bench: scale ramp {:?}", args.sessions);
     scale_ramp(&args, &pinning, &binary, &mut run)?;
 
+    println!("bench: audio path latencies (clocked devices)");
+    audio_path(&args, &pinning, &binary, &mut run);
+
     println!("bench: criterion benches");
     criterion(root, &pinning, &args, &mut run);
 
@@ -562,6 +580,23 @@ fn scale_ramp(args: &Args, pinning: &Pinning, binary: &Path, run: &mut Run) -> R
         }
     }
     Ok(())
+}
+
+/// The audio path latencies (`reelthyme-bench audio`): one process, not pinned (its
+/// runtime, simulator and the two device threads would queue behind each other on one
+/// core, which no audio application does), at the raised priority when allowed.
+fn audio_path(args: &Args, pinning: &Pinning, binary: &Path, run: &mut Run) {
+    let (seconds, barge_ins) = if args.quick { ("3", "5") } else { ("10", "20") };
+    match figures_of(
+        pinning.unpinned(
+            binary,
+            &["audio", "--seconds", seconds, "--barge-ins", barge_ins],
+        ),
+        "reelthyme-bench audio",
+    ) {
+        Ok(figures) => run.audio.extend(figures),
+        Err(e) => run.notes.push(format!("audio path latencies: {e:#}")),
+    }
 }
 
 fn criterion(root: &Path, pinning: &Pinning, args: &Args, run: &mut Run) {
@@ -860,6 +895,8 @@ pub fn render(run: &Run, notes: &str) -> String {
         "![p50 and p99 delay and client CPU against sessions](scaling.svg)\n"
     );
 
+    render_audio(&mut out, &run.audio);
+
     let others: Vec<&Figure> = run
         .figures
         .iter()
@@ -890,6 +927,64 @@ pub fn render(run: &Run, notes: &str) -> String {
         let _ = writeln!(out, "{}", notes.trim_end());
     }
     out
+}
+
+/// The "Audio path latencies" section (nothing when the harness did not run).
+fn render_audio(out: &mut String, audio: &[Figure]) {
+    if audio.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Audio path latencies\n");
+    let _ = writeln!(
+        out,
+        "On the controlled clocks (`reelthyme-bench audio`, `crates/bench/src/audio_path.rs`): \
+         a \"microphone\" driven with `CaptureClock::push` and a \"speaker\" with \
+         `Clock::pull`, one 10 ms callback every 10 ms each (the same callback code as a cpal \
+         stream, 24 kHz mono so nothing is resampled), through the facade \
+         (`capture_audio_with_clock`, `stream_to`) against the simulator on loopback, in one \
+         process not pinned to a core. The wire is a loopback TCP relay that stamps each \
+         client `input_audio_buffer.append` frame when its last byte arrives; \"received\" is \
+         the transport's read time of the frame (`LayerContext::received_at`). Device-side \
+         figures include the wait for the next 10 ms callback.\n"
+    );
+    let _ = writeln!(out, "| path | samples | p50 | p99 | max |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let rows = [
+        (
+            "audio.capture_to_wire",
+            "capture callback completing a 40 ms chunk → its append on the wire",
+        ),
+        (
+            "audio.first_delta_to_device",
+            "first `response.output_audio.delta` of an answer received → its first sample \
+             taken by the device (idle device)",
+        ),
+        (
+            "audio.delta_to_device",
+            "every delta received → its first sample taken by the device (deltas paced at \
+             real time: includes the wait behind the audio still queued)",
+        ),
+        (
+            "audio.speech_started_to_silent",
+            "`input_audio_buffer.speech_started` received while an answer plays → the first \
+             silent device callback (the cut honoured)",
+        ),
+    ];
+    for (name, label) in rows {
+        let Some(f) = audio.iter().find(|f| f.name == name) else {
+            continue;
+        };
+        let get = |k: &str| f.get(k).unwrap_or("–").to_owned();
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} ms | {} ms | {} ms |",
+            get("samples"),
+            get("p50_ms"),
+            get("p99_ms"),
+            get("max_ms"),
+        );
+    }
+    let _ = writeln!(out);
 }
 
 /// A small SVG of the scale ramp: p50 and p99 delay (left axis, ms) and client CPU (right
@@ -1064,6 +1159,9 @@ mod tests {
             },
             figures: figures.iter().map(|l| fig(l)).collect(),
             scale: scale.iter().map(|l| fig(l)).collect(),
+            audio: vec![fig(
+                "audio.speech_started_to_silent samples=20 p50_ms=5.1 p99_ms=9.8 max_ms=9.8",
+            )],
             notes: vec!["a note".into()],
         }
     }
@@ -1082,6 +1180,13 @@ mod tests {
         assert!(text.contains("- a note"));
         assert!(text.ends_with("things\n"));
         assert!(text.contains("scaling.svg"));
+        assert!(text.contains("## Audio path latencies"), "{text}");
+        assert!(
+            text.contains("(the cut honoured) | 20 | 5.1 ms | 9.8 ms | 9.8 ms |"),
+            "{text}"
+        );
+        // Rows of paths that did not run are left out.
+        assert!(!text.contains("append on the wire |"), "{text}");
     }
 
     #[test]

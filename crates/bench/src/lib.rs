@@ -6,6 +6,9 @@
 //! - [`scale`]: N concurrent full-duplex sessions against the simulator on loopback:
 //!   client CPU and RSS per session, and the delay from the simulator's emitting each
 //!   audio delta to the client's receipt of it.
+//! - [`audio_path`] (feature `audio`): capture callback → append on the wire, delta
+//!   received → first sample handed to the device, `speech_started` received → playback
+//!   silent, on clocked devices.
 //!
 //! Every harness prints its figures as lines of the form `NAME key=value …` (see
 //! [`figure`]); the smoke test (`tests/smoke.rs`) runs each with tiny sizes and checks the
@@ -13,6 +16,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "audio")]
+pub mod audio_path;
 pub mod codec;
 pub mod proc_stats;
 pub mod scale;

@@ -7,6 +7,9 @@
 //! - `sim`: the simulator of the scale run; prints `sim url=ws://…` and serves until its
 //!   standard input closes (so it never outlives the process that started it).
 //! - `scale --url URL --sessions N [--warmup S] [--seconds S] [--batch B]`: N sessions.
+//! - `audio [--seconds S] [--barge-ins N]` (feature `audio`): the audio path latencies on
+//!   clocked devices, against an in-process simulator (a two-worker runtime: the device
+//!   threads are the clocks, the runtime the session and the simulator).
 
 #![forbid(unsafe_code)]
 
@@ -90,8 +93,24 @@ fn run() -> Result<()> {
             println!("{line}");
             Ok(())
         }
+        #[cfg(feature = "audio")]
+        Some("audio") => {
+            let plan = reelthyme_bench::audio_path::Plan {
+                duplex: Duration::from_secs_f64(option(&args, "--seconds")?.unwrap_or(10.0)),
+                barge_ins: option(&args, "--barge-ins")?.unwrap_or(20),
+            };
+            let lines = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(reelthyme_bench::audio_path::run(plan))?;
+            for line in lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
         _ => bail!(
-            "usage: reelthyme-bench <codec [--fixtures DIR] [--seconds S] [--rounds R] | write-fixtures DIR | sim | scale --url URL --sessions N [--warmup S] [--seconds S] [--batch B]>"
+            "usage: reelthyme-bench <codec [--fixtures DIR] [--seconds S] [--rounds R] | write-fixtures DIR | sim | scale --url URL --sessions N [--warmup S] [--seconds S] [--batch B] | audio [--seconds S] [--barge-ins N]>"
         ),
     }
 }

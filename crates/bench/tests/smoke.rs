@@ -116,3 +116,57 @@ fn the_scale_harness_measures_stamped_deltas() {
     assert!(field(&line, "appends").unwrap() > 0.0, "{line}");
     assert!(field(&line, "rss_kib_per_session").is_some(), "{line}");
 }
+
+#[cfg(feature = "audio")]
+#[test]
+fn the_audio_path_harness_times_every_path_on_the_clocked_devices() {
+    use reelthyme_bench::audio_path;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lines = runtime
+        .block_on(audio_path::run(audio_path::Plan {
+            duplex: Duration::from_millis(1500),
+            barge_ins: 1,
+        }))
+        .unwrap();
+    let line = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+            .clone()
+    };
+    for name in [
+        "audio.capture_to_wire",
+        "audio.delta_to_device",
+        "audio.first_delta_to_device",
+        "audio.speech_started_to_silent",
+    ] {
+        let l = line(name);
+        assert!(field(&l, "samples").unwrap() >= 1.0, "{l}");
+        let (p50, p99) = (field(&l, "p50_ms").unwrap(), field(&l, "p99_ms").unwrap());
+        // Latencies are never negative (nothing is timed before it happened) and never
+        // seconds (that would be a mismatched chunk or delta, not a delay).
+        assert!((0.0..=p99).contains(&p50) && p99 < 1000.0, "{l}");
+    }
+    let capture = line("audio.capture_to_wire");
+    // Every complete 40 ms chunk reached the wire as one append, none before its audio.
+    assert_eq!(field(&capture, "early"), Some(0.0), "{capture}");
+    assert!(field(&capture, "chunks").unwrap() >= 20.0, "{capture}");
+    assert!(
+        field(&capture, "appends").unwrap() >= field(&capture, "chunks").unwrap(),
+        "{capture}"
+    );
+    // The device played the deltas' samples (up to what was still queued at the end).
+    let delta = line("audio.delta_to_device");
+    let (sent, played) = (
+        field(&delta, "delta_samples").unwrap(),
+        field(&delta, "played_frames").unwrap(),
+    );
+    assert!(played <= sent && played > 0.0, "{delta}");
+    let barge = line("audio.speech_started_to_silent");
+    assert_eq!(field(&barge, "idle"), Some(0.0), "{barge}");
+}
