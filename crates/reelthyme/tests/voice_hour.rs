@@ -3,9 +3,9 @@
 //! `voice_hour`): resident memory is the process's, so no other test may allocate beside
 //! it, and the counting allocator that measures live heap bytes is global.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -13,41 +13,21 @@ use reelthyme::Mirror;
 use reelthyme::audio_io::Player;
 use reelthyme::events::{Base64Audio, ClientEvent, ServerEvent};
 use serde_json::{Value, json};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 #[path = "support/scripted.rs"]
 mod scripted;
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; the live-byte counter is the only addition.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+// Live heap bytes, counted by `stats_alloc` around the system allocator.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Heap bytes allocated and not yet freed.
+fn live_bytes() -> isize {
+    let stats = GLOBAL.stats();
+    // (a reallocation is counted in these two already)
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize
+}
 
 /// Resident memory, from `/proc/self/statm` (pages of 4 KiB).
 fn rss_bytes() -> u64 {
@@ -200,7 +180,7 @@ async fn an_hour_of_voice_keeps_memory_flat() {
             // may still wait to be played when the turn's last event arrives.
             drained(&control).await;
             baseline = rss_bytes();
-            live_baseline = LIVE.load(Ordering::Relaxed);
+            live_baseline = live_bytes();
         }
         if turn % WARM_UP == 0 {
             every.push(mib(rss_bytes()));
@@ -218,7 +198,7 @@ async fn an_hour_of_voice_keeps_memory_flat() {
     .await
     .expect("the last turn's metrics");
     drained(&control).await;
-    let (end, live_end) = (rss_bytes(), LIVE.load(Ordering::Relaxed));
+    let (end, live_end) = (rss_bytes(), live_bytes());
     stop.store(true, Ordering::Relaxed);
     device.join().unwrap();
     let history = mirror.history();

@@ -2,41 +2,21 @@
 //! nothing once a part has started: it only counts. A binary of its own, because the
 //! counting allocator is global.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::alloc::System;
 
 use reelthyme_schema::state::{Applied, Conversation};
 use reelthyme_schema::{Base64Audio, ServerEvent};
 use serde_json::json;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator; the counter is the only addition. (No crate
-// in the tree counts allocations; this is the whole of it.)
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+// Allocations (and reallocations), counted by `stats_alloc` around the system allocator.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn allocations() -> usize {
+    let stats = GLOBAL.stats();
+    stats.allocations + stats.reallocations
+}
 
 fn event(value: serde_json::Value) -> ServerEvent {
     ServerEvent::from_value(value).unwrap()
@@ -71,13 +51,13 @@ fn audio_deltas_allocate_nothing_after_the_first() {
     assert_eq!(c.apply_server(&delta), Applied::ContentDelta);
 
     const DELTAS: u64 = 100_000;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     let started = std::time::Instant::now();
     for _ in 0..DELTAS {
         assert_eq!(c.apply_server(&delta), Applied::ContentDelta);
     }
     let elapsed = started.elapsed();
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     assert_eq!(allocations, 0, "allocations on the audio-delta path");
     let content = c.item("a1").unwrap().content(0).unwrap();
     assert_eq!(content.audio_ms(), Some((DELTAS + 1) * 40));

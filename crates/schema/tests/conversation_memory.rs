@@ -4,44 +4,23 @@
 //! response for the session (up to its limits), so this is its growth per turn. A binary
 //! of its own, because the counting allocator is global.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::alloc::System;
 
 use reelthyme_schema::state::Conversation;
 use reelthyme_schema::{Base64Audio, ClientEvent, Item, ServerEvent};
 use serde_json::{Value, json};
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator; the live-byte counter is the only addition.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: the caller's contract is passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+// Live heap bytes, counted by `stats_alloc` around the system allocator.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Heap bytes allocated and not yet freed.
+fn live_bytes() -> isize {
+    let stats = GLOBAL.stats();
+    // (a reallocation is counted in these two already)
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize
+}
 
 fn server(value: Value) -> ServerEvent {
     ServerEvent::from_value(value).unwrap()
@@ -156,7 +135,7 @@ fn a_voice_turn_costs_the_model_little_and_the_same_every_turn() {
     let mut at = Vec::new();
     for (n, (events, appends)) in turns.iter().enumerate() {
         if n % 36 == 0 {
-            at.push(LIVE.load(Ordering::Relaxed));
+            at.push(live_bytes());
         }
         for append in appends {
             c.apply_client(append);
@@ -165,7 +144,7 @@ fn a_voice_turn_costs_the_model_little_and_the_same_every_turn() {
             c.apply_server(event);
         }
     }
-    at.push(LIVE.load(Ordering::Relaxed));
+    at.push(live_bytes());
     c.check_invariants().unwrap();
     // What is kept is what was said, whole.
     assert_eq!(c.items().count(), 2 * TURNS);
