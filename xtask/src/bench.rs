@@ -1,7 +1,8 @@
-//! `cargo xtask bench [--quick] [--no-webrtc] [--sessions N,N,…] [--out DIR]`: runs every
-//! benchmark — reelthyme's harnesses (`crates/bench`), the peers on the same bytes
-//! (`benchmarks/peers/`: Node, CPython, openai-python in the SDK's venv), the criterion
-//! benches, the scale ramp against the simulator — and writes `benchmarks/RESULTS.md` and
+//! `cargo xtask bench [--quick] [--no-webrtc] [--sessions N,N,…] [--sdk-sessions N,N,…|none]
+//! [--out DIR]`: runs every benchmark — reelthyme's harnesses (`crates/bench`), the peers on
+//! the same bytes (`benchmarks/peers/`: Node, CPython, openai-python in the SDK's venv), the
+//! scale ramp against the simulator, the same scale work by openai-python clients at a few
+//! sizes beside reelthyme's, the audio path latencies, the criterion benches — and writes `benchmarks/RESULTS.md` and
 //! `benchmarks/scaling.svg` from that one run.
 //!
 //! Each measured process is pinned to a core with `taskset` (the simulator on the first,
@@ -86,6 +87,8 @@ struct Args {
     quick: bool,
     webrtc: bool,
     sessions: Vec<usize>,
+    /// Session counts of the openai-python comparison (empty: skipped).
+    sdk_sessions: Vec<usize>,
     out: PathBuf,
 }
 
@@ -94,6 +97,7 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Args> {
         quick: false,
         webrtc: true,
         sessions: vec![50, 100, 200, 400, 700, 1000, 1400, 2000, 3000],
+        sdk_sessions: vec![10, 50, 100],
         out: root.join("benchmarks"),
     };
     let mut iter = args.iter();
@@ -108,12 +112,25 @@ fn parse_args(root: &Path, args: &[String]) -> Result<Args> {
                     .map(|n| n.trim().parse().context("--sessions takes numbers"))
                     .collect::<Result<_>>()?;
             }
+            "--sdk-sessions" => {
+                let list = iter.next().context("--sdk-sessions N,N,… (or none)")?;
+                parsed.sdk_sessions = if list == "none" {
+                    Vec::new()
+                } else {
+                    list.split(',')
+                        .map(|n| n.trim().parse().context("--sdk-sessions takes numbers"))
+                        .collect::<Result<_>>()?
+                };
+            }
             "--out" => parsed.out = PathBuf::from(iter.next().context("--out DIR")?),
             other => bail!("cargo xtask bench: unknown argument {other}"),
         }
     }
     if parsed.quick && !args.iter().any(|a| a == "--sessions") {
         parsed.sessions = vec![10, 20];
+    }
+    if parsed.quick && !args.iter().any(|a| a == "--sdk-sessions") {
+        parsed.sdk_sessions = vec![10];
     }
     Ok(parsed)
 }
@@ -391,6 +408,9 @@ pub struct Run {
     pub machine: Machine,
     pub figures: Vec<Figure>,
     pub scale: Vec<Figure>,
+    /// Pairs at equal N, run one after the other: reelthyme's `scale` line and
+    /// openai-python's `scale.openai_python` line (`None`: it failed or was stopped).
+    pub sdk_scale: Vec<(Figure, Option<Figure>)>,
     /// `audio.*` lines of the audio path harness.
     pub audio: Vec<Figure>,
     pub notes: Vec<String>,
@@ -462,6 +482,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 
     println!("bench: codec (CPython, openai-python)");
     let venv = crate::suite::target_dir(root).join("sdk-venv/bin/python");
+    let sdk_python = venv.exists().then(|| venv.clone());
     let python = if venv.exists() {
         venv
     } else {
@@ -491,6 +512,23 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 
     println!("bench: scale ramp {:?}", args.sessions);
     scale_ramp(&args, &pinning, &binary, &mut run)?;
+
+    match (&sdk_python, args.sdk_sessions.is_empty()) {
+        (_, true) => run
+            .notes
+            .push("openai-python scale skipped (`--sdk-sessions` empty).".into()),
+        (None, false) => run
+            .notes
+            .push("openai-python scale skipped: no SDK venv (run `cargo xtask setup`)".into()),
+        (Some(python), false) => {
+            println!(
+                "bench: scale, reelthyme vs openai-python {:?}",
+                args.sdk_sessions
+            );
+            let script = root.join("benchmarks/peers/scale_sdk.py");
+            sdk_scale(&args, &pinning, &binary, python, &script, &mut run)?;
+        }
+    }
 
     println!("bench: audio path latencies (clocked devices)");
     audio_path(&args, &pinning, &binary, &mut run);
@@ -597,6 +635,92 @@ fn audio_path(args: &Args, pinning: &Pinning, binary: &Path, run: &mut Run) {
         Ok(figures) => run.audio.extend(figures),
         Err(e) => run.notes.push(format!("audio path latencies: {e:#}")),
     }
+}
+
+/// The scale harness driven by openai-python clients (`benchmarks/peers/scale_sdk.py`),
+/// each size right after reelthyme's at the same size, on the same client core against
+/// the same simulator process. Python is slow: each SDK run is bounded (`timeout`), and
+/// sizes stop once the SDK saturates its core.
+fn sdk_scale(
+    args: &Args,
+    pinning: &Pinning,
+    binary: &Path,
+    python: &Path,
+    script: &Path,
+    run: &mut Run,
+) -> Result<()> {
+    let sim = SimProcess::start(pinning, binary)?;
+    let (warmup, measure) = if args.quick { ("1", "2") } else { ("3", "8") };
+    let script = script.display().to_string();
+    let python = python.display().to_string();
+    for &sessions in &args.sdk_sessions {
+        let n = sessions.to_string();
+        let ours = figures_of(
+            pinning.command(
+                pinning.client_core(),
+                binary,
+                &[
+                    "scale",
+                    "--url",
+                    &sim.url,
+                    "--sessions",
+                    &n,
+                    "--warmup",
+                    warmup,
+                    "--seconds",
+                    measure,
+                ],
+            ),
+            "reelthyme-bench scale",
+        )?
+        .into_iter()
+        .find(|f| f.name == "scale")
+        .with_context(|| format!("the scale run of {sessions} printed no figure"))?;
+        let theirs = figures_of(
+            pinning.command(
+                pinning.client_core(),
+                Path::new("timeout"),
+                &["180", &python, &script, &sim.url, &n, warmup, measure],
+            ),
+            "openai-python scale",
+        );
+        let theirs = match theirs.map(|f| f.into_iter().find(|f| f.name == "scale.openai_python")) {
+            Ok(Some(figure)) => Some(figure),
+            Ok(None) => {
+                run.notes.push(format!(
+                    "openai-python scale at {sessions} printed no figure"
+                ));
+                None
+            }
+            Err(e) => {
+                run.notes
+                    .push(format!("openai-python scale at {sessions}: {e:#}"));
+                None
+            }
+        };
+        println!(
+            "  {sessions} sessions: CPU/session reelthyme {} %, openai-python {} %",
+            ours.get("client_cpu_pct_per_session").unwrap_or("?"),
+            theirs
+                .as_ref()
+                .and_then(|f| f.get("client_cpu_pct_per_session"))
+                .unwrap_or("?"),
+        );
+        let saturated = theirs
+            .as_ref()
+            .is_none_or(|f| f.number("client_cpu_pct").unwrap_or(100.0) >= 90.0);
+        run.sdk_scale.push((ours, theirs));
+        if saturated {
+            if sessions != *args.sdk_sessions.last().unwrap_or(&sessions) {
+                run.notes.push(format!(
+                    "openai-python scale stopped after {sessions} sessions: the SDK's client \
+                     used ≥ 90 % of its core (or failed)"
+                ));
+            }
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn criterion(root: &Path, pinning: &Pinning, args: &Args, run: &mut Run) {
@@ -895,6 +1019,7 @@ pub fn render(run: &Run, notes: &str) -> String {
         "![p50 and p99 delay and client CPU against sessions](scaling.svg)\n"
     );
 
+    render_sdk_scale(&mut out, &run.sdk_scale);
     render_audio(&mut out, &run.audio);
 
     let others: Vec<&Figure> = run
@@ -927,6 +1052,53 @@ pub fn render(run: &Run, notes: &str) -> String {
         let _ = writeln!(out, "{}", notes.trim_end());
     }
     out
+}
+
+/// The "reelthyme vs openai-python" scale comparison (nothing when it did not run).
+fn render_sdk_scale(out: &mut String, pairs: &[(Figure, Option<Figure>)]) {
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Scale: reelthyme vs openai-python at equal N\n");
+    let _ = writeln!(
+        out,
+        "The same full-duplex work (VAD off, a 40 ms append encoded every 40 ms, the next \
+         out-of-band response as soon as one is done, every delta decoded into samples) by \
+         the official SDK (`AsyncOpenAI(...).realtime.connect`, unmodified, one asyncio loop: \
+         `benchmarks/peers/scale_sdk.py`), each size right after reelthyme's at the same size, \
+         on the same client core against the same simulator process. Delay as above (the \
+         stamped event id → the event out of the SDK's iterator; the SDK's quantiles are \
+         exact, reelthyme's are 50 µs bucket upper bounds).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| sessions | CPU / session: reelthyme | openai-python | openai-python ÷ reelthyme | p99: reelthyme | openai-python | RSS / session: reelthyme | openai-python | deltas/s/session: reelthyme | openai-python | errors |"
+    );
+    let _ = writeln!(
+        out,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (ours, theirs) in pairs {
+        let get = |f: Option<&Figure>, k: &str| f.and_then(|f| f.get(k)).unwrap_or("–").to_owned();
+        let theirs = theirs.as_ref();
+        let cpu = |f: Option<&Figure>| f.and_then(|f| f.number("client_cpu_pct_per_session"));
+        let errors = format!("{} / {}", get(Some(ours), "errors"), get(theirs, "errors"));
+        let _ = writeln!(
+            out,
+            "| {} | {} % | {} % | {} | {} ms | {} ms | {} KiB | {} KiB | {} | {} | {errors} |",
+            get(Some(ours), "sessions"),
+            get(Some(ours), "client_cpu_pct_per_session"),
+            get(theirs, "client_cpu_pct_per_session"),
+            ratio(cpu(theirs), cpu(Some(ours))),
+            get(Some(ours), "p99_ms"),
+            get(theirs, "p99_ms"),
+            get(Some(ours), "rss_kib_per_session"),
+            get(theirs, "rss_kib_per_session"),
+            get(Some(ours), "deltas_per_session_s"),
+            get(theirs, "deltas_per_session_s"),
+        );
+    }
+    let _ = writeln!(out);
 }
 
 /// The "Audio path latencies" section (nothing when the harness did not run).
@@ -1159,6 +1331,12 @@ mod tests {
             },
             figures: figures.iter().map(|l| fig(l)).collect(),
             scale: scale.iter().map(|l| fig(l)).collect(),
+            sdk_scale: vec![(
+                fig("scale sessions=10 client_cpu_pct_per_session=0.05 p99_ms=1.0 errors=0"),
+                Some(fig(
+                    "scale.openai_python sessions=10 client_cpu_pct_per_session=2.0 p99_ms=3.0 errors=0",
+                )),
+            )],
             audio: vec![fig(
                 "audio.speech_started_to_silent samples=20 p50_ms=5.1 p99_ms=9.8 max_ms=9.8",
             )],
@@ -1183,6 +1361,10 @@ mod tests {
         assert!(text.contains("## Audio path latencies"), "{text}");
         assert!(
             text.contains("(the cut honoured) | 20 | 5.1 ms | 9.8 ms | 9.8 ms |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 10 | 0.05 % | 2.0 % | 40.00× | 1.0 ms | 3.0 ms |"),
             "{text}"
         );
         // Rows of paths that did not run are left out.
@@ -1225,6 +1407,10 @@ mod tests {
         let root = Path::new("/r");
         let args = parse_args(root, &["--quick".into()]).unwrap();
         assert_eq!(args.sessions, [10, 20]);
+        assert_eq!(args.sdk_sessions, [10]);
+        let args = parse_args(root, &["--sdk-sessions".into(), "none".into()]).unwrap();
+        assert!(args.sdk_sessions.is_empty());
+        assert_eq!(args.sessions.len(), 9);
         let args = parse_args(
             root,
             &["--sessions".into(), "5, 7".into(), "--no-webrtc".into()],

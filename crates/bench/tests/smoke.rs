@@ -170,3 +170,48 @@ fn the_audio_path_harness_times_every_path_on_the_clocked_devices() {
     let barge = line("audio.speech_started_to_silent");
     assert_eq!(field(&barge, "idle"), Some(0.0), "{barge}");
 }
+
+#[test]
+fn the_openai_python_scale_peer_measures_stamped_deltas() {
+    // Needs the official SDK: its venv when the test command made it.
+    let Some(python) = std::env::var_os("REELTHYME_SDK_PYTHON") else {
+        eprintln!(
+            "REELTHYME_SDK_PYTHON is not set: the openai-python scale peer is not smoke-tested here"
+        );
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = runtime.block_on(scale::start_sim()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks/peers/scale_sdk.py");
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(sim.url())
+        .args(["2", "0.3", "1.2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("scale.openai_python sessions=2 "))
+        .unwrap_or_else(|| panic!("no figure in {stdout}"));
+    assert_eq!(field(line, "errors"), Some(0.0), "{line}");
+    assert_eq!(field(line, "unstamped"), Some(0.0), "{line}");
+    // 20 ms deltas at real time: ~50 a second per session, so well over 2 × 20 here.
+    assert!(field(line, "deltas").unwrap() >= 40.0, "{line}");
+    assert!(field(line, "appends").unwrap() > 0.0, "{line}");
+    assert!(field(line, "p99_ms").is_some(), "{line}");
+    assert!(
+        field(line, "client_cpu_pct_per_session").is_some(),
+        "{line}"
+    );
+    drop(sim);
+}
