@@ -1,6 +1,7 @@
 //! Echo control in the capture worker: the microphone against what the speaker was given
 //! ([`EchoReference`]), frame by frame, at the device rate — before the resampling to
-//! 24 kHz.
+//! 24 kHz. AEC is backed by the half-duplex gate on its output while it converges (its
+//! first 5 s of far-end speech, `CONVERGENCE_BLOCKS`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,7 +38,8 @@ impl EchoPath {
 
     /// The half-duplex sensitivity: how far above the speaker's level the microphone must be
     /// to go through while the assistant is heard (default
-    /// [`HalfDuplex::DEFAULT_THRESHOLD_DB`]; see [`HalfDuplex::new`]).
+    /// [`HalfDuplex::DEFAULT_THRESHOLD_DB`]; see [`HalfDuplex::new`]) — also of the gate
+    /// that backs [`Echo::Aec`] while it converges.
     #[must_use]
     pub fn half_duplex_threshold_db(mut self, db: f32) -> Self {
         self.threshold_db = db;
@@ -69,15 +71,26 @@ impl EchoStats {
         (!db.is_nan()).then_some(db)
     }
 
+    #[cfg_attr(not(feature = "aec"), allow(dead_code))]
     fn set(&self, db: Option<f32>) {
         self.suppression
             .store(db.unwrap_or(f32::NAN).to_bits(), Ordering::Relaxed);
     }
 }
 
+/// How long AEC is backed by the half-duplex gate (10 ms blocks in which the assistant was
+/// heard): AEC3's adaptive filter converges over the first seconds of far-end speech, and
+/// until it has, the residual-echo suppressor — tuned transparent so that the user's voice
+/// survives double talk (`echo/canceller.rs`) — lets bursts of echo through (up to about
+/// −32 dBFS in `tests/echo_pacing.rs`, above the server VAD's −35; converged, the output
+/// stays near the noise floor, −70).
+#[cfg(feature = "aec")]
+const CONVERGENCE_BLOCKS: u64 = 500;
+
 enum Processor {
+    /// The canceller, and while it converges the gate on its output.
     #[cfg(feature = "aec")]
-    Aec(Box<crate::echo::EchoCanceller>),
+    Aec(Box<crate::echo::EchoCanceller>, Option<HalfDuplex>),
     Gate(HalfDuplex),
 }
 
@@ -95,6 +108,7 @@ pub(super) struct EchoStage {
     capture_resampler: Option<Resampler>,
     rate: u32,
     processor: Processor,
+    #[cfg_attr(not(feature = "aec"), allow(dead_code))]
     stats: Arc<EchoStats>,
     /// Scratch: the reference as read, and at the working rate; the microphone at the
     /// working rate; the reference matched with it.
@@ -102,6 +116,9 @@ pub(super) struct EchoStage {
     reference_wide: Vec<f32>,
     capture: Vec<f32>,
     matched: Vec<f32>,
+    /// Scratch: the canceller's output while the gate backs it.
+    #[cfg(feature = "aec")]
+    cancelled: Vec<f32>,
 }
 
 impl EchoStage {
@@ -118,7 +135,10 @@ impl EchoStage {
                 };
                 (
                     rate,
-                    Processor::Aec(Box::new(crate::echo::EchoCanceller::new(rate)?)),
+                    Processor::Aec(
+                        Box::new(crate::echo::EchoCanceller::new(rate)?),
+                        Some(HalfDuplex::new(rate, path.threshold_db)),
+                    ),
                 )
             }
             _ => (
@@ -146,6 +166,8 @@ impl EchoStage {
             reference_wide: Vec::new(),
             capture: Vec::new(),
             matched: Vec::new(),
+            #[cfg(feature = "aec")]
+            cancelled: Vec::new(),
         })
     }
 
@@ -197,8 +219,22 @@ impl EchoStage {
         self.debt += self.capture.len() - take;
         match &mut self.processor {
             #[cfg(feature = "aec")]
-            Processor::Aec(aec) => {
-                aec.process(&self.matched, &self.capture, out);
+            Processor::Aec(aec, backup) => {
+                match backup {
+                    Some(gate) => {
+                        self.cancelled.clear();
+                        aec.process(&self.matched, &self.capture, &mut self.cancelled);
+                        // The output trails the input by less than a 10 ms frame: the gate
+                        // takes the far end's level over 300 ms, so the frames' reference
+                        // serves.
+                        gate.process(&self.matched, &self.cancelled, out);
+                        if gate.heard_blocks() >= CONVERGENCE_BLOCKS {
+                            gate.flush(out);
+                            *backup = None;
+                        }
+                    }
+                    None => aec.process(&self.matched, &self.capture, out),
+                }
                 self.stats.set(aec.suppression_db());
             }
             Processor::Gate(gate) => gate.process(&self.matched, &self.capture, out),
@@ -214,7 +250,16 @@ impl EchoStage {
         }
         match &mut self.processor {
             #[cfg(feature = "aec")]
-            Processor::Aec(aec) => aec.flush(out),
+            Processor::Aec(aec, backup) => match backup {
+                Some(gate) => {
+                    self.cancelled.clear();
+                    aec.flush(&mut self.cancelled);
+                    // The gate remembers the far end's last 300 ms.
+                    gate.process(&[], &self.cancelled, out);
+                    gate.flush(out);
+                }
+                None => aec.flush(out),
+            },
             Processor::Gate(gate) => gate.flush(out),
         }
     }

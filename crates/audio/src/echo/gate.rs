@@ -19,6 +19,7 @@ pub struct HalfDuplex {
     reference: Vec<f32>,
     capture: Vec<f32>,
     gated_blocks: u64,
+    heard_blocks: u64,
 }
 
 /// Blocks of far-end level the gate remembers (300 ms).
@@ -48,6 +49,7 @@ impl HalfDuplex {
             reference: Vec::with_capacity(block),
             capture: Vec::with_capacity(block),
             gated_blocks: 0,
+            heard_blocks: 0,
         }
     }
 
@@ -76,12 +78,19 @@ impl HalfDuplex {
         self.gated_blocks
     }
 
+    /// Blocks processed while the far end was heard (it played in the last 300 ms).
+    pub fn heard_blocks(&self) -> u64 {
+        self.heard_blocks
+    }
+
     fn run_block(&mut self, out: &mut Vec<f32>) {
         let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt();
         self.far_at = (self.far_at + 1) % FAR_BLOCKS;
         self.far_levels[self.far_at] = rms(&self.reference);
         let far_level = self.far_levels.iter().copied().fold(0.0, f32::max);
-        let pass = if far_level < FAR_FLOOR {
+        let heard = far_level >= FAR_FLOOR;
+        self.heard_blocks += u64::from(heard);
+        let pass = if !heard {
             true
         } else if rms(&self.capture) > far_level * self.ratio {
             self.open_blocks = HOLD_BLOCKS;
@@ -120,6 +129,7 @@ mod tests {
         gate.process(&far, &echo, &mut out);
         assert_eq!(out.len(), 16_000);
         assert!(out.iter().all(|&v| v == 0.0), "echo went through");
+        assert_eq!(gate.heard_blocks(), 100);
         // The user, twice as loud as the speaker, over the assistant.
         let voice: Vec<f32> = tone(1_600, 0.6)
             .iter()
@@ -135,5 +145,7 @@ mod tests {
         gate.process(&[], &quiet, &mut out);
         assert_eq!(&out[8_000..], &quiet[8_000..]);
         assert!(gate.gated_blocks() >= 100);
+        // Heard while a played block is among the last 30: 100 + 10 (the voice) + 29.
+        assert_eq!(gate.heard_blocks(), 139);
     }
 }

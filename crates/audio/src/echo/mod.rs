@@ -29,7 +29,8 @@ pub use gate::HalfDuplex;
 #[non_exhaustive]
 pub enum Echo {
     /// Acoustic echo cancellation against what the speaker played (feature `aec`; without
-    /// it, [`Echo::HalfDuplex`] stands in).
+    /// it, [`Echo::HalfDuplex`] stands in). A capture backs it with the half-duplex gate
+    /// while it converges: during the first 5 s the assistant is heard.
     #[default]
     Aec,
     /// While the assistant is heard, only a voice clearly louder than its echo goes
