@@ -12,8 +12,9 @@ use crate::echo::{Echo, HalfDuplex};
 use crate::{Resampler, Result};
 
 /// The most the reference may lead the microphone (ms): the output and input latencies
-/// together. Beyond it the oldest reference is dropped (a capture that started late, a
-/// worker that fell behind), so the echo canceller's delay estimator can find the echo.
+/// together. Beyond it the oldest reference is dropped (a capture that started late), so
+/// the echo canceller's delay estimator can find the echo. A worker that fell behind is
+/// not lead: its queued microphone frames are matched first.
 const MAX_LEAD_MS: usize = 250;
 
 /// How a [`Capture`](super::Capture) keeps the assistant out of the microphone: the mode
@@ -193,6 +194,13 @@ impl EchoStage {
         let skip = self.debt.min(reference.len());
         self.debt -= skip;
         self.fifo.extend(&reference[skip..]);
+    }
+
+    /// Drops the oldest reference beyond [`MAX_LEAD_MS`] of lead. Only after the microphone
+    /// frames taken with it were matched: a worker that fell behind has both the
+    /// microphone's and the speaker's frames queued, and the reference of the queued
+    /// microphone frames is not lead.
+    fn cap_lead(&mut self) {
         let max = MAX_LEAD_MS * self.rate as usize / 1000;
         if self.fifo.len() > max {
             let excess = self.fifo.len() - max;
@@ -217,6 +225,7 @@ impl EchoStage {
         self.matched.clear();
         self.matched.extend(self.fifo.drain(..take));
         self.debt += self.capture.len() - take;
+        self.cap_lead();
         match &mut self.processor {
             #[cfg(feature = "aec")]
             Processor::Aec(aec, backup) => {
@@ -262,5 +271,55 @@ impl EchoStage {
             },
             Processor::Gate(gate) => gate.flush(out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::Player;
+
+    /// A worker that stalls 400 ms finds 400 ms of microphone and of reference queued: each
+    /// microphone frame still meets the reference frame played with it, and only lead
+    /// beyond 250 ms is dropped.
+    #[test]
+    fn queued_microphone_frames_keep_their_reference_and_only_lead_is_capped() {
+        let rate = 16_000;
+        let (player, mut clock) = Player::with_clock(rate, 1).unwrap();
+        let path = EchoPath::new(Echo::HalfDuplex, player.echo_reference().unwrap());
+        let mut stage = EchoStage::new(path, rate, EchoStats::new()).unwrap();
+        let ramp: Vec<i16> = (0..24_000).map(|n| (n % 20_000) as i16 + 100).collect();
+        player.play("answer", &ramp);
+        let mut out = Vec::new();
+        // Until the ramp plays, the worker keeps up.
+        while clock.pull(160).1 == 0 {
+            stage.process(&[0.0; 160], &mut out);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        stage.process(&[0.0; 160], &mut out);
+        assert!(stage.fifo.is_empty());
+        // 400 ms played (the reference), the worker stalled meanwhile.
+        let mut played = Vec::new();
+        for _ in 0..40 {
+            played.extend(clock.pull(160).0);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(played.iter().filter(|v| **v != 0.0).count() > 6_000);
+        stage.process(&vec![0.0; 6_400], &mut out);
+        assert_eq!(stage.matched, played, "the reference of the queued frames");
+        assert_eq!(stage.debt, 0);
+        // Then 400 ms of reference with no microphone (a capture started late): the lead
+        // is capped at 250 ms, the newest kept.
+        let mut lead = Vec::new();
+        for _ in 0..40 {
+            lead.extend(clock.pull(160).0);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        stage.process(&[0.0; 160], &mut out);
+        assert_eq!(stage.fifo.len(), 4_000);
+        assert_eq!(
+            stage.fifo.iter().copied().collect::<Vec<_>>(),
+            lead[2_400..]
+        );
     }
 }

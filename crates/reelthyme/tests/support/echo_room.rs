@@ -16,10 +16,9 @@ pub const RATE: u32 = 16_000;
 pub const PERIOD: usize = 160; // 10 ms
 /// How far the microphone may run ahead of what the capture delivered (ms). A device
 /// cannot get further ahead of its worker than the worker's scheduling slack; a room on
-/// its own thread at 20× real time can (250 ms of audio is 12 ms of wall time), and the
-/// capture's echo stage keeps at most 250 ms of reference lead, dropping the oldest
-/// (`reelthyme-audio`'s `devices/echo.rs`): a backlog past it would leave the echo canceller
-/// a reference that is later than the echo.
+/// its own thread at 20× real time can (a second of audio is 50 ms of wall time), past
+/// the player's one-second echo reference ring, whose overflow the echo stage cannot
+/// match (`reelthyme-audio`'s `devices/echo.rs`).
 pub const MAX_AHEAD_MS: u64 = 100;
 
 /// The capture's progress, counted by its tap ([`CaptureOptions::tap`](reelthyme::CaptureOptions::tap)):
