@@ -624,7 +624,7 @@ fn scale_ramp(args: &Args, pinning: &Pinning, binary: &Path, run: &mut Run) -> R
 /// runtime, simulator and the two device threads would queue behind each other on one
 /// core, which no audio application does), at the raised priority when allowed.
 fn audio_path(args: &Args, pinning: &Pinning, binary: &Path, run: &mut Run) {
-    let (seconds, barge_ins) = if args.quick { ("3", "5") } else { ("10", "20") };
+    let (seconds, barge_ins) = if args.quick { ("3", "5") } else { ("20", "20") };
     match figures_of(
         pinning.unpinned(
             binary,
@@ -1129,7 +1129,7 @@ fn render_audio(out: &mut String, audio: &[Figure]) {
         (
             "audio.first_delta_to_device",
             "first `response.output_audio.delta` of an answer received → its first sample \
-             taken by the device (idle device)",
+             taken by the device (the device idle when it arrived)",
         ),
         (
             "audio.delta_to_device",

@@ -11,7 +11,8 @@
 //!   frame's `received_at`) → the output callback that took its first sample. Every delta
 //!   (with the simulator pacing deltas at real time, a delta waits behind what is still
 //!   playing of the one before), and `first_delta_to_device`: the first delta of each
-//!   answer, played from an idle device (the path itself, with the callback period).
+//!   answer that arrived while the device had played everything before it (the path
+//!   itself, with the wait for the next callback; answers are asked for 100 ms apart).
 //! - `speech_started_to_silent`: an `input_audio_buffer.speech_started` read by the
 //!   transport while an answer plays → the first output callback that played silence (the
 //!   player's cut honoured). The user's voice goes through the microphone into the
@@ -446,10 +447,17 @@ async fn duplex(seconds: Duration) -> Result<Vec<String>> {
     let mic = Microphone::start(mic_clock);
     tx.send(ClientEvent::response_create()).await?;
     let end = Instant::now() + seconds;
+    // The next answer is asked for 100 ms after one is done, so that it starts on a
+    // device that has played everything (its first delta is timed from idle).
+    let mut ask_at = None;
     while Instant::now() < end {
-        match tokio::time::timeout(Duration::from_millis(20), events.next()).await {
+        if ask_at.is_some_and(|at| Instant::now() >= at) {
+            ask_at = None;
+            tx.send(ClientEvent::response_create()).await?;
+        }
+        match tokio::time::timeout(Duration::from_millis(10), events.next()).await {
             Ok(Some(Ok(ServerEvent::ResponseDone(_)))) => {
-                tx.send(ClientEvent::response_create()).await?;
+                ask_at = Some(Instant::now() + Duration::from_millis(100));
             }
             Ok(Some(Ok(ServerEvent::Error(error)))) => {
                 bail!("the simulator said {:?}", error.error)
@@ -492,10 +500,13 @@ async fn duplex(seconds: Duration) -> Result<Vec<String>> {
     let mut offset = 0_u64;
     let mut unplayed = 0;
     for (received, samples, opens) in &seen.deltas {
+        // Idle at receipt: the last callback before it had played every earlier sample.
+        let before = pulls.partition_point(|p| p.0 < *received);
+        let idle = before > 0 && pulls[before - 1].2 == offset;
         match pull_of(&pulls, offset).and_then(|at| at.checked_duration_since(*received)) {
             Some(d) if offset < played => {
                 all.push(ms(d));
-                if *opens {
+                if *opens && idle {
                     first.push(ms(d));
                 }
             }

@@ -96,7 +96,7 @@ fn run() -> Result<()> {
         #[cfg(feature = "audio")]
         Some("audio") => {
             let plan = reelthyme_bench::audio_path::Plan {
-                duplex: Duration::from_secs_f64(option(&args, "--seconds")?.unwrap_or(10.0)),
+                duplex: Duration::from_secs_f64(option(&args, "--seconds")?.unwrap_or(20.0)),
                 barge_ins: option(&args, "--barge-ins")?.unwrap_or(20),
             };
             let lines = tokio::runtime::Builder::new_multi_thread()
