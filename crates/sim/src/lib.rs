@@ -71,7 +71,7 @@ pub use local::endpoint_or_simulator;
 pub use replay::{
     Entry, RECORDING_VERSION, RecordingError, header as recording_header, read_recording,
 };
-pub use script::ScriptError;
+pub use script::{ScriptError, VoiceError};
 
 /// How many connections [`Simulator::connections`] remembers: the latest ones.
 pub const CONNECTION_LOG: usize = 256;

@@ -45,6 +45,15 @@ pub enum ScriptError {
         /// What is wrong, with the line, the column and the offending text.
         message: String,
     },
+    /// The script's `voice` file could not be used.
+    #[error("the voice at line {line} of the script: {source}")]
+    Voice {
+        /// The line (1-based) of the `voice` key.
+        line: usize,
+        /// Why.
+        #[source]
+        source: VoiceError,
+    },
 }
 
 impl ScriptError {
@@ -53,8 +62,119 @@ impl ScriptError {
         match self {
             Self::Read { .. } => None,
             Self::Invalid { line, .. } => *line,
+            Self::Voice { line, .. } => Some(*line),
         }
     }
+}
+
+/// Why a WAV file could not be a recorded voice ([`SimConfig::voice_file`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VoiceError {
+    /// The file could not be opened or read.
+    #[error("cannot read the voice {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a WAV file, or a damaged one.
+    #[error("{} is not a WAV file: {message}", path.display())]
+    NotWav {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A WAV file whose samples are neither 16-bit PCM nor 32-bit float.
+    #[error("{}: unsupported sample format ({format}); use 16-bit PCM or 32-bit float", path.display())]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format it has, e.g. `24-bit integer`.
+        format: String,
+    },
+    /// A WAV file without a single sample.
+    #[error("{} has no audio (no samples)", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// The samples of a WAV file, downmixed to mono PCM16, and its rate.
+fn read_voice(path: &Path) -> Result<(Vec<i16>, u32), VoiceError> {
+    let file = std::fs::File::open(path).map_err(|source| VoiceError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let malformed = |error: hound::Error| match error {
+        // hound reports a file cut short as `Other` or `UnexpectedEof`: not a read failure.
+        hound::Error::IoError(source)
+            if !matches!(
+                source.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::Other
+                    | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            VoiceError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        }
+        hound::Error::Unsupported => VoiceError::UnsupportedFormat {
+            path: path.to_owned(),
+            format: "a WAV encoding hound cannot read".into(),
+        },
+        error => VoiceError::NotWav {
+            path: path.to_owned(),
+            message: error.to_string(),
+        },
+    };
+    let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(malformed)?;
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels.max(1));
+    let interleaved: Vec<i16> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Int, 16) => reader
+            .into_samples::<i16>()
+            .collect::<Result<_, _>>()
+            .map_err(malformed)?,
+        (hound::SampleFormat::Float, 32) => reader
+            .into_samples::<f32>()
+            .map(|s| s.map(|s| (s.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16))
+            .collect::<Result<_, _>>()
+            .map_err(malformed)?,
+        (format, bits) => {
+            return Err(VoiceError::UnsupportedFormat {
+                path: path.to_owned(),
+                format: match format {
+                    hound::SampleFormat::Int => format!("{bits}-bit integer"),
+                    hound::SampleFormat::Float => format!("{bits}-bit float"),
+                },
+            });
+        }
+    };
+    let samples: Vec<i16> = if channels == 1 {
+        interleaved
+    } else {
+        interleaved
+            .chunks_exact(channels)
+            .map(|frame| {
+                let sum: i32 = frame.iter().map(|&s| i32::from(s)).sum();
+                // The mean of i16s fits an i16.
+                (sum / channels as i32) as i16
+            })
+            .collect()
+    };
+    if samples.is_empty() || spec.sample_rate == 0 {
+        return Err(VoiceError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok((samples, spec.sample_rate))
 }
 
 impl SimConfig {
@@ -95,6 +215,19 @@ impl SimConfig {
         })?;
         parse(&text, Some(path))
     }
+
+    /// [`voice_samples`](Self::voice_samples) with a WAV file: any rate, mono or more
+    /// channels (averaged to mono), 16-bit PCM or 32-bit float samples.
+    ///
+    /// # Errors
+    /// [`VoiceError::Read`] when the file cannot be read, [`VoiceError::NotWav`] when it is
+    /// not a WAV file (or is cut short), [`VoiceError::UnsupportedFormat`] for other sample
+    /// formats, [`VoiceError::Empty`] when it holds no samples.
+    pub fn voice_file(self, path: impl AsRef<Path>) -> Result<Self, VoiceError> {
+        let (samples, rate) = read_voice(path.as_ref())?;
+        tracing::debug!(samples = samples.len(), rate, "voice loaded");
+        Ok(self.voice_samples(samples, rate))
+    }
 }
 
 fn parse(text: &str, path: Option<&Path>) -> Result<SimConfig, ScriptError> {
@@ -120,6 +253,19 @@ fn parse(text: &str, path: Option<&Path>) -> Result<SimConfig, ScriptError> {
             })?;
         config = config.add_rule(rule);
     }
+    if let Some(voice) = file.voice {
+        let line = line_of(text, voice.span().start);
+        // Relative to the script's directory, like an include; to the working directory
+        // for a script given as text.
+        let voice = voice.into_inner();
+        let voice = match path.and_then(Path::parent) {
+            Some(dir) if voice.is_relative() => dir.join(voice),
+            _ => voice,
+        };
+        config = config
+            .voice_file(&voice)
+            .map_err(|source| ScriptError::Voice { line, source })?;
+    }
     tracing::debug!(rules = config.script.len(), "script loaded");
     Ok(config)
 }
@@ -144,6 +290,9 @@ struct ScriptFile {
     transcript_delay_ms: u64,
     #[serde(default)]
     rule: Vec<toml::Spanned<RawRule>>,
+    /// A WAV file the answers are spoken with, relative to the script's directory.
+    #[serde(default)]
+    voice: Option<toml::Spanned<PathBuf>>,
 }
 
 /// A `[[rule]]` table as written; [`RawRule::into_rule`] checks it.
@@ -588,6 +737,126 @@ echo = "I heard you."
         let error = SimConfig::script_file(&missing).unwrap_err();
         assert!(matches!(error, ScriptError::Read { .. }), "{error}");
         assert_eq!(error.line(), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Writes a WAV file with hound: `channels`, `bits`, `format`, the interleaved samples.
+    fn write_wav(path: &Path, channels: u16, bits: u16, float: bool, samples: &[f64]) {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: 8_000,
+            bits_per_sample: bits,
+            sample_format: if float {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
+        };
+        let mut writer = hound::WavWriter::create(path, spec).unwrap();
+        for &s in samples {
+            if float {
+                writer.write_sample(s as f32).unwrap();
+            } else {
+                let max = f64::from((1u32 << (bits - 1)) as f32 - 1.0);
+                writer.write_sample((s * max) as i32).unwrap();
+            }
+        }
+        writer.finalize().unwrap();
+    }
+
+    #[test]
+    fn a_script_voice_is_loaded_relative_to_the_script() {
+        let dir = std::env::temp_dir().join(format!("reelthyme-sim-voice-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("voices")).unwrap();
+        // Stereo 16-bit: left and right differ, the voice is their mean.
+        let left: Vec<i16> = (0..400).map(|n| (n * 37 % 2000 - 1000) as i16).collect();
+        let right: Vec<i16> = (0..400).map(|n| (n * 11 % 600) as i16).collect();
+        let interleaved: Vec<f64> = left
+            .iter()
+            .zip(&right)
+            .flat_map(|(&l, &r)| [f64::from(l) / 32767.0, f64::from(r) / 32767.0])
+            .collect();
+        write_wav(&dir.join("voices/v.wav"), 2, 16, false, &interleaved);
+        let script = dir.join("script.toml");
+        std::fs::write(
+            &script,
+            "voice = \"voices/v.wav\"\n[[rule]]\ntext = \"hi\"\n",
+        )
+        .unwrap();
+        let config = SimConfig::script_file(&script).unwrap();
+        let voice = config.voice.expect("the script's voice");
+        let mono: Vec<i16> = left
+            .iter()
+            .zip(&right)
+            .map(|(&l, &r)| ((i32::from(l) + i32::from(r)) / 2) as i16)
+            .collect();
+        // At the file's rate the answer is the recording itself, looped.
+        assert_eq!(voice.speak_range("hi", 8_000, 0..400), mono);
+        assert_eq!(voice.speak_range("hi", 8_000, 400..410), mono[..10]);
+        assert_eq!(config.script.len(), 1);
+
+        // 32-bit float, mono.
+        let float = dir.join("float.wav");
+        write_wav(&float, 1, 32, true, &[0.5, -0.25, 1.5, -1.0]);
+        let config = SimConfig::default().voice_file(&float).unwrap();
+        assert_eq!(
+            config.voice.unwrap().speak_range("x", 8_000, 0..4),
+            [16_383, -8_191, 32_767, -32_767]
+        );
+
+        // A missing voice names the script's line and the file.
+        std::fs::write(&script, "transcripts = []\nvoice = \"nope.wav\"\n").unwrap();
+        let error = SimConfig::script_file(&script).unwrap_err();
+        assert_eq!(error.line(), Some(2), "{error}");
+        assert!(
+            matches!(&error, ScriptError::Voice { source: VoiceError::Read { path, .. }, .. } if path == &dir.join("nope.wav")),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("nope.wav"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_voice_files_are_typed_errors() {
+        let dir =
+            std::env::temp_dir().join(format!("reelthyme-sim-badvoice-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = dir.join("text.wav");
+        std::fs::write(&text, "hello, not a wav file at all").unwrap();
+        let error = SimConfig::default().voice_file(&text).unwrap_err();
+        assert!(matches!(error, VoiceError::NotWav { .. }), "{error:?}");
+        assert!(error.to_string().contains("is not a WAV file"), "{error}");
+
+        let eight = dir.join("eight.wav");
+        write_wav(&eight, 1, 8, false, &[0.5, -0.5]);
+        let error = SimConfig::default().voice_file(&eight).unwrap_err();
+        assert!(
+            matches!(&error, VoiceError::UnsupportedFormat { format, .. } if format == "8-bit integer"),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("16-bit PCM"), "{error}");
+
+        let empty = dir.join("empty.wav");
+        write_wav(&empty, 1, 16, false, &[]);
+        let error = SimConfig::default().voice_file(&empty).unwrap_err();
+        assert!(matches!(error, VoiceError::Empty { .. }), "{error:?}");
+
+        let error = SimConfig::default()
+            .voice_file(dir.join("missing.wav"))
+            .unwrap_err();
+        assert!(
+            matches!(&error, VoiceError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{error:?}"
+        );
+
+        // Cut short: the header promises more samples than there are.
+        let good = dir.join("good.wav");
+        write_wav(&good, 1, 16, false, &[0.1; 100]);
+        let bytes = std::fs::read(&good).unwrap();
+        let cut = dir.join("cut.wav");
+        std::fs::write(&cut, &bytes[..bytes.len() - 51]).unwrap();
+        let error = SimConfig::default().voice_file(&cut).unwrap_err();
+        assert!(matches!(error, VoiceError::NotWav { .. }), "{error:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
