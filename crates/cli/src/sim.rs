@@ -45,8 +45,10 @@ pub(crate) struct SimArgs {
     /// optional) or `echo = "TRANSCRIPT"`
     /// (the user's own audio, spoken back). `delay_ms = N` waits N ms after response.created
     /// before the first output. At the top: `transcripts = ["...", ...]` for the user's audio
-    /// turns, and `transcript_delay_ms = N` to deliver each transcription N ms after its
-    /// commit (after response.created). Delays are wall-clock, not scaled by --speed. Example:
+    /// turns, `transcript_delay_ms = N` to deliver each transcription N ms after its
+    /// commit (after response.created), and `voice = "FILE.wav"` to speak with a recording
+    /// (as --voice; the path is relative to the script's directory). Delays are wall-clock,
+    /// not scaled by --speed. Example:
     ///
     ///     transcripts = ["What's the weather in Paris?"]
     ///
@@ -62,6 +64,15 @@ pub(crate) struct SimArgs {
     /// A script that is not valid is a usage error (exit status 2) naming the line.
     #[arg(long, value_name = "FILE", verbatim_doc_comment)]
     script: Option<PathBuf>,
+    /// Speak audio answers with this recording instead of the synthesized voice.
+    ///
+    /// A WAV file: any rate (resampled to the session's), mono or stereo (mixed to mono),
+    /// 16-bit PCM or 32-bit float. Each answer is the recording from its start, looped and
+    /// cut to the answer's length (which still follows its transcript): broadband speech,
+    /// what an echo canceller adapts to. Overrides a script's `voice`. A file that cannot be
+    /// read or used is a usage error (exit status 2).
+    #[arg(long, value_name = "FILE.wav")]
+    voice: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -81,6 +92,12 @@ pub(crate) fn run(args: SimArgs) -> Result<ExitCode> {
     let config = match &args.script {
         Some(path) => SimConfig::script_file(path).map_err(|e| crate::Usage(e.to_string()))?,
         None => SimConfig::default(),
+    };
+    let config = match &args.voice {
+        Some(path) => config
+            .voice_file(path)
+            .map_err(|e| crate::Usage(e.to_string()))?,
+        None => config,
     };
     let mut config = config
         .speed(args.speed)
