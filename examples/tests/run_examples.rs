@@ -3,7 +3,9 @@
 //! devices, so here it runs without one and must say what to do; `reelthyme`'s audio tests
 //! cover the device path.)
 
-use std::process::Command;
+mod support;
+
+use support::cargo_run;
 
 fn run(example: &str) -> String {
     let output = cargo_run(example, &[]);
@@ -14,26 +16,6 @@ fn run(example: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-fn cargo_run(example: &str, env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--offline",
-            "-p",
-            "reelthyme-examples",
-            "--example",
-            example,
-        ])
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("REELTHYME_BASE_URL")
-        .env("RUST_BACKTRACE", "0")
-        .envs(env.iter().copied())
-        .output()
-        .expect("cargo runs")
 }
 
 #[test]

@@ -2,27 +2,11 @@
 //! with ALSA's file devices standing in for the microphone (a spoken request) and the
 //! speaker; `tools` against another server named by `OPENAI_BASE_URL`.
 
-use std::process::Command;
+mod support;
 
-fn cargo_run(example: &str, env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--offline",
-            "-p",
-            "reelthyme-examples",
-            "--example",
-            example,
-        ])
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("REELTHYME_BASE_URL")
-        .env("RUST_BACKTRACE", "0")
-        .envs(env.iter().copied())
-        .output()
-        .expect("cargo runs")
-}
+#[cfg(target_os = "linux")]
+use support::as_device_bytes;
+use support::cargo_run;
 
 /// With a key and `OPENAI_BASE_URL`, `tools` talks to that server (here a simulator the
 /// test started) and the tool's result comes back in the answer.
@@ -62,16 +46,6 @@ async fn tools_works_against_the_server_openai_base_url_names() {
         "{stdout}"
     );
     sim.shutdown().await;
-}
-
-/// 24 kHz mono PCM16 as 48 kHz stereo f32 bytes (what Debian's `null` device records).
-#[cfg(target_os = "linux")]
-fn as_device_bytes(samples: &[i16]) -> Vec<u8> {
-    samples
-        .iter()
-        .flat_map(|&s| std::iter::repeat_n(f32::from(s) / 32_768.0, 4))
-        .flat_map(f32::to_le_bytes)
-        .collect()
 }
 
 #[cfg(target_os = "linux")]

@@ -5,27 +5,13 @@
 //! FIFOs written and read here at real time: the file device is not paced, and so nothing
 //! piles up in the capture queue or grows on disk.
 
-use std::process::Command;
+mod support;
 
-fn cargo_run(example: &str, env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--offline",
-            "-p",
-            "reelthyme-examples",
-            "--example",
-            example,
-        ])
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .env_remove("REELTHYME_BASE_URL")
-        .env("RUST_BACKTRACE", "0")
-        .envs(env.iter().copied())
-        .output()
-        .expect("cargo runs")
-}
+#[cfg(target_os = "linux")]
+use support::as_device_bytes;
+use support::cargo_run;
+
+use std::process::Command;
 
 fn lines_in_order(stdout: &str, stderr: &str, expected: &[&str]) {
     let lines: Vec<&str> = stdout.lines().collect();
@@ -63,16 +49,6 @@ fn sideband_keeps_the_tools_on_the_server_of_a_webrtc_client() {
             "server: the sideband saw ",
         ],
     );
-}
-
-/// 24 kHz mono PCM16 as 48 kHz stereo f32 bytes (what Debian's `null` device records).
-#[cfg(target_os = "linux")]
-fn as_device_bytes(samples: &[i16]) -> Vec<u8> {
-    samples
-        .iter()
-        .flat_map(|&s| std::iter::repeat_n(f32::from(s) / 32_768.0, 4))
-        .flat_map(f32::to_le_bytes)
-        .collect()
 }
 
 /// Writes `audio` into the FIFO the microphone reads, at real time (48 kHz stereo f32),
